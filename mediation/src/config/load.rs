@@ -1,0 +1,438 @@
+//! Reads `mediation.toml`, checks it, and reports every problem at once with its field, its line
+//! and what was expected. Contradictions (SRTP required over plain TCP, an empty port range, a
+//! certificate file that is not there) are refused here, before anything starts.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::locate::{Locator, Seg};
+use super::model::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
+
+/// One thing wrong with a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path of the field, e.g. `gateway[0].srtp`.
+    pub field: String,
+    /// 1-based line in the file, where the field (or its table) is written.
+    pub line: Option<usize>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.field, self.message),
+            None => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file was read and is wrong in these ways.
+    #[error("{} has {} problem(s):\n{}", file.display(), problems.len(), list(problems))]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ConfigError {
+    /// The problems, if the file was read.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems,
+            ConfigError::Read { .. } => &[],
+        }
+    }
+}
+
+/// Loads and validates a configuration file. Relative paths in it are resolved against the
+/// file's own directory.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    load_str(&src, base).map_err(|problems| ConfigError::Invalid {
+        file: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// Parses and validates configuration text; relative paths resolve against `base`.
+pub fn load_str(src: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+    let locator = Locator::new(src);
+    let mut config: Config = toml::from_str(src).map_err(|e| {
+        let offset = e.span().map(|s| s.start);
+        vec![Problem {
+            field: offset
+                .and_then(|o| locator.path_at(o))
+                .unwrap_or_else(|| "(file)".into()),
+            line: offset.map(|o| locator.line_of(o)),
+            message: e.message().trim().to_string(),
+        }]
+    })?;
+    resolve_paths(&mut config, base);
+    let problems = Checker::new(&locator).check(&config);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+fn resolve_paths(config: &mut Config, base: &Path) {
+    let tls = &mut config.tls;
+    for p in [
+        &mut tls.certificate,
+        &mut tls.private_key,
+        &mut tls.trusted_cas,
+    ]
+    .into_iter()
+    .chain(tls.crls.iter_mut())
+    {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+}
+
+/// Splits `host:port` (or `[v6]:port`) into its parts.
+pub(crate) fn split_host_port(s: &str) -> Option<(&str, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port != 0 && !host.contains(char::is_whitespace)).then_some((host, port))
+}
+
+struct Checker<'a, 's> {
+    locator: &'a Locator<'s>,
+    problems: Vec<Problem>,
+}
+
+impl<'a, 's> Checker<'a, 's> {
+    fn new(locator: &'a Locator<'s>) -> Self {
+        Self {
+            locator,
+            problems: Vec::new(),
+        }
+    }
+
+    fn problem(&mut self, path: &[Seg], message: impl Into<String>) {
+        let field = path
+            .iter()
+            .map(|s| match s {
+                Seg::Key(k) => format!(".{k}"),
+                Seg::Index(i) => format!("[{i}]"),
+            })
+            .collect::<String>()
+            .trim_start_matches('.')
+            .to_string();
+        self.problems.push(Problem {
+            field,
+            line: self.locator.line_of_path(path),
+            message: message.into(),
+        });
+    }
+
+    fn check(mut self, c: &Config) -> Vec<Problem> {
+        use Seg::{Index, Key};
+
+        if c.node.name.trim().is_empty() {
+            self.problem(
+                &[Key("node"), Key("name")],
+                "expected this server's SIP host name",
+            );
+        }
+
+        // [tls]: every file must be there and readable.
+        let tls = &c.tls;
+        for (key, path) in [
+            ("certificate", &tls.certificate),
+            ("private_key", &tls.private_key),
+            ("trusted_cas", &tls.trusted_cas),
+        ] {
+            self.file(&[Key("tls"), Key(key)], path);
+        }
+        for (i, path) in tls.crls.iter().enumerate() {
+            self.file(&[Key("tls"), Key("crls"), Index(i)], path);
+        }
+        if !(1..=120).contains(&tls.handshake_timeout_secs) {
+            self.problem(
+                &[Key("tls"), Key("handshake_timeout_secs")],
+                "expected between 1 and 120 seconds",
+            );
+        }
+
+        // [next_hop]
+        if split_host_port(&c.next_hop.address).is_none() {
+            self.problem(
+                &[Key("next_hop"), Key("address")],
+                format!("expected \"host:port\", got \"{}\"", c.next_hop.address),
+            );
+        }
+        if c.next_hop.identity.trim().is_empty() {
+            self.problem(
+                &[Key("next_hop"), Key("identity")],
+                "expected the DNS name the next hop's certificate carries",
+            );
+        }
+
+        // [[gateway]]
+        if c.gateways.is_empty() {
+            self.problem(&[Key("gateway")], "expected at least one [[gateway]]");
+        }
+        let mut names = HashSet::new();
+        for (i, g) in c.gateways.iter().enumerate() {
+            let at = |k| [Key("gateway"), Index(i), Key(k)];
+            if g.name.is_empty()
+                || !g
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.')
+            {
+                self.problem(
+                    &at("name"),
+                    "expected a short name of letters, digits, '-', '_' or '.'",
+                );
+            } else if !names.insert(g.name.as_str()) {
+                self.problem(
+                    &at("name"),
+                    format!("gateway name \"{}\" is used twice", g.name),
+                );
+            }
+            if split_host_port(&g.address).is_none() {
+                self.problem(
+                    &at("address"),
+                    format!("expected \"host:port\", got \"{}\"", g.address),
+                );
+            }
+            match g.transport {
+                GatewayTransport::Tcp if g.srtp == SrtpMode::Required => self.problem(
+                    &at("srtp"),
+                    "srtp = \"required\" needs transport = \"tls\": SRTP keys never cross plain TCP, so SRTP requires MTLS",
+                ),
+                GatewayTransport::Tls if g.identity.as_deref().is_none_or(|s| s.trim().is_empty()) => self
+                    .problem(
+                        &at("identity"),
+                        "transport = \"tls\" needs the DNS name the gateway's certificate must carry",
+                    ),
+                _ => {}
+            }
+        }
+
+        // [media]
+        let ports = c.media.ports;
+        if ports.pairs() == 0 {
+            self.problem(
+                &[Key("media"), Key("ports")],
+                format!(
+                    "the range {}-{} holds no RTP/RTCP port pair (an even port and the odd one after it)",
+                    ports.first, ports.last
+                ),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, s) in c.media.srtp_suites.iter().enumerate() {
+            if !seen.insert(*s) {
+                self.problem(
+                    &[Key("media"), Key("srtp_suites"), Index(i)],
+                    format!("{s} is listed twice"),
+                );
+            }
+        }
+        if c.media.srtp_suites.is_empty() && c.next_hop.encryption != EncryptionLevel::NotSupported
+        {
+            self.problem(
+                &[Key("media"), Key("srtp_suites")],
+                "expected at least one suite: next_hop.encryption needs SRTP",
+            );
+        }
+
+        // Listeners must not collide (port 0 asks the system for a free port each).
+        let mut listeners = vec![("next_hop.listen", c.next_hop.listen)];
+        listeners.extend(c.gateway_listen.tls.map(|a| ("gateway_listen.tls", a)));
+        listeners.extend(c.gateway_listen.tcp.map(|a| ("gateway_listen.tcp", a)));
+        listeners.push(("metrics.listen", c.metrics.listen));
+        for (i, (name, addr)) in listeners.iter().enumerate() {
+            let clash = listeners[..i]
+                .iter()
+                .find(|(_, a)| a == addr && addr.port() != 0);
+            if let Some((other, _)) = clash {
+                let (table, key) = name.split_once('.').unwrap_or((name, ""));
+                self.problem(
+                    &[Key(table), Key(key)],
+                    format!("{addr} is already used by {other}"),
+                );
+            }
+        }
+
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
+            self.problem(
+                &[Key("log"), Key("level")],
+                format!("expected a level or filter like \"info,mediation=debug\": {e}"),
+            );
+        }
+        self.problems
+    }
+
+    fn file(&mut self, path: &[Seg], file: &Path) {
+        if let Err(e) = std::fs::File::open(file) {
+            self.problem(path, format!("cannot read {}: {e}", file.display()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid file whose certificate paths point at files that exist (this source file).
+    fn valid() -> String {
+        let me = file!().rsplit('/').next().unwrap();
+        format!(
+            r#"[node]
+name = "mediation.example.test"
+
+[tls]
+certificate = "{me}"
+private_key = "{me}"
+trusted_cas = "{me}"
+
+[next_hop]
+listen = "127.0.0.1:5070"
+address = "frontend.example.test:5061"
+identity = "frontend.example.test"
+
+[[gateway]]
+name = "gw1"
+address = "gw1.example.test:5067"
+transport = "tls"
+identity = "gw1.example.test"
+
+[media]
+advertise = "192.0.2.10"
+ports = "40000-40009"
+"#
+        )
+    }
+
+    fn base() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/config")
+    }
+
+    fn problems(src: &str) -> Vec<Problem> {
+        load_str(src, &base()).expect_err("expected problems")
+    }
+
+    #[test]
+    fn valid_file_loads_with_secure_defaults() {
+        let c = load_str(&valid(), &base()).unwrap();
+        assert_eq!(c.next_hop.encryption, EncryptionLevel::Required);
+        assert_eq!(c.gateways[0].srtp, SrtpMode::Optional);
+        assert_eq!(c.tls.min_version, super::super::TlsVersion::Tls12);
+        assert_eq!(c.media.ports.pairs(), 5);
+        assert!(c.tls.certificate.is_absolute());
+    }
+
+    #[test]
+    fn srtp_required_over_tcp_is_refused_with_field_and_line() {
+        let src = valid().replace(
+            "transport = \"tls\"\nidentity = \"gw1.example.test\"",
+            "transport = \"tcp\"\nsrtp = \"required\"",
+        );
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "gateway[0].srtp");
+        assert_eq!(p[0].line, Some(18));
+        assert!(p[0].message.contains("requires MTLS"), "{}", p[0]);
+    }
+
+    #[test]
+    fn missing_certificate_file_is_refused() {
+        let src = valid().replace("certificate = \"load.rs\"", "certificate = \"nope.pem\"");
+        let p = problems(&src);
+        assert_eq!(p[0].field, "tls.certificate");
+        assert_eq!(p[0].line, Some(5));
+        assert!(p[0].message.contains("nope.pem"), "{}", p[0]);
+    }
+
+    #[test]
+    fn empty_port_range_is_refused() {
+        for range in ["40010-40000", "40001-40001", "40001-40002"] {
+            let src = valid().replace("40000-40009", range);
+            let p = problems(&src);
+            assert_eq!(p[0].field, "media.ports", "{range}");
+            assert_eq!(p[0].line, Some(22));
+        }
+        let p = problems(&valid().replace("40000-40009", "40000-70000"));
+        assert_eq!(p[0].field, "media.ports");
+        assert!(p[0].message.contains("70000"), "{}", p[0]);
+    }
+
+    #[test]
+    fn bad_enum_value_names_field_line_and_choices() {
+        let src = valid().replace(
+            "identity = \"gw1.example.test\"",
+            "identity = \"gw1.example.test\"\nsrtp = \"maybe\"",
+        );
+        let p = problems(&src);
+        assert_eq!(p[0].field, "gateway[0].srtp");
+        assert_eq!(p[0].line, Some(19));
+        assert!(p[0].message.contains("optional"), "{}", p[0]);
+    }
+
+    #[test]
+    fn unknown_field_and_unknown_suite_are_refused() {
+        let p = problems(&valid().replace("[media]", "[media]\nport = 5"));
+        assert!(p[0].message.contains("unknown field"), "{}", p[0]);
+        assert_eq!(p[0].line, Some(21));
+        let p = problems(&valid().replace("[media]", "[media]\nsrtp_suites = [\"NULL\"]"));
+        assert!(p[0].message.contains("unknown SRTP suite"), "{}", p[0]);
+        assert_eq!(p[0].field, "media.srtp_suites");
+    }
+
+    #[test]
+    fn tls_gateway_without_identity_and_duplicate_names_are_refused() {
+        let src = valid().replace("identity = \"gw1.example.test\"\n", "")
+            + "\n[[gateway]]\nname = \"gw1\"\naddress = \"10.0.0.1:5068\"\ntransport = \"tcp\"\n";
+        let p = problems(&src);
+        let fields: Vec<_> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["gateway[0].identity", "gateway[1].name"]);
+    }
+
+    #[test]
+    fn host_port_split() {
+        assert_eq!(split_host_port("a.b:5061"), Some(("a.b", 5061)));
+        assert_eq!(split_host_port("[::1]:5061"), Some(("::1", 5061)));
+        assert_eq!(split_host_port("a.b"), None);
+        assert_eq!(split_host_port(":5"), None);
+        assert_eq!(split_host_port("a:0"), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! The service configuration: one TOML file whose shape is a contract with operators
+//! (DESIGN.md §3). `model` holds the typed fields, `load` parses and validates a file and
+//! reports every problem with its field and line, `locate` maps fields to lines.
+
+mod load;
+mod locate;
+mod model;
+
+pub use load::{load_file, load_str, ConfigError, Problem};
+pub use model::*;

@@ -1,0 +1,381 @@
+//! The typed configuration. Defaults are the secure choices; every field is documented for
+//! operators in `deploy/mediation.toml`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::srtp::SrtpSuite;
+
+/// The whole `mediation.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[node]`: who this server is.
+    pub node: NodeConfig,
+    /// `[tls]`: our certificate and the CAs we trust.
+    pub tls: TlsConfig,
+    /// `[next_hop]`: the internal side.
+    pub next_hop: NextHopConfig,
+    /// `[gateway_listen]`: where gateways connect to us.
+    #[serde(default)]
+    pub gateway_listen: GatewayListenConfig,
+    /// `[[gateway]]`: the PSTN gateways (trunks) we serve.
+    #[serde(default, rename = "gateway")]
+    pub gateways: Vec<GatewayConfig>,
+    /// `[media]`: the relay's sockets and SRTP suites.
+    pub media: MediaConfig,
+    /// `[sip]`: protocol timers and limits.
+    #[serde(default)]
+    pub sip: SipConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// `[log]`: log format and level.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// The gateway with this configured name.
+    pub fn gateway(&self, name: &str) -> Option<&GatewayConfig> {
+        self.gateways.iter().find(|g| g.name == name)
+    }
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// SIP host name of this server (used in Via, Contact and Record-Route).
+    pub name: String,
+}
+
+/// `[tls]`. Paths are relative to the configuration file's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain presented on every TLS connection, both ways.
+    pub certificate: PathBuf,
+    /// PEM private key of that certificate.
+    pub private_key: PathBuf,
+    /// PEM bundle of CAs whose gateway and next-hop certificates are trusted.
+    pub trusted_cas: PathBuf,
+    /// PEM CRLs checked for every peer certificate.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    /// Lowest TLS version accepted: "1.2" (default) or "1.3". Never lower.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Restrict TLS and SRTP to FIPS 140 approved algorithms.
+    #[serde(default)]
+    pub fips: bool,
+    /// Seconds a peer has to complete the TLS handshake.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_secs: u64,
+}
+
+impl TlsConfig {
+    /// The handshake timeout as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs)
+    }
+}
+
+fn default_handshake_timeout() -> u64 {
+    10
+}
+
+/// The lowest TLS protocol version accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// `[next_hop]`: the internal side, always MTLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NextHopConfig {
+    /// Socket address of the MTLS listener for the next hop.
+    #[serde(default = "default_next_hop_listen")]
+    pub listen: SocketAddr,
+    /// `host:port` where calls toward the internal side are sent (MTLS).
+    pub address: String,
+    /// DNS name the next hop's certificate must carry.
+    pub identity: String,
+    /// SRTP policy toward the next hop.
+    #[serde(default)]
+    pub encryption: EncryptionLevel,
+}
+
+fn default_next_hop_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 5070))
+}
+
+/// Media encryption toward the next hop (Lync's `EncryptionLevel`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncryptionLevel {
+    /// SRTP or no call (`488`).
+    #[default]
+    Required,
+    /// SRTP preferred, plain RTP accepted.
+    Supported,
+    /// Plain RTP only. Insecure: logged at start-up and reported in metrics.
+    NotSupported,
+}
+
+/// `[gateway_listen]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayListenConfig {
+    /// MTLS listener for gateways; absent disables it.
+    #[serde(default = "default_gateway_tls")]
+    pub tls: Option<SocketAddr>,
+    /// Plain TCP listener for gateways; absent disables it.
+    #[serde(default = "default_gateway_tcp")]
+    pub tcp: Option<SocketAddr>,
+}
+
+impl Default for GatewayListenConfig {
+    fn default() -> Self {
+        Self {
+            tls: default_gateway_tls(),
+            tcp: default_gateway_tcp(),
+        }
+    }
+}
+
+fn default_gateway_tls() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([0, 0, 0, 0], 5067)))
+}
+
+fn default_gateway_tcp() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([0, 0, 0, 0], 5068)))
+}
+
+/// `[[gateway]]`: one PSTN gateway or trunk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Short name used in logs and metric labels.
+    pub name: String,
+    /// `host:port` where calls toward this gateway are sent.
+    pub address: String,
+    /// Signalling transport: `tls` (always mutual) or `tcp`.
+    pub transport: GatewayTransport,
+    /// DNS name the gateway's certificate must carry (`tls`).
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// Source IP addresses a `tcp` gateway connects from; default: the address's host.
+    #[serde(default)]
+    pub sources: Vec<IpAddr>,
+    /// SRTP toward this gateway.
+    #[serde(default)]
+    pub srtp: SrtpMode,
+}
+
+/// Signalling transport toward a gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewayTransport {
+    /// Mutual TLS.
+    Tls,
+    /// Plain TCP: no SRTP keys ever cross it.
+    Tcp,
+}
+
+/// SRTP toward a gateway (Lync's trunk `SRTPMode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SrtpMode {
+    /// SRTP when the gateway proved itself and its SDP offers or accepts it.
+    #[default]
+    Optional,
+    /// SRTP or no call (`488`); needs `transport = "tls"`.
+    Required,
+    /// Plain RTP always.
+    NotSupported,
+}
+
+/// `[media]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Local address the media sockets bind to.
+    #[serde(default = "default_media_bind")]
+    pub bind: IpAddr,
+    /// Address written into SDP, the one peers send media to.
+    pub advertise: IpAddr,
+    /// UDP port range for RTP/RTCP pairs, `first-last`.
+    #[serde(default = "default_ports")]
+    pub ports: PortRange,
+    /// SRTP suites offered and accepted, in order of preference.
+    #[serde(default = "default_suites")]
+    pub srtp_suites: Vec<SrtpSuite>,
+}
+
+fn default_media_bind() -> IpAddr {
+    IpAddr::from([0, 0, 0, 0])
+}
+
+fn default_ports() -> PortRange {
+    PortRange {
+        first: 49152,
+        last: 57500,
+    }
+}
+
+fn default_suites() -> Vec<SrtpSuite> {
+    SrtpSuite::ALL.to_vec()
+}
+
+/// An inclusive UDP port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port (inclusive).
+    pub last: u16,
+}
+
+impl PortRange {
+    /// Number of RTP/RTCP pairs (even RTP port, odd RTCP port) that fit in the range.
+    pub fn pairs(&self) -> usize {
+        let first_even = u32::from(self.first) + u32::from(self.first % 2);
+        let last = u32::from(self.last);
+        if first_even + 1 > last {
+            0
+        } else {
+            (last - first_even).div_ceil(2) as usize
+        }
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("`{s}` is not a range like \"49152-57500\""))?;
+        let parse = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("`{}` is not a port number (1-65535)", p.trim()))
+        };
+        Ok(PortRange {
+            first: parse(a)?,
+            last: parse(b)?,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[sip]`: timers and limits of the SIP layer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// Seconds to wait for a final answer to an INVITE before giving up (`408`).
+    #[serde(default = "default_answer_timeout")]
+    pub answer_timeout_secs: u64,
+    /// Largest SIP message accepted on a stream, in bytes.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Most header lines accepted in one message.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            answer_timeout_secs: default_answer_timeout(),
+            max_message_bytes: default_max_message(),
+            max_headers: default_max_headers(),
+        }
+    }
+}
+
+fn default_answer_timeout() -> u64 {
+    90
+}
+
+fn default_max_message() -> usize {
+    65_535
+}
+
+fn default_max_headers() -> usize {
+    128
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` or `text`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter, e.g. `info` or `info,mediation::sip=debug`.
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            level: default_level(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}

@@ -1,0 +1,120 @@
+//! The `mediation` command: run the service, check a configuration file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mediation::config::{self, Config, LogFormat};
+use mediation::service::Service;
+use mediation::tls::{client_config, server_config, TlsMaterial};
+
+/// SIP B2BUA and media relay beside a PSTN gateway: MTLS and SRTP toward the internal next hop,
+/// SRTP toward a gateway only when it proved itself with a trusted certificate.
+#[derive(Parser)]
+#[command(name = "mediation", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Run {
+        /// The configuration file.
+        #[arg(long, short, default_value = "/etc/mediation/mediation.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file (and the certificates it names) without starting.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Run { config } => match run(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mediation: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let config = match config::load_file(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let material = match TlsMaterial::load(&config.tls) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{} has 1 problem(s):\n  {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let tls = server_config(&material, config.tls.min_version, config.tls.fips)
+        .and_then(|_| client_config(&material, config.tls.min_version, config.tls.fips));
+    if let Err(e) = tls {
+        eprintln!("{} has 1 problem(s):\n  {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "OK: {} ({} gateway(s), next hop {}, encryption {:?})",
+        file.display(),
+        config.gateways.len(),
+        config.next_hop.address,
+        config.next_hop.encryption
+    );
+    ExitCode::SUCCESS
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = Arc::new(config::load_file(path)?);
+    init_logging(&config);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    rt.block_on(async move {
+        let service = Service::start(config.clone()).await?;
+        tracing::info!(
+            next_hop = %service.bound.next_hop,
+            gateway_tls = ?service.bound.gateway_tls,
+            gateway_tcp = ?service.bound.gateway_tcp,
+            "mediation running"
+        );
+        shutdown_signal().await;
+        tracing::info!("stopping");
+        service.stop().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,174 @@
+//! Every counter the service keeps, in one registry (DESIGN.md §5 names; all prefixed
+//! `mediation_`). Label values are bounded: listener, reason, gateway name, never addresses,
+//! Call-IDs or numbers.
+
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// The service's metrics. Cheap to clone (the handles are shared).
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// `tls_handshakes_total{listener,version,result}`.
+    pub tls_handshakes: IntCounterVec,
+    /// `mtls_rejections_total{listener,reason}`.
+    pub mtls_rejections: IntCounterVec,
+    /// `connections_refused_total{listener,reason}`: plain TCP peers we do not know.
+    pub connections_refused: IntCounterVec,
+    /// `sip_messages_malformed_total{listener}`.
+    pub sip_malformed: IntCounterVec,
+    /// `sip_requests_total{method}` received.
+    pub sip_requests: IntCounterVec,
+    /// `calls_total{direction,gateway,gateway_media,result}`.
+    pub calls: IntCounterVec,
+    /// `active_calls{gateway_media}`.
+    pub active_calls: IntGaugeVec,
+    /// `sdes_keys_ignored_total{reason}`.
+    pub sdes_keys_ignored: IntCounterVec,
+    /// `media_packets_total{leg,protection,direction}`.
+    pub media_packets: IntCounterVec,
+    /// `media_packets_dropped_total{leg,reason}`.
+    pub media_dropped: IntCounterVec,
+    /// `srtp_auth_failures_total{leg}`.
+    pub srtp_auth_failures: IntCounterVec,
+    /// `srtp_replay_drops_total{leg}`.
+    pub srtp_replay_drops: IntCounterVec,
+    /// `fips_mode`: 1 when `[tls].fips` is on.
+    pub fips_mode: IntGauge,
+    /// `build_info{version}`: always 1.
+    pub build_info: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help).namespace("mediation"), labels)
+        .expect("metric definition is valid");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help).namespace("mediation"), labels)
+        .expect("metric definition is valid");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+impl Metrics {
+    /// A fresh registry with every metric defined.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let fips_mode = IntGauge::with_opts(
+            Opts::new(
+                "fips_mode",
+                "1 when TLS and SRTP are restricted to FIPS 140 approved algorithms",
+            )
+            .namespace("mediation"),
+        )
+        .expect("metric definition is valid");
+        r.register(Box::new(fips_mode.clone()))
+            .expect("metric registered once");
+        let build_info = gauge_vec(
+            &r,
+            "build_info",
+            "Always 1; the version label says which build runs",
+            &["version"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        Self {
+            tls_handshakes: counter(
+                &r,
+                "tls_handshakes_total",
+                "TLS handshakes by listener, negotiated version and result",
+                &["listener", "version", "result"],
+            ),
+            mtls_rejections: counter(
+                &r,
+                "mtls_rejections_total",
+                "TLS peers refused, by listener and reason",
+                &["listener", "reason"],
+            ),
+            connections_refused: counter(
+                &r,
+                "connections_refused_total",
+                "Plain TCP connections refused, by listener and reason",
+                &["listener", "reason"],
+            ),
+            sip_malformed: counter(
+                &r,
+                "sip_messages_malformed_total",
+                "SIP messages that could not be framed or parsed",
+                &["listener"],
+            ),
+            sip_requests: counter(
+                &r,
+                "sip_requests_total",
+                "SIP requests received, by method",
+                &["method"],
+            ),
+            calls: counter(
+                &r,
+                "calls_total",
+                "Calls by direction, gateway, gateway-leg media and result",
+                &["direction", "gateway", "gateway_media", "result"],
+            ),
+            active_calls: gauge_vec(
+                &r,
+                "active_calls",
+                "Calls in progress by gateway-leg media",
+                &["gateway_media"],
+            ),
+            sdes_keys_ignored: counter(
+                &r,
+                "sdes_keys_ignored_total",
+                "SDES keys received and ignored, by reason",
+                &["reason"],
+            ),
+            media_packets: counter(
+                &r,
+                "media_packets_total",
+                "Media packets relayed, by leg, protection and direction",
+                &["leg", "protection", "direction"],
+            ),
+            media_dropped: counter(
+                &r,
+                "media_packets_dropped_total",
+                "Media packets dropped, by leg and reason",
+                &["leg", "reason"],
+            ),
+            srtp_auth_failures: counter(
+                &r,
+                "srtp_auth_failures_total",
+                "SRTP/SRTCP packets that failed authentication, by leg",
+                &["leg"],
+            ),
+            srtp_replay_drops: counter(
+                &r,
+                "srtp_replay_drops_total",
+                "SRTP/SRTCP packets dropped as replays, by leg",
+                &["leg"],
+            ),
+            fips_mode,
+            build_info,
+            registry: r,
+        }
+    }
+
+    /// The text exposition format of every metric.
+    pub fn render(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,13 @@
+//! TLS for every SIP connection, both ways, always mutual: the certificate material, the rustls
+//! server and client configurations built from it, why a handshake was refused, and who the
+//! peer proved to be.
+
+mod config;
+mod identity;
+mod material;
+mod refusal;
+
+pub use config::{client_config, crypto_provider, server_config, TlsConfigError};
+pub use identity::{dns_names, matches_identity};
+pub use material::{MaterialError, TlsMaterial};
+pub use refusal::RefusalReason;

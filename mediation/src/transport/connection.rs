@@ -1,0 +1,177 @@
+//! One SIP connection (TCP or TLS, either direction): frames the byte stream, answers what the
+//! transport itself can (CRLF keep-alive pings, `OPTIONS` probes, `400`/`513` for messages that
+//! cannot be parsed), and hands every other message to the call layer. A writer task owns the
+//! write half; the call layer sends bytes to it through a channel.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::peer::PeerIdentity;
+use crate::metrics::Metrics;
+use crate::sip::{self, Frame, FramingLimits, StreamFramer};
+
+/// Identifies a live connection to the call layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// A process-unique id.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// What connections tell the call layer.
+#[derive(Debug)]
+pub enum SipEvent {
+    /// A peer was admitted; `out` writes to it.
+    Opened {
+        /// The connection.
+        conn: ConnId,
+        /// Who the peer proved to be.
+        peer: Arc<PeerIdentity>,
+        /// Bytes sent here are written to the peer in order.
+        out: mpsc::Sender<Bytes>,
+    },
+    /// A parsed message arrived.
+    Message {
+        /// The connection it came on.
+        conn: ConnId,
+        /// The message.
+        msg: rsip::SipMessage,
+    },
+    /// The connection is gone.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// Messages queued toward one peer before the sender waits.
+const OUT_QUEUE: usize = 256;
+
+/// `Server` header value on responses the transport sends itself.
+pub const SERVER: &str = concat!("mediation/", env!("CARGO_PKG_VERSION"));
+
+/// Serves one admitted connection until either side closes it. Sends `Opened` first and
+/// `Closed` last to `events`.
+pub async fn serve<S>(
+    stream: S,
+    conn: ConnId,
+    peer: Arc<PeerIdentity>,
+    limits: FramingLimits,
+    events: mpsc::Sender<SipEvent>,
+    metrics: Metrics,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = out_rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    if events
+        .send(SipEvent::Opened {
+            conn,
+            peer: peer.clone(),
+            out: out_tx.clone(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let listener = peer.listener.label();
+    let mut framer = StreamFramer::with_limits(limits);
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&buf[..n]);
+        loop {
+            match framer.next_message() {
+                Ok(None) => break,
+                Ok(Some(Frame::KeepAlive(k))) => {
+                    if let Some(reply) = k.reply() {
+                        let _ = out_tx.send(Bytes::from_static(reply)).await;
+                    }
+                }
+                Ok(Some(Frame::Message(bytes))) => match sip::parse(&bytes) {
+                    Ok(msg) => {
+                        if let Some(reply) = answer_locally(&msg) {
+                            let _ = out_tx.send(reply).await;
+                            continue;
+                        }
+                        if events.send(SipEvent::Message { conn, msg }).await.is_err() {
+                            break 'read;
+                        }
+                    }
+                    Err(e) => {
+                        metrics.sip_malformed.with_label_values(&[listener]).inc();
+                        tracing::warn!(peer = %peer, error = %e, "malformed SIP message");
+                        let (code, reason) = e.response_status();
+                        if let Some(reply) = sip::response_for(&bytes, code, reason, &extras()) {
+                            let _ = out_tx.send(Bytes::from(reply)).await;
+                        }
+                    }
+                },
+                Err(e) => {
+                    metrics.sip_malformed.with_label_values(&[listener]).inc();
+                    tracing::warn!(peer = %peer, error = %e, fatal = e.is_fatal(), "unframeable SIP input");
+                    let (code, reason) = e.response_status();
+                    if let Some(reply) = e
+                        .head()
+                        .and_then(|head| sip::response_for(head, code, reason, &extras()))
+                    {
+                        let _ = out_tx.send(Bytes::from(reply)).await;
+                    }
+                    if e.is_fatal() {
+                        break 'read;
+                    }
+                }
+            }
+        }
+    }
+    drop(out_tx);
+    let _ = events.send(SipEvent::Closed { conn }).await;
+    let _ = writer.await;
+}
+
+/// Requests the transport answers itself: an out-of-dialog `OPTIONS` (a liveness probe).
+fn answer_locally(msg: &rsip::SipMessage) -> Option<Bytes> {
+    let rsip::SipMessage::Request(req) = msg else {
+        return None;
+    };
+    if req.method != rsip::Method::Options {
+        return None;
+    }
+    let extras = sip::ResponseExtras {
+        headers: &[("Allow", ALLOW), ("Accept", "application/sdp")],
+        ..extras()
+    };
+    sip::response_for_request(req, 200, "OK", &extras).map(Bytes::from)
+}
+
+/// The methods we handle.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+
+/// The Server header and a To tag on everything the transport answers itself.
+fn extras() -> sip::ResponseExtras<'static> {
+    sip::ResponseExtras {
+        to_tag: Some("mediation"),
+        server: Some(SERVER),
+        headers: &[],
+    }
+}

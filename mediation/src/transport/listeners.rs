@@ -1,0 +1,134 @@
+//! Accept loops for the three front doors. Each accepted TCP connection is admitted (TLS
+//! handshake and identity, or source address) in its own task, so a slow handshake never holds
+//! up another peer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use super::admission::Admission;
+use super::connection::{serve, ConnId, SipEvent};
+use super::peer::Listener;
+use crate::metrics::Metrics;
+use crate::sip::FramingLimits;
+
+/// The addresses the front doors actually bound (port 0 in the config picks a free one).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// Next-hop MTLS listener.
+    pub next_hop: SocketAddr,
+    /// Gateway MTLS listener, if enabled.
+    pub gateway_tls: Option<SocketAddr>,
+    /// Gateway TCP listener, if enabled.
+    pub gateway_tcp: Option<SocketAddr>,
+}
+
+/// Binds every configured front door and spawns its accept loop. Loops stop when `shutdown`
+/// turns true.
+pub async fn bind_listeners(
+    next_hop: SocketAddr,
+    gateway_tls: Option<SocketAddr>,
+    gateway_tcp: Option<SocketAddr>,
+    ctx: AcceptContext,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Bound> {
+    let ctx = Arc::new(ctx);
+    let bind = |addr: SocketAddr, listener: Listener| {
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let socket = TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr} ({}): {e}", listener.label()),
+                )
+            })?;
+            let local = socket.local_addr()?;
+            tracing::info!(listener = listener.label(), %local, "listening");
+            tokio::spawn(accept_loop(socket, listener, ctx, shutdown));
+            Ok::<_, std::io::Error>(local)
+        }
+    };
+    let next_hop = bind(next_hop, Listener::NextHop).await?;
+    let gateway_tls = match gateway_tls {
+        Some(a) => Some(bind(a, Listener::GatewayTls).await?),
+        None => None,
+    };
+    let gateway_tcp = match gateway_tcp {
+        Some(a) => Some(bind(a, Listener::GatewayTcp).await?),
+        None => None,
+    };
+    Ok(Bound {
+        next_hop,
+        gateway_tls,
+        gateway_tcp,
+    })
+}
+
+/// What every accepted connection needs.
+pub struct AcceptContext {
+    /// Admits or refuses peers.
+    pub admission: Arc<Admission>,
+    /// Where connections report.
+    pub events: mpsc::Sender<SipEvent>,
+    /// Framing limits.
+    pub limits: FramingLimits,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+async fn accept_loop(
+    socket: TcpListener,
+    listener: Listener,
+    ctx: Arc<AcceptContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, remote) = tokio::select! {
+            r = socket.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(listener = listener.label(), error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let conn = ConnId::next();
+            match listener {
+                Listener::GatewayTcp => {
+                    if let Some(peer) = ctx.admission.admit_tcp(remote) {
+                        serve(
+                            tcp,
+                            conn,
+                            Arc::new(peer),
+                            ctx.limits,
+                            ctx.events.clone(),
+                            ctx.metrics.clone(),
+                        )
+                        .await;
+                    }
+                }
+                _ => {
+                    if let Ok((tls, peer)) = ctx.admission.admit_tls(listener, tcp, remote).await {
+                        serve(
+                            tls,
+                            conn,
+                            Arc::new(peer),
+                            ctx.limits,
+                            ctx.events.clone(),
+                            ctx.metrics.clone(),
+                        )
+                        .await;
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,13 @@
+//! The edges where SIP meets sockets: the three front doors (next-hop MTLS, gateway MTLS,
+//! gateway TCP), admission of peers, and per-connection framing. Everything here is I/O; the
+//! call logic behind it is sans-IO.
+
+mod admission;
+mod connection;
+mod listeners;
+mod peer;
+
+pub use admission::Admission;
+pub use connection::{serve, ConnId, SipEvent, SERVER};
+pub use listeners::{bind_listeners, AcceptContext, Bound};
+pub use peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};

@@ -3,9 +3,12 @@
 //! gateway by the rules of DESIGN.md §2.
 #![forbid(unsafe_code)]
 
+pub mod call;
 pub mod config;
-pub mod dispatch;
+pub mod driver;
+pub mod media;
 pub mod metrics;
+pub mod sdp;
 pub mod service;
 pub mod sip;
 pub mod srtp;

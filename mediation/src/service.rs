@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::call::{Engine, EngineConfig};
 use crate::config::Config;
+use crate::driver::{self, SocketPorts};
+use crate::media::PortPool;
 use crate::metrics::Metrics;
 use crate::sip::FramingLimits;
-use crate::tls::{server_config, TlsMaterial};
-use crate::transport::{bind_listeners, AcceptContext, Admission, Bound};
+use crate::tls::{client_config, server_config, TlsMaterial};
+use crate::transport::{bind_listeners, AcceptContext, Admission, Bound, Connector};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +23,9 @@ pub enum StartError {
     /// rustls refused the material.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsConfigError),
+    /// The media port range is unusable.
+    #[error("media.ports: {0}")]
+    Ports(#[from] crate::media::EmptyRange),
     /// A socket could not be bound or a name not resolved.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -42,6 +48,11 @@ impl Service {
         metrics.fips_mode.set(i64::from(config.tls.fips));
         let material = TlsMaterial::load(&config.tls)?;
         let server = server_config(&material, config.tls.min_version, config.tls.fips)?;
+        let client = client_config(&material, config.tls.min_version, config.tls.fips)?;
+        let pool = PortPool::new(
+            config.media.bind,
+            config.media.ports.first..=config.media.ports.last,
+        )?;
         let admission = Arc::new(Admission::new(&config, server, metrics.clone()).await?);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (events_tx, events_rx) = mpsc::channel(1024);
@@ -52,7 +63,7 @@ impl Service {
         };
         let ctx = AcceptContext {
             admission,
-            events: events_tx,
+            events: events_tx.clone(),
             limits,
             metrics: metrics.clone(),
         };
@@ -64,8 +75,27 @@ impl Service {
             shutdown_rx.clone(),
         )
         .await?;
-        let core = tokio::spawn(crate::dispatch::run(
+        let engine = Engine::new(
+            EngineConfig::new(
+                &config,
+                bound.next_hop.port(),
+                bound.gateway_tls.map_or(0, |a| a.port()),
+                bound.gateway_tcp.map_or(0, |a| a.port()),
+            ),
+            SocketPorts::new(pool),
+            metrics.clone(),
+        );
+        let connector = Connector {
+            tls: client,
+            timeout: config.tls.handshake_timeout(),
+            limits,
+            events: events_tx,
+            metrics: metrics.clone(),
+        };
+        let core = tokio::spawn(driver::run(
+            engine,
             events_rx,
+            connector,
             metrics.clone(),
             shutdown_rx,
         ));

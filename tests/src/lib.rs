@@ -1,1 +1,264 @@
-//! Shared helpers for the end-to-end tests live here.
+//! Helpers for the end-to-end tests: the built binaries, a lab PKI on disk, free loopback
+//! ports, and a `mediation` process started from a generated configuration and stopped when
+//! the test ends. Everything runs as real processes over real sockets.
+
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary of this workspace, built by `cargo test --workspace` (or `cargo build`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` (tests/run.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A TCP port nobody listens on right now (and its UDP twin is free too).
+pub fn free_port() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A lab PKI in a temporary directory.
+pub struct Lab {
+    /// The directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Generates the lab set.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        certs::LabPki::generate()
+            .unwrap()
+            .write_to(dir.path())
+            .unwrap();
+        Lab { dir }
+    }
+
+    /// A file in it.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A path as a string for command lines.
+    pub fn arg(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Ports of one mediation instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// Next-hop MTLS listener.
+    pub next_hop: u16,
+    /// Gateway MTLS listener.
+    pub gateway_tls: u16,
+    /// Gateway TCP listener.
+    pub gateway_tcp: u16,
+    /// Metrics.
+    pub metrics: u16,
+    /// First media port.
+    pub media: u16,
+}
+
+impl Ports {
+    /// Fresh free ports.
+    pub fn free() -> Self {
+        let media = loop {
+            let p = free_port();
+            if p < 60000 {
+                break p & !1;
+            }
+        };
+        Ports {
+            next_hop: free_port(),
+            gateway_tls: free_port(),
+            gateway_tcp: free_port(),
+            metrics: free_port(),
+            media: media.max(20000),
+        }
+    }
+}
+
+/// What varies between test configurations.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// `[next_hop] address` port where the next-hop simulator listens.
+    pub next_hop_port: u16,
+    /// `[next_hop] encryption`.
+    pub encryption: &'static str,
+    /// The TLS gateway's port (where calls toward gw1 go) and its srtp mode.
+    pub gw1_port: u16,
+    /// gw1's `srtp`.
+    pub gw1_srtp: &'static str,
+    /// The TCP gateway's port and srtp mode.
+    pub gw2_port: u16,
+    /// gw2's `srtp`.
+    pub gw2_srtp: &'static str,
+    /// Media ports in the range.
+    pub media_ports: u16,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            next_hop_port: free_port(),
+            encryption: "required",
+            gw1_port: free_port(),
+            gw1_srtp: "optional",
+            gw2_port: free_port(),
+            gw2_srtp: "optional",
+            media_ports: 400,
+        }
+    }
+}
+
+/// A running `mediation run` process, killed on drop; its log is kept in a file.
+pub struct Mediation {
+    child: Child,
+    /// Its ports.
+    pub ports: Ports,
+    /// Its log file (JSON lines).
+    pub log: PathBuf,
+    /// Its configuration file.
+    pub config: PathBuf,
+}
+
+impl Mediation {
+    /// Writes a configuration for `setup` and starts the service; returns once it accepts
+    /// connections.
+    pub fn start(lab: &Lab, setup: &Setup) -> Self {
+        let ports = Ports::free();
+        let config = lab.path(&format!("mediation-{}.toml", ports.next_hop));
+        let text = format!(
+            r#"[node]
+name = "mediation.example.test"
+
+[tls]
+certificate = "mediation.pem"
+private_key = "mediation-key.pem"
+trusted_cas = "ca.pem"
+crls = ["crl.pem"]
+
+[next_hop]
+listen = "127.0.0.1:{nh}"
+address = "127.0.0.1:{nh_target}"
+identity = "frontend.example.test"
+encryption = "{encryption}"
+
+[gateway_listen]
+tls = "127.0.0.1:{gtls}"
+tcp = "127.0.0.1:{gtcp}"
+
+[[gateway]]
+name = "gw1"
+address = "127.0.0.1:{gw1}"
+transport = "tls"
+identity = "gw1.example.test"
+srtp = "{gw1_srtp}"
+
+[[gateway]]
+name = "gw2"
+address = "127.0.0.1:{gw2}"
+transport = "tcp"
+srtp = "{gw2_srtp}"
+
+[media]
+bind = "127.0.0.1"
+advertise = "127.0.0.1"
+ports = "{m0}-{m1}"
+
+[sip]
+answer_timeout_secs = 10
+
+[metrics]
+listen = "127.0.0.1:{metrics}"
+
+[log]
+format = "json"
+level = "info"
+"#,
+            nh = ports.next_hop,
+            nh_target = setup.next_hop_port,
+            encryption = setup.encryption,
+            gtls = ports.gateway_tls,
+            gtcp = ports.gateway_tcp,
+            gw1 = setup.gw1_port,
+            gw1_srtp = setup.gw1_srtp,
+            gw2 = setup.gw2_port,
+            gw2_srtp = setup.gw2_srtp,
+            m0 = ports.media,
+            m1 = ports.media + setup.media_ports - 1,
+            metrics = ports.metrics,
+        );
+        std::fs::write(&config, text).unwrap();
+        let log = lab.path(&format!("mediation-{}.log", ports.next_hop));
+        let child = Command::new(bin("mediation"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start mediation");
+        let m = Mediation {
+            child,
+            ports,
+            log,
+            config,
+        };
+        m.wait_listening(ports.gateway_tcp);
+        m
+    }
+
+    fn wait_listening(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "mediation did not listen on {port}; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Address of a listener.
+    pub fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+}
+
+impl Drop for Mediation {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

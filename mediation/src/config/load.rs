@@ -121,7 +121,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
 }
 
 /// Splits `host:port` (or `[v6]:port`) into its parts.
-pub(crate) fn split_host_port(s: &str) -> Option<(&str, u16)> {
+pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
     let (host, port) = s.rsplit_once(':')?;
     let host = host
         .strip_prefix('[')

@@ -6,5 +6,5 @@ mod load;
 mod locate;
 mod model;
 
-pub use load::{load_file, load_str, ConfigError, Problem};
+pub use load::{load_file, load_str, split_host_port, ConfigError, Problem};
 pub use model::*;

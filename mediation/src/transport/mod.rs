@@ -3,11 +3,13 @@
 //! call logic behind it is sans-IO.
 
 mod admission;
+mod connect;
 mod connection;
 mod listeners;
 mod peer;
 
 pub use admission::Admission;
-pub use connection::{serve, ConnId, SipEvent, SERVER};
+pub use connect::Connector;
+pub use connection::{serve, ConnId, SipEvent, ALLOW, SERVER};
 pub use listeners::{bind_listeners, AcceptContext, Bound};
 pub use peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};

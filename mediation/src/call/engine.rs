@@ -1,0 +1,1052 @@
+//! The B2BUA engine, sans-IO: connection events, SIP messages and time go in; messages to send,
+//! connections to open and media to start or stop come out. No socket and no clock here, so
+//! every call flow is tested by feeding it messages (see the tests at the bottom).
+//!
+//! Transports are streams (TCP, TLS), so there are no retransmission timers (RFC 3261 §17.1.1.2:
+//! timer A is not used on reliable transports); the answer timeout bounds every INVITE.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rsip::SipMessage;
+
+use super::headers::{self, Summary};
+use super::legs::{ALeg, BLeg, Call, Direction, Local, Phase};
+use super::media_plan::{self, LegPlan};
+use super::message::{branch, token, Outgoing, ReceivedRequest};
+use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
+use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
+use crate::metrics::Metrics;
+use crate::sdp::{self, Proto};
+use crate::srtp::SrtpSuite;
+use crate::transport::{ConnId, Peer, PeerIdentity, Signalling, ALLOW};
+
+/// Hands out RTP ports (the RTCP port is the next one). The service's implementation binds
+/// real sockets; tests use a counter.
+pub trait PortAllocator {
+    /// A free RTP port, or `None` when the range is exhausted.
+    fn allocate(&mut self) -> Option<u16>;
+    /// Gives back a port whose media never started.
+    fn release(&mut self, port: u16);
+}
+
+/// Where a new outbound connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Who it is.
+    pub peer: Peer,
+    /// `host:port`.
+    pub address: String,
+    /// For TLS: the name its certificate must carry. `None`: plain TCP.
+    pub tls_identity: Option<String>,
+}
+
+/// What the engine is told.
+// Moved once per SIP message, never per media packet: boxing the message would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Input {
+    /// A connection (accepted or opened by us) is up and its peer proved who it is.
+    Opened {
+        /// The connection.
+        conn: ConnId,
+        /// The peer.
+        peer: Arc<PeerIdentity>,
+    },
+    /// A connection closed (or could not be opened).
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A SIP message arrived.
+    Message {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        msg: SipMessage,
+    },
+}
+
+/// Media relay commands.
+// Moved once per call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// Start relaying between two legs (ports were handed out by the allocator).
+    Start {
+        /// The call.
+        call: u64,
+        /// The gateway-side and next-hop-side legs' plans.
+        legs: [LegPlan; 2],
+    },
+    /// Stop the call's relay and free its ports.
+    Stop {
+        /// The call.
+        call: u64,
+    },
+}
+
+/// What the engine asks the edges to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Open a connection with this id (messages for it follow; queue them until it is up).
+    Connect {
+        /// The id to use.
+        conn: ConnId,
+        /// Where to.
+        target: Target,
+    },
+    /// Write bytes on a connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        bytes: Bytes,
+    },
+    /// Start or stop media.
+    Media(MediaCommand),
+}
+
+/// What the engine needs from the configuration, plus the ports our listeners really use.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Address in SDP and in our Via/Contact.
+    pub advertise: IpAddr,
+    /// The next hop: `host:port` and certificate identity.
+    pub next_hop_address: String,
+    /// Its certificate identity.
+    pub next_hop_identity: String,
+    /// SRTP policy toward it.
+    pub encryption: EncryptionLevel,
+    /// Gateways: name, address, transport, identity, SRTP mode.
+    pub gateways: Vec<crate::config::GatewayConfig>,
+    /// SRTP suites we offer and accept, in preference order.
+    pub suites: Vec<SrtpSuite>,
+    /// How long an INVITE may wait for a final answer.
+    pub answer_timeout: Duration,
+    /// Port of our next-hop listener (for Contact).
+    pub next_hop_port: u16,
+    /// Port of our gateway TLS listener.
+    pub gateway_tls_port: u16,
+    /// Port of our gateway TCP listener.
+    pub gateway_tcp_port: u16,
+}
+
+impl EngineConfig {
+    /// From the file and the ports the listeners bound.
+    pub fn new(
+        c: &Config,
+        next_hop_port: u16,
+        gateway_tls_port: u16,
+        gateway_tcp_port: u16,
+    ) -> Self {
+        Self {
+            advertise: c.media.advertise,
+            next_hop_address: c.next_hop.address.clone(),
+            next_hop_identity: c.next_hop.identity.clone(),
+            encryption: c.next_hop.encryption,
+            gateways: c.gateways.clone(),
+            suites: c.media.srtp_suites.clone(),
+            answer_timeout: Duration::from_secs(c.sip.answer_timeout_secs),
+            next_hop_port,
+            gateway_tls_port,
+            gateway_tcp_port,
+        }
+    }
+}
+
+/// How long an abandoned call waits for the callee's final answer.
+const ABANDON_LINGER: Duration = Duration::from_secs(32);
+
+/// The B2BUA.
+pub struct Engine<P: PortAllocator> {
+    cfg: EngineConfig,
+    ports: P,
+    metrics: Metrics,
+    conns: HashMap<ConnId, Arc<PeerIdentity>>,
+    outbound: HashMap<Peer, ConnId>,
+    calls: HashMap<u64, Call>,
+    by_a: HashMap<(String, String), u64>,
+    by_b: HashMap<String, u64>,
+    timers: BTreeSet<(Instant, u64)>,
+    out: VecDeque<Output>,
+    next_id: u64,
+}
+
+impl<P: PortAllocator> Engine<P> {
+    /// A new engine.
+    pub fn new(cfg: EngineConfig, ports: P, metrics: Metrics) -> Self {
+        Self {
+            cfg,
+            ports,
+            metrics,
+            conns: HashMap::new(),
+            outbound: HashMap::new(),
+            calls: HashMap::new(),
+            by_a: HashMap::new(),
+            by_b: HashMap::new(),
+            timers: BTreeSet::new(),
+            out: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// The port allocator (the service takes bound sockets from it when media starts).
+    pub fn ports_mut(&mut self) -> &mut P {
+        &mut self.ports
+    }
+
+    /// Number of calls held.
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Feeds an event.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Opened { conn, peer } => {
+                self.conns.insert(conn, peer);
+            }
+            Input::Closed { conn } => self.on_closed(now, conn),
+            Input::Message { conn, msg } => match msg {
+                SipMessage::Request(_) => self.on_request(now, conn, msg),
+                SipMessage::Response(_) => self.on_response(now, conn, msg),
+            },
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if call.deadline > now {
+                continue; // re-armed
+            }
+            match call.phase {
+                Phase::Proceeding => {
+                    tracing::info!(
+                        call = id,
+                        "no final answer in time: 408 to the caller, CANCEL to the callee"
+                    );
+                    let r = call.a_response(408, "Request Timeout").encode();
+                    let conn = call.a.conn;
+                    self.send(conn, r);
+                    self.count_call(id, "timeout");
+                    self.abandon(now, id);
+                }
+                Phase::Abandoned => self.remove(id),
+                Phase::Answered | Phase::Confirmed => {}
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, bytes: Bytes) {
+        self.out.push_back(Output::Send { conn, bytes });
+    }
+
+    fn reply(
+        &mut self,
+        conn: ConnId,
+        req: &SipMessage,
+        code: u16,
+        reason: &str,
+        warning: Option<&str>,
+    ) {
+        let Some(r) = ReceivedRequest::of(req) else {
+            return;
+        };
+        let mut m = r.respond(code, reason, &token(10));
+        if code == 405 || code == 501 {
+            m = m.header("Allow", ALLOW);
+        }
+        if let Some(w) = warning {
+            m = m.header("Warning", format!("399 mediation \"{w}\""));
+        }
+        self.send(conn, m.encode());
+    }
+
+    fn arm(&mut self, id: u64, at: Instant) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.deadline = at;
+            self.timers.insert((at, id));
+        }
+    }
+
+    fn find(&self, s: &Summary, is_request: bool) -> Option<u64> {
+        if let Some(id) = self.by_b.get(&s.call_id) {
+            return Some(*id);
+        }
+        let remote = if is_request { &s.from_tag } else { &s.to_tag };
+        self.by_a
+            .get(&(s.call_id.clone(), remote.clone().unwrap_or_default()))
+            .copied()
+    }
+
+    fn on_request(&mut self, now: Instant, conn: ConnId, msg: SipMessage) {
+        let SipMessage::Request(req) = &msg else {
+            return;
+        };
+        let method = req.method.to_string();
+        self.metrics
+            .sip_requests
+            .with_label_values(&[&method])
+            .inc();
+        let Some(s) = headers::summary(&msg) else {
+            return;
+        };
+        let found = self.find(&s, true);
+        match (req.method, found) {
+            (rsip::Method::Invite, None) if s.to_tag.is_none() => self.new_call(now, conn, &msg),
+            (rsip::Method::Ack, _) => {
+                // Only the caller's leg ever sends us an ACK (we never answer on B).
+                if let Some(call) = found.and_then(|id| self.calls.get_mut(&id)) {
+                    if call.phase == Phase::Answered {
+                        call.phase = Phase::Confirmed;
+                    }
+                }
+            }
+            (rsip::Method::Bye, Some(id)) => {
+                self.reply(conn, &msg, 200, "OK", None);
+                self.hang_up(id, conn);
+            }
+            (rsip::Method::Cancel, Some(id)) => {
+                self.reply(conn, &msg, 200, "OK", None);
+                self.on_cancel(now, id);
+            }
+            (_, None) => self.reply(conn, &msg, 481, "Call/Transaction Does Not Exist", None),
+            (_, Some(_)) => self.reply(
+                conn,
+                &msg,
+                501,
+                "Not Implemented",
+                Some("in-dialog requests other than BYE are not handled yet"),
+            ),
+        }
+    }
+
+    fn new_call(&mut self, now: Instant, conn: ConnId, msg: &SipMessage) {
+        let Some(peer) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        let SipMessage::Request(req) = msg else {
+            return;
+        };
+        let Some(invite) = ReceivedRequest::of(msg) else {
+            return;
+        };
+        let Some(s) = headers::summary(msg) else {
+            return;
+        };
+        let max_forwards = headers::max_forwards(msg);
+        if max_forwards == 0 {
+            self.reply(conn, msg, 483, "Too Many Hops", None);
+            return;
+        }
+        let request_uri = req.uri.to_string();
+        // Route: gateway → next hop; next hop → the gateway the Request-URI names.
+        let (direction, gateway) = match &peer.peer {
+            Peer::Gateway(name) => (Direction::FromGateway, name.clone()),
+            Peer::NextHop => match self.gateway_for(&request_uri) {
+                Some(g) => (Direction::FromNextHop, g),
+                None => {
+                    self.reply(
+                        conn,
+                        msg,
+                        404,
+                        "Not Found",
+                        Some("no gateway for this Request-URI"),
+                    );
+                    return;
+                }
+            },
+        };
+        let refuse = |this: &mut Self, code: u16, reason: &str, why: &str, result: &str| {
+            tracing::info!(
+                direction = direction.label(),
+                gateway,
+                why,
+                code,
+                "call refused"
+            );
+            this.reply(conn, msg, code, reason, Some(why));
+            this.metrics
+                .calls
+                .with_label_values(&[direction.label(), &gateway, "none", result])
+                .inc();
+        };
+        let offer = match sdp::parse(msg.body()) {
+            Ok(o) if o.audio().is_some() => o,
+            Ok(_) => {
+                return refuse(
+                    self,
+                    488,
+                    "Not Acceptable Here",
+                    "no audio stream offered",
+                    "refused",
+                )
+            }
+            Err(e) if msg.body().is_empty() => {
+                let _ = e;
+                return refuse(
+                    self,
+                    488,
+                    "Not Acceptable Here",
+                    "INVITE without SDP offer is not supported",
+                    "refused",
+                );
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "unparseable SDP offer");
+                return refuse(self, 400, "Bad Request", "unparseable SDP", "refused");
+            }
+        };
+        let audio = offer.audio().expect("checked above");
+
+        // A leg: may keys cross this signalling, and does the offer carry acceptable ones?
+        let keys_allowed = peer.is_verified_mtls();
+        if !keys_allowed && !audio.crypto.is_empty() {
+            self.metrics
+                .sdes_keys_ignored
+                .with_label_values(&["plain_tcp"])
+                .inc_by(audio.crypto.len() as u64);
+            tracing::warn!(
+                gateway,
+                "SDES keys offered over plain TCP ignored and never used"
+            );
+        }
+        let chosen = if keys_allowed {
+            sdp::choose_crypto(&audio.crypto, &self.cfg.suites).cloned()
+        } else {
+            None
+        };
+        let peer_srtp = if chosen.is_some() {
+            PeerSrtp::Offered
+        } else {
+            PeerSrtp::NotOffered
+        };
+        let a_decision = match direction {
+            Direction::FromGateway => {
+                let g = self.cfg.gateways.iter().find(|g| g.name == gateway);
+                let mode = g.map_or(SrtpMode::Optional, |g| g.srtp);
+                let sig = match peer.signalling {
+                    Signalling::Tcp => GatewaySignalling::Tcp,
+                    Signalling::Mtls { .. } => GatewaySignalling::VerifiedMtls,
+                };
+                policy::gateway_leg(sig, mode, peer_srtp)
+            }
+            Direction::FromNextHop => policy::next_hop_leg(self.cfg.encryption, peer_srtp),
+        };
+        if let Decision::Refuse(_) = a_decision {
+            return refuse(
+                self,
+                488,
+                "Not Acceptable Here",
+                a_decision.reason(),
+                "refused",
+            );
+        }
+        if audio.proto == Proto::Savp && a_decision.media() == Some(policy::LegMedia::Rtp) {
+            // RTP/SAVP can only be answered with SRTP (RFC 3264 keeps the profile).
+            let why = if keys_allowed {
+                "no acceptable SRTP suite or policy forbids SRTP"
+            } else {
+                "SRTP offered over plain TCP: keys would travel in clear"
+            };
+            return refuse(self, 488, "Not Acceptable Here", why, "refused");
+        }
+
+        // B leg: where to, and what we offer.
+        let target = match direction {
+            Direction::FromGateway => Target {
+                peer: Peer::NextHop,
+                address: self.cfg.next_hop_address.clone(),
+                tls_identity: Some(self.cfg.next_hop_identity.clone()),
+            },
+            Direction::FromNextHop => {
+                let g = self
+                    .cfg
+                    .gateways
+                    .iter()
+                    .find(|g| g.name == gateway)
+                    .expect("routed to a configured gateway");
+                Target {
+                    peer: Peer::Gateway(g.name.clone()),
+                    address: g.address.clone(),
+                    tls_identity: (g.transport == GatewayTransport::Tls)
+                        .then(|| g.identity.clone().unwrap_or_default()),
+                }
+            }
+        };
+        let b_offers_srtp = match direction {
+            Direction::FromGateway => policy::offer_srtp_to_next_hop(self.cfg.encryption),
+            Direction::FromNextHop => {
+                let g = self
+                    .cfg
+                    .gateways
+                    .iter()
+                    .find(|g| g.name == gateway)
+                    .expect("configured");
+                let sig = match g.transport {
+                    GatewayTransport::Tcp => GatewaySignalling::Tcp,
+                    GatewayTransport::Tls => GatewaySignalling::VerifiedMtls,
+                };
+                policy::offer_srtp_to_gateway(sig, g.srtp)
+            }
+        };
+        let (Some(a_port), Some(b_port)) = (self.ports.allocate(), self.ports.allocate()) else {
+            return refuse(
+                self,
+                503,
+                "Service Unavailable",
+                "media ports exhausted",
+                "no_media_ports",
+            );
+        };
+        let offered = if b_offers_srtp {
+            sdp::offer_crypto(&self.cfg.suites)
+        } else {
+            Vec::new()
+        };
+        let b_sdp = sdp::leg_sdp(
+            &offer,
+            &sdp::LegSdpParams {
+                session_id: now_session_id(),
+                version: 1,
+                address: self.cfg.advertise,
+                port: b_port,
+                proto: if b_offers_srtp {
+                    Proto::Savp
+                } else {
+                    Proto::Avp
+                },
+                crypto: offered.clone(),
+                rtcp_mux: false,
+            },
+        );
+
+        let id = self.next_id;
+        self.next_id += 1;
+        let a_local = self.local_for(&peer.peer, peer.is_verified_mtls());
+        let b_local = self.local_for(&target.peer, target.tls_identity.is_some());
+        let user = headers::user_of(headers::uri_of(&request_uri))
+            .unwrap_or("")
+            .to_string();
+        let from_user = headers::user_of(headers::uri_of(invite.from()))
+            .unwrap_or("anonymous")
+            .to_string();
+        let transport = if target.tls_identity.is_some() {
+            "tls"
+        } else {
+            "tcp"
+        };
+        let b_uri = format!("sip:{user}@{};transport={transport}", target.address);
+        let b_host = target.address.clone();
+        let b = BLeg {
+            conn: self.conn_to(&target),
+            call_id: format!("{}@{}", token(20), self.cfg.advertise),
+            local_tag: token(10),
+            remote_tag: None,
+            uri: b_uri,
+            branch: branch(),
+            from: String::new(),
+            to: format!("<sip:{user}@{b_host}>"),
+            remote_target: None,
+            route_set: Vec::new(),
+            local_cseq: 1,
+            offered,
+            decision: None,
+            port: b_port,
+            local: b_local,
+            provisional: false,
+        };
+        let b = BLeg {
+            from: format!(
+                "<sip:{from_user}@{}>;tag={}",
+                self.cfg.advertise, b.local_tag
+            ),
+            ..b
+        };
+        let a = ALeg {
+            conn,
+            peer: peer.clone(),
+            call_id: s.call_id.clone(),
+            remote_tag: s.from_tag.clone().unwrap_or_default(),
+            local_tag: token(10),
+            remote_target: headers::value(msg, "Contact")
+                .map(|c| headers::uri_of(c).to_string())
+                .unwrap_or_else(|| headers::uri_of(invite.from()).to_string()),
+            invite,
+            local_cseq: 0,
+            offer,
+            chosen,
+            decision: a_decision,
+            port: a_port,
+            local: a_local,
+        };
+        let invite_b = Outgoing::request("INVITE", &b.uri)
+            .header("Via", format!("{};branch={}", b.local.via, b.branch))
+            .header("Max-Forwards", (max_forwards - 1).to_string())
+            .header("From", b.from.clone())
+            .header("To", b.to.clone())
+            .header("Call-ID", b.call_id.clone())
+            .header("CSeq", "1 INVITE")
+            .header("Contact", b.local.contact.clone())
+            .header("Allow", ALLOW)
+            .sdp(b_sdp)
+            .encode();
+        let call = Call {
+            id,
+            direction,
+            gateway: gateway.clone(),
+            a,
+            b,
+            phase: Phase::Proceeding,
+            deadline: now + self.cfg.answer_timeout,
+            started: now,
+            media_started: false,
+        };
+        tracing::info!(
+            call = id,
+            direction = direction.label(),
+            gateway,
+            caller = %peer,
+            a_leg = %a_decision,
+            "new call"
+        );
+        let trying = call.a_response(100, "Trying").encode();
+        self.send(conn, trying);
+        self.send(call.b.conn, invite_b);
+        self.by_a
+            .insert((call.a.call_id.clone(), call.a.remote_tag.clone()), id);
+        self.by_b.insert(call.b.call_id.clone(), id);
+        let deadline = call.deadline;
+        self.calls.insert(id, call);
+        self.arm(id, deadline);
+    }
+
+    /// The gateway a Request-URI from the next hop names: by host (gateway name, identity or
+    /// address host), else the only gateway.
+    fn gateway_for(&self, uri: &str) -> Option<String> {
+        let host = headers::host_of(headers::uri_of(uri)).unwrap_or("");
+        let named = self.cfg.gateways.iter().find(|g| {
+            g.name.eq_ignore_ascii_case(host)
+                || g.identity
+                    .as_deref()
+                    .is_some_and(|i| i.eq_ignore_ascii_case(host))
+                || crate::config::split_host_port(&g.address)
+                    .is_some_and(|(h, _)| h.eq_ignore_ascii_case(host))
+        });
+        match (named, self.cfg.gateways.as_slice()) {
+            (Some(g), _) => Some(g.name.clone()),
+            (None, [only]) => Some(only.name.clone()),
+            _ => None,
+        }
+    }
+
+    /// Our Via sent-by and Contact toward a peer.
+    fn local_for(&self, peer: &Peer, tls: bool) -> Local {
+        let port = match (peer, tls) {
+            (Peer::NextHop, _) => self.cfg.next_hop_port,
+            (Peer::Gateway(_), true) => self.cfg.gateway_tls_port,
+            (Peer::Gateway(_), false) => self.cfg.gateway_tcp_port,
+        };
+        let (proto, transport) = if tls { ("TLS", "tls") } else { ("TCP", "tcp") };
+        let host = match self.cfg.advertise {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        Local {
+            via: format!("SIP/2.0/{proto} {host}:{port}"),
+            contact: format!("<sip:mediation@{host}:{port};transport={transport}>"),
+        }
+    }
+
+    /// Our outbound connection to `target`, opening one if there is none.
+    fn conn_to(&mut self, target: &Target) -> ConnId {
+        if let Some(conn) = self.outbound.get(&target.peer) {
+            return *conn;
+        }
+        let conn = ConnId::next();
+        self.outbound.insert(target.peer.clone(), conn);
+        self.out.push_back(Output::Connect {
+            conn,
+            target: target.clone(),
+        });
+        conn
+    }
+
+    fn on_response(&mut self, now: Instant, _conn: ConnId, msg: SipMessage) {
+        let SipMessage::Response(resp) = &msg else {
+            return;
+        };
+        let Some(s) = headers::summary(&msg) else {
+            return;
+        };
+        let Some(id) = self.by_b.get(&s.call_id).copied() else {
+            return; // a response on the A leg (to our BYE) or for a call already gone
+        };
+        if s.cseq_method != "INVITE" {
+            return; // 200 to our BYE or CANCEL: nothing left to do
+        }
+        if s.branch.as_deref() != self.calls.get(&id).map(|c| c.b.branch.as_str()) {
+            return; // not our INVITE transaction
+        }
+        let code = resp.status_code.code();
+        let reason = resp.status_code.to_string();
+        let reason = reason.split_once(' ').map_or("", |(_, r)| r).to_string();
+        match code {
+            100 => {}
+            101..=199 => self.on_provisional(id, code, &reason),
+            200..=299 => self.on_answer(now, id, &msg, &s),
+            _ => self.on_failure(now, id, code, &reason, &s),
+        }
+    }
+
+    fn on_provisional(&mut self, id: u64, code: u16, reason: &str) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.b.provisional = true;
+        if call.phase == Phase::Proceeding {
+            // Early media (183 with SDP) is the SIP-depth issue's work: relayed without a body.
+            let r = call.a_response(code, reason).encode();
+            let conn = call.a.conn;
+            self.send(conn, r);
+        }
+    }
+
+    fn on_failure(&mut self, _now: Instant, id: u64, code: u16, reason: &str, s: &Summary) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let ack = call.b_same_transaction("ACK", s.to_tag.as_deref());
+        let (a_conn, b_conn, phase) = (call.a.conn, call.b.conn, call.phase);
+        let r = call.a_response(code, reason).encode();
+        self.send(b_conn, ack);
+        if phase == Phase::Proceeding {
+            self.send(a_conn, r);
+            self.count_call(id, &code.to_string());
+            tracing::info!(call = id, code, "call failed at the callee; final relayed");
+        }
+        self.release_ports(id);
+        self.remove(id);
+    }
+
+    fn on_answer(&mut self, _now: Instant, id: u64, msg: &SipMessage, s: &Summary) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.b.remote_tag = s.to_tag.clone();
+        call.b.remote_target =
+            headers::value(msg, "Contact").map(|c| headers::uri_of(c).to_string());
+        call.b.route_set = headers::values(msg, "Record-Route")
+            .into_iter()
+            .rev()
+            .map(String::from)
+            .collect();
+        let ack = call.b_ack();
+        let b_conn = call.b.conn;
+        self.send(b_conn, ack);
+        let call = self.calls.get_mut(&id).expect("present");
+        if call.phase != Phase::Proceeding {
+            // Abandoned (CANCEL raced with the 200, or timed out): end the callee's dialog.
+            let bye = call.b_request("BYE");
+            self.send(b_conn, bye);
+            self.remove(id);
+            return;
+        }
+        let b_peer_is_tls = self
+            .conns
+            .get(&b_conn)
+            .is_some_and(|p| p.is_verified_mtls());
+        let answer = match sdp::parse(msg.body()) {
+            Ok(a) if a.audio().is_some_and(|au| au.port != 0) => a,
+            _ => {
+                return self.fail_after_answer(
+                    id,
+                    488,
+                    "Not Acceptable Here",
+                    "the callee's answer has no usable audio",
+                )
+            }
+        };
+        let audio = answer.audio().expect("checked");
+        let call = self.calls.get(&id).expect("present");
+        let negotiated = if call.b.offered.is_empty() {
+            if !audio.crypto.is_empty() {
+                self.metrics
+                    .sdes_keys_ignored
+                    .with_label_values(&["not_offered"])
+                    .inc();
+            }
+            None
+        } else {
+            sdp::match_answer(&call.b.offered, &audio.crypto).ok()
+        };
+        let peer_srtp = if negotiated.is_some() && b_peer_is_tls {
+            PeerSrtp::Offered
+        } else {
+            PeerSrtp::NotOffered
+        };
+        let b_decision = match call.direction {
+            Direction::FromGateway => policy::next_hop_leg(self.cfg.encryption, peer_srtp),
+            Direction::FromNextHop => {
+                let g = self.cfg.gateways.iter().find(|g| g.name == call.gateway);
+                let mode = g.map_or(SrtpMode::Optional, |g| g.srtp);
+                let sig = if b_peer_is_tls {
+                    GatewaySignalling::VerifiedMtls
+                } else {
+                    GatewaySignalling::Tcp
+                };
+                policy::gateway_leg(sig, mode, peer_srtp)
+            }
+        };
+        if let Decision::Refuse(_) = b_decision {
+            return self.fail_after_answer(id, 488, "Not Acceptable Here", b_decision.reason());
+        }
+        if audio.proto == Proto::Savp && negotiated.is_none() {
+            return self.fail_after_answer(
+                id,
+                488,
+                "Not Acceptable Here",
+                "the callee answered SRTP without a matching key",
+            );
+        }
+        // The caller's answer: the callee's codecs, our address and port, our key if SRTP.
+        let call = self.calls.get_mut(&id).expect("present");
+        call.b.decision = Some(b_decision);
+        let a_audio = call.a.offer.audio().expect("checked at INVITE");
+        let a_answer_crypto = match (&call.a.chosen, call.a.decision.media()) {
+            (Some(chosen), Some(policy::LegMedia::Srtp)) => vec![sdp::answer_crypto(chosen)],
+            _ => Vec::new(),
+        };
+        // The caller's offer gives the m-line layout (RFC 3264 §6), the callee's answer the codecs.
+        let a_sdp = sdp::answer_sdp(
+            &call.a.offer,
+            &answer,
+            &sdp::LegSdpParams {
+                session_id: now_session_id(),
+                version: 1,
+                address: self.cfg.advertise,
+                port: call.a.port,
+                proto: a_audio.proto.clone(),
+                crypto: a_answer_crypto.clone(),
+                rtcp_mux: false,
+            },
+        );
+        let plans = media_plan::plans(call, &a_answer_crypto, negotiated.as_ref(), &audio);
+        let ok = call
+            .a_response(200, "OK")
+            .header("Contact", call.a.local.contact.clone())
+            .header("Allow", ALLOW)
+            .sdp(a_sdp)
+            .encode();
+        let a_conn = call.a.conn;
+        call.phase = Phase::Answered;
+        call.media_started = true;
+        let gateway_media = call.gateway_media().map_or("none", |m| m.label());
+        let (gw_decision, nh_decision) = match call.direction {
+            Direction::FromGateway => (call.a.decision, b_decision),
+            Direction::FromNextHop => (b_decision, call.a.decision),
+        };
+        tracing::info!(
+            call = id,
+            direction = call.direction.label(),
+            gateway = call.gateway,
+            gateway_leg = %gw_decision,
+            gateway_reason = gw_decision.reason(),
+            next_hop_leg = %nh_decision,
+            "call answered"
+        );
+        self.metrics
+            .active_calls
+            .with_label_values(&[gateway_media])
+            .inc();
+        self.count_call(id, "answered");
+        self.send(a_conn, ok);
+        match plans {
+            Ok(legs) => self
+                .out
+                .push_back(Output::Media(MediaCommand::Start { call: id, legs })),
+            Err(e) => {
+                tracing::error!(call = id, error = %e, "media could not be set up; ending call");
+                self.hang_up(id, ConnId(0));
+            }
+        }
+    }
+
+    /// The callee answered but the answer is unusable: end B, refuse A.
+    fn fail_after_answer(&mut self, id: u64, code: u16, reason: &str, why: &str) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        tracing::info!(call = id, why, "callee's answer refused");
+        let bye = call.b_request("BYE");
+        let b_conn = call.b.conn;
+        let r = call
+            .a_response(code, reason)
+            .header("Warning", format!("399 mediation \"{why}\""))
+            .encode();
+        let a_conn = call.a.conn;
+        self.send(b_conn, bye);
+        self.send(a_conn, r);
+        self.count_call(id, "refused");
+        self.release_ports(id);
+        self.remove(id);
+    }
+
+    fn on_cancel(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.phase != Phase::Proceeding {
+            return; // too late: the 200 was sent; the caller will BYE
+        }
+        let r = call.a_response(487, "Request Terminated").encode();
+        self.send(call.a.conn, r);
+        self.count_call(id, "cancelled");
+        self.abandon(now, id);
+    }
+
+    /// The caller is gone before an answer: CANCEL the callee and wait for its final answer.
+    fn abandon(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.phase = Phase::Abandoned;
+        let cancel = call.b_same_transaction("CANCEL", None);
+        let b_conn = call.b.conn;
+        self.send(b_conn, cancel);
+        self.release_ports(id);
+        self.arm(id, now + ABANDON_LINGER);
+    }
+
+    /// Ends an established call: BYE to the leg that did not send `from` (both when `from`
+    /// matches neither, e.g. media failure or connection loss of a third party).
+    fn hang_up(&mut self, id: u64, from: ConnId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (a_conn, b_conn) = (call.a.conn, call.b.conn);
+        if call.phase == Phase::Proceeding || call.phase == Phase::Abandoned {
+            // A BYE before any answer can only come from B's side of a forked/odd flow: treat
+            // it as the callee ending; refuse the caller.
+            let r = call.a_response(487, "Request Terminated").encode();
+            self.send(a_conn, r);
+            self.release_ports(id);
+            self.remove(id);
+            return;
+        }
+        if from != a_conn {
+            let bye = call.a_request("BYE");
+            self.send(a_conn, bye);
+        }
+        let call = self.calls.get_mut(&id).expect("present");
+        if from != b_conn {
+            let bye = call.b_request("BYE");
+            self.send(b_conn, bye);
+        }
+        tracing::info!(call = id, "call ended");
+        self.remove(id);
+    }
+
+    fn on_closed(&mut self, now: Instant, conn: ConnId) {
+        self.conns.remove(&conn);
+        self.outbound.retain(|_, c| *c != conn);
+        let affected: Vec<(u64, bool)> = self
+            .calls
+            .values()
+            .filter(|c| c.a.conn == conn || c.b.conn == conn)
+            .map(|c| (c.id, c.a.conn == conn))
+            .collect();
+        for (id, caller_gone) in affected {
+            let Some(call) = self.calls.get(&id) else {
+                continue;
+            };
+            match (call.phase, caller_gone) {
+                (Phase::Proceeding, true) => {
+                    self.count_call(id, "caller_gone");
+                    self.abandon(now, id);
+                }
+                (Phase::Proceeding, false) => {
+                    tracing::info!(call = id, "connection to the callee failed or closed: 503");
+                    let r = call.a_response(503, "Service Unavailable").encode();
+                    self.send(call.a.conn, r);
+                    self.count_call(id, "callee_unreachable");
+                    self.release_ports(id);
+                    self.remove(id);
+                }
+                (Phase::Abandoned, _) => self.remove(id),
+                (Phase::Answered | Phase::Confirmed, _) => self.hang_up(id, conn),
+            }
+        }
+    }
+
+    fn count_call(&self, id: u64, result: &str) {
+        if let Some(call) = self.calls.get(&id) {
+            let media = call.gateway_media().map_or("none", |m| m.label());
+            self.metrics
+                .calls
+                .with_label_values(&[call.direction.label(), &call.gateway, media, result])
+                .inc();
+        }
+    }
+
+    fn release_ports(&mut self, id: u64) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            if !call.media_started && call.a.port != 0 {
+                self.ports.release(call.a.port);
+                self.ports.release(call.b.port);
+                call.a.port = 0;
+                call.b.port = 0;
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        self.by_a
+            .remove(&(call.a.call_id.clone(), call.a.remote_tag.clone()));
+        self.by_b.remove(&call.b.call_id);
+        if call.media_started {
+            let media = call.gateway_media().map_or("none", |m| m.label());
+            self.metrics.active_calls.with_label_values(&[media]).dec();
+            self.out
+                .push_back(Output::Media(MediaCommand::Stop { call: id }));
+        } else if call.a.port != 0 {
+            self.ports.release(call.a.port);
+            self.ports.release(call.b.port);
+        }
+    }
+}
+
+/// An SDP session id (RFC 4566 §5.2 suggests an NTP timestamp; any unique number will do).
+fn now_session_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    base.wrapping_mul(1000) + NEXT.fetch_add(1, Ordering::Relaxed) % 1000
+}

@@ -1,0 +1,229 @@
+//! One call as the B2BUA holds it: the caller's leg (A, whose INVITE we answer) and the callee's
+//! leg (B, the INVITE we sent), each its own SIP dialog, and the phase the call is in.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::message::{branch, Outgoing, ReceivedRequest};
+use super::policy::{Decision, LegMedia};
+use crate::sdp::{CryptoAttribute, PeerSdp};
+use crate::transport::{ConnId, PeerIdentity};
+
+/// Which way the call goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A gateway called the internal side.
+    FromGateway,
+    /// The internal side called a gateway.
+    FromNextHop,
+}
+
+impl Direction {
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::FromGateway => "inbound",
+            Direction::FromNextHop => "outbound",
+        }
+    }
+}
+
+/// Where the call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// INVITE sent on B, no final answer yet.
+    Proceeding,
+    /// 200 relayed to A, waiting for A's ACK.
+    Answered,
+    /// ACK received: media flowing both ways.
+    Confirmed,
+    /// A gave up (CANCEL, timeout, connection loss): waiting for B's final answer to ACK it
+    /// (and BYE it, if it was a 2xx) until the deadline.
+    Abandoned,
+}
+
+/// How our side of a dialog is written on the wire.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// `SIP/2.0/TLS` or `SIP/2.0/TCP` host:port for Via.
+    pub via: String,
+    /// Our Contact value.
+    pub contact: String,
+}
+
+/// The caller's leg.
+pub struct ALeg {
+    /// The connection the INVITE came on; our responses and requests go back on it.
+    pub conn: ConnId,
+    /// Who the caller is.
+    pub peer: Arc<PeerIdentity>,
+    /// The INVITE, for responses.
+    pub invite: ReceivedRequest,
+    /// Its Call-ID.
+    pub call_id: String,
+    /// The caller's tag (From of the INVITE).
+    pub remote_tag: String,
+    /// Our tag (To of our responses).
+    pub local_tag: String,
+    /// The caller's Contact URI: where in-dialog requests are addressed.
+    pub remote_target: String,
+    /// Our CSeq for requests we send on this leg.
+    pub local_cseq: u32,
+    /// The caller's offer.
+    pub offer: PeerSdp,
+    /// The crypto attribute of the offer we accepted, if SRTP.
+    pub chosen: Option<CryptoAttribute>,
+    /// The encryption decision for this leg.
+    pub decision: Decision,
+    /// Our RTP port on this leg.
+    pub port: u16,
+    /// Our Via/Contact on this leg.
+    pub local: Local,
+}
+
+/// The callee's leg.
+pub struct BLeg {
+    /// The connection the INVITE went out on.
+    pub conn: ConnId,
+    /// Our Call-ID.
+    pub call_id: String,
+    /// Our tag.
+    pub local_tag: String,
+    /// The callee's tag, once it answered.
+    pub remote_tag: Option<String>,
+    /// Request-URI of the INVITE.
+    pub uri: String,
+    /// Branch of the INVITE.
+    pub branch: String,
+    /// From (with our tag) and To (without tag) of the INVITE.
+    pub from: String,
+    /// To of the INVITE.
+    pub to: String,
+    /// Where in-dialog requests go (the callee's Contact).
+    pub remote_target: Option<String>,
+    /// Record-Route of the 2xx, reversed: our Route set.
+    pub route_set: Vec<String>,
+    /// Our CSeq (1 was the INVITE).
+    pub local_cseq: u32,
+    /// The crypto attributes we offered.
+    pub offered: Vec<CryptoAttribute>,
+    /// The encryption decision, once the answer arrived.
+    pub decision: Option<Decision>,
+    /// Our RTP port on this leg.
+    pub port: u16,
+    /// Our Via/Contact on this leg.
+    pub local: Local,
+    /// A provisional response arrived (a CANCEL may be sent).
+    pub provisional: bool,
+}
+
+/// One call.
+pub struct Call {
+    /// Internal id (logs, media).
+    pub id: u64,
+    /// Which way.
+    pub direction: Direction,
+    /// The gateway on one side of it.
+    pub gateway: String,
+    /// Caller's leg.
+    pub a: ALeg,
+    /// Callee's leg.
+    pub b: BLeg,
+    /// Where it is.
+    pub phase: Phase,
+    /// When the current phase gives up.
+    pub deadline: Instant,
+    /// When the INVITE arrived.
+    pub started: Instant,
+    /// Media relay running.
+    pub media_started: bool,
+}
+
+impl Call {
+    /// The gateway leg's decision, once known.
+    pub fn gateway_media(&self) -> Option<LegMedia> {
+        let d = match self.direction {
+            Direction::FromGateway => Some(self.a.decision),
+            Direction::FromNextHop => self.b.decision,
+        };
+        d.and_then(Decision::media)
+    }
+
+    /// A request within the B dialog (BYE; ACK for a 2xx uses [`Call::b_ack`]).
+    pub fn b_request(&mut self, method: &str) -> Bytes {
+        self.b.local_cseq += 1;
+        let cseq = self.b.local_cseq;
+        self.b_in_dialog(method, cseq, &branch())
+    }
+
+    /// ACK for the 2xx to our INVITE (its own transaction, CSeq 1).
+    pub fn b_ack(&self) -> Bytes {
+        self.b_in_dialog("ACK", 1, &branch())
+    }
+
+    fn b_in_dialog(&self, method: &str, cseq: u32, branch: &str) -> Bytes {
+        let b = &self.b;
+        let target = b.remote_target.clone().unwrap_or_else(|| b.uri.clone());
+        let to = match &b.remote_tag {
+            Some(tag) => format!("{};tag={tag}", b.to),
+            None => b.to.clone(),
+        };
+        let mut m = Outgoing::request(method, &target)
+            .header("Via", format!("{};branch={branch}", b.local.via));
+        for route in &b.route_set {
+            m = m.header("Route", route.clone());
+        }
+        m.header("Max-Forwards", "70")
+            .header("From", b.from.clone())
+            .header("To", to)
+            .header("Call-ID", b.call_id.clone())
+            .header("CSeq", format!("{cseq} {method}"))
+            .encode()
+    }
+
+    /// ACK for a non-2xx final answer to our INVITE, or CANCEL of it: same transaction (branch,
+    /// Request-URI, CSeq number), RFC 3261 §17.1.1.3 and §9.1.
+    pub fn b_same_transaction(&self, method: &str, to_tag: Option<&str>) -> Bytes {
+        let b = &self.b;
+        let to = match to_tag {
+            Some(tag) => format!("{};tag={tag}", b.to),
+            None => b.to.clone(),
+        };
+        Outgoing::request(method, &b.uri)
+            .header("Via", format!("{};branch={}", b.local.via, b.branch))
+            .header("Max-Forwards", "70")
+            .header("From", b.from.clone())
+            .header("To", to)
+            .header("Call-ID", b.call_id.clone())
+            .header("CSeq", format!("1 {method}"))
+            .encode()
+    }
+
+    /// A request within the A dialog (we are the callee there): BYE.
+    pub fn a_request(&mut self, method: &str) -> Bytes {
+        self.a.local_cseq += 1;
+        let a = &self.a;
+        Outgoing::request(method, &a.remote_target)
+            .header("Via", format!("{};branch={}", a.local.via, branch()))
+            .header("Max-Forwards", "70")
+            .header(
+                "From",
+                format!(
+                    "{};tag={}",
+                    super::message::without_tag(a.invite.to()),
+                    a.local_tag
+                ),
+            )
+            .header("To", a.invite.from().to_string())
+            .header("Call-ID", a.call_id.clone())
+            .header("CSeq", format!("{} {method}", a.local_cseq))
+            .encode()
+    }
+
+    /// A response to the A leg's INVITE.
+    pub fn a_response(&self, code: u16, reason: &str) -> Outgoing {
+        self.a.invite.respond(code, reason, &self.a.local_tag)
+    }
+}

@@ -1,0 +1,113 @@
+//! From negotiated SDP to what the relay needs for each leg: our port, where the peer said to
+//! send, and the SRTP keys (ours to protect what we send, theirs to check what they send).
+
+use std::net::SocketAddr;
+
+pub use crate::media::Protection;
+
+use super::legs::{Call, Direction};
+use super::policy::LegMedia;
+use crate::sdp::{AudioStream, CryptoAttribute};
+use crate::srtp::MasterKey;
+
+/// One leg of the relay.
+#[derive(Debug)]
+pub struct LegPlan {
+    /// `gateway` or `next_hop` (metric label).
+    pub label: &'static str,
+    /// Our RTP port (RTCP is the next one).
+    pub port: u16,
+    /// Where the peer's SDP says to send RTP (the relay latches onto the real source).
+    pub remote_rtp: Option<SocketAddr>,
+    /// Where to send RTCP.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTP and RTCP share the port.
+    pub rtcp_mux: bool,
+    /// Plain or SRTP, with keys.
+    pub protection: Protection,
+}
+
+/// Where an SDP audio stream asks to receive RTP and RTCP (`None` for hold `0.0.0.0` or port 0).
+fn remotes(audio: &AudioStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    match audio.address {
+        Some(ip) if !ip.is_unspecified() && audio.port != 0 => {
+            let rtcp_port = if audio.rtcp_mux {
+                audio.port
+            } else {
+                audio.rtcp_port.unwrap_or(audio.port.wrapping_add(1))
+            };
+            (
+                Some(SocketAddr::new(ip, audio.port)),
+                Some(SocketAddr::new(ip, rtcp_port)),
+            )
+        }
+        _ => (None, None),
+    }
+}
+
+fn key(attr: &CryptoAttribute) -> Result<MasterKey, String> {
+    let suite = attr.known_suite().map_err(|e| e.to_string())?;
+    let params = attr.keys.first().ok_or("a=crypto without a key")?;
+    MasterKey::from_bytes(suite, params.key_salt.as_bytes()).map_err(|e| e.to_string())
+}
+
+fn protection(
+    media: Option<LegMedia>,
+    ours: Option<&CryptoAttribute>,
+    theirs: Option<&CryptoAttribute>,
+) -> Result<Protection, String> {
+    match (media, ours, theirs) {
+        (Some(LegMedia::Srtp), Some(ours), Some(theirs)) => Ok(Protection::Srtp {
+            tx: key(ours)?,
+            rx: key(theirs)?,
+        }),
+        (Some(LegMedia::Srtp), _, _) => Err("SRTP decided but keys are missing".into()),
+        _ => Ok(Protection::Rtp),
+    }
+}
+
+/// The relay plan, gateway leg first, once the callee answered.
+/// `a_answer`: the crypto we answer the caller with; `b_keys`: (ours, theirs) on the callee's
+/// leg; `b_audio`: the callee's answer.
+pub fn plans(
+    call: &Call,
+    a_answer: &[CryptoAttribute],
+    b_keys: Option<&(CryptoAttribute, CryptoAttribute)>,
+    b_audio: &AudioStream,
+) -> Result<[LegPlan; 2], String> {
+    let a_audio = call.a.offer.audio().ok_or("caller's offer has no audio")?;
+    let (a_rtp, a_rtcp) = remotes(&a_audio);
+    let (b_rtp, b_rtcp) = remotes(b_audio);
+    let (a_label, b_label) = match call.direction {
+        Direction::FromGateway => ("gateway", "next_hop"),
+        Direction::FromNextHop => ("next_hop", "gateway"),
+    };
+    let a = LegPlan {
+        label: a_label,
+        port: call.a.port,
+        remote_rtp: a_rtp,
+        remote_rtcp: a_rtcp,
+        rtcp_mux: false,
+        protection: protection(
+            call.a.decision.media(),
+            a_answer.first(),
+            call.a.chosen.as_ref(),
+        )?,
+    };
+    let b = LegPlan {
+        label: b_label,
+        port: call.b.port,
+        remote_rtp: b_rtp,
+        remote_rtcp: b_rtcp,
+        rtcp_mux: false,
+        protection: protection(
+            call.b.decision.and_then(|d| d.media()),
+            b_keys.map(|(ours, _)| ours),
+            b_keys.map(|(_, theirs)| theirs),
+        )?,
+    };
+    Ok(match call.direction {
+        Direction::FromGateway => [a, b],
+        Direction::FromNextHop => [b, a],
+    })
+}

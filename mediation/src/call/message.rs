@@ -1,0 +1,192 @@
+//! Writing the SIP messages the B2BUA sends: requests on a leg (INVITE, ACK, BYE, CANCEL) and
+//! responses to a received INVITE or in-dialog request, as text with a correct Content-Length.
+
+use bytes::Bytes;
+use rand::Rng;
+
+use super::headers;
+use crate::transport::SERVER;
+
+/// A message being written: start line, headers in order, optional SDP body.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    start: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+}
+
+impl Outgoing {
+    /// A request with its start line.
+    pub fn request(method: &str, uri: &str) -> Self {
+        Self {
+            start: format!("{method} {uri} SIP/2.0"),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// A response with its status line.
+    pub fn response(code: u16, reason: &str) -> Self {
+        Self {
+            start: format!("SIP/2.0 {code} {reason}"),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Appends a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sets an `application/sdp` body.
+    pub fn sdp(mut self, body: String) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// The bytes on the wire.
+    pub fn encode(&self) -> Bytes {
+        let mut out = String::with_capacity(512 + self.body.as_ref().map_or(0, String::len));
+        out.push_str(&self.start);
+        out.push_str("\r\n");
+        for (n, v) in &self.headers {
+            out.push_str(n);
+            out.push_str(": ");
+            out.push_str(v);
+            out.push_str("\r\n");
+        }
+        match &self.body {
+            Some(body) => {
+                out.push_str("Content-Type: application/sdp\r\n");
+                out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+                out.push_str(body);
+            }
+            None => out.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        Bytes::from(out)
+    }
+}
+
+/// A fresh random token for tags, branches and Call-IDs.
+pub fn token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A fresh RFC 3261 branch.
+pub fn branch() -> String {
+    format!("z9hG4bK-{}", token(16))
+}
+
+/// The parts of a received request needed to answer it (RFC 3261 §8.2.6.2).
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    vias: Vec<String>,
+    from: String,
+    to: String,
+    call_id: String,
+    cseq: String,
+}
+
+impl ReceivedRequest {
+    /// Keeps what a response to `msg` must echo.
+    pub fn of(msg: &rsip::SipMessage) -> Option<Self> {
+        Some(Self {
+            vias: headers::values(msg, "Via")
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            from: headers::value(msg, "From")?.to_string(),
+            to: headers::value(msg, "To")?.to_string(),
+            call_id: headers::value(msg, "Call-ID")?.to_string(),
+            cseq: headers::value(msg, "CSeq")?.to_string(),
+        })
+    }
+
+    /// A response; `to_tag` is added to To when it has none (never to 100 Trying).
+    pub fn respond(&self, code: u16, reason: &str, to_tag: &str) -> Outgoing {
+        let mut r = Outgoing::response(code, reason);
+        for via in &self.vias {
+            r = r.header("Via", via.clone());
+        }
+        let to = if code > 100 && headers::param(&self.to, "tag").is_none() {
+            format!("{};tag={to_tag}", self.to)
+        } else {
+            self.to.clone()
+        };
+        r.header("From", self.from.clone())
+            .header("To", to)
+            .header("Call-ID", self.call_id.clone())
+            .header("CSeq", self.cseq.clone())
+            .header("Server", SERVER)
+    }
+
+    /// The request's From value.
+    pub fn from(&self) -> &str {
+        &self.from
+    }
+
+    /// The request's To value.
+    pub fn to(&self) -> &str {
+        &self.to
+    }
+}
+
+/// Strips the `;tag=` parameter from a From/To value (to reuse its name-addr on another leg).
+pub fn without_tag(value: &str) -> String {
+    match headers::param(value, "tag") {
+        Some(tag) => value.replace(&format!(";tag={tag}"), "").trim().to_string(),
+        None => value.trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_with_content_length() {
+        let m = Outgoing::request("BYE", "sip:a@b")
+            .header("Via", "SIP/2.0/TCP h:5060;branch=z9hG4bK1")
+            .header("Max-Forwards", "70")
+            .header("From", "<sip:a@b>;tag=1")
+            .header("To", "<sip:c@d>;tag=2")
+            .header("Call-ID", "x")
+            .header("CSeq", "2 BYE")
+            .sdp("v=0\r\n".into())
+            .encode();
+        let text = std::str::from_utf8(&m).unwrap();
+        assert!(
+            text.starts_with("BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h:5060;branch=z9hG4bK1\r\n")
+        );
+        assert!(text.ends_with("Content-Length: 5\r\n\r\nv=0\r\n"));
+        let parsed = crate::sip::parse(&m).unwrap();
+        assert_eq!(parsed.body(), b"v=0\r\n");
+    }
+
+    #[test]
+    fn tags_stripped_and_added() {
+        assert_eq!(without_tag("<sip:a@b>;tag=12"), "<sip:a@b>");
+        assert_eq!(without_tag("<sip:a@b;tag=x>"), "<sip:a@b;tag=x>");
+        let req = ReceivedRequest {
+            vias: vec!["SIP/2.0/TCP h;branch=z9hG4bK1".into()],
+            from: "<sip:a@b>;tag=f".into(),
+            to: "<sip:c@d>".into(),
+            call_id: "c".into(),
+            cseq: "1 INVITE".into(),
+        };
+        let ringing = req.respond(180, "Ringing", "t1").encode();
+        assert!(std::str::from_utf8(&ringing)
+            .unwrap()
+            .contains("To: <sip:c@d>;tag=t1\r\n"));
+        let trying = req.respond(100, "Trying", "t1").encode();
+        assert!(std::str::from_utf8(&trying)
+            .unwrap()
+            .contains("To: <sip:c@d>\r\n"));
+    }
+}

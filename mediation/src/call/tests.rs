@@ -1,0 +1,648 @@
+//! Call flows through the engine with no socket and no sleep: messages and time in, messages,
+//! connections and media commands out. Each test plays the gateway and the next hop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::engine::{Engine, EngineConfig, Input, MediaCommand, Output, PortAllocator};
+use super::media_plan::Protection;
+use super::message::ReceivedRequest;
+use crate::config::{EncryptionLevel, GatewayConfig, GatewayTransport, SrtpMode};
+use crate::metrics::Metrics;
+use crate::srtp::SrtpSuite;
+use crate::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
+
+/// Hands out even ports from 30000 and remembers what was given back.
+#[derive(Default)]
+struct Ports {
+    next: u16,
+    released: Vec<u16>,
+}
+
+impl PortAllocator for Ports {
+    fn allocate(&mut self) -> Option<u16> {
+        self.next += 2;
+        Some(30000 + self.next)
+    }
+    fn release(&mut self, port: u16) {
+        self.released.push(port);
+    }
+}
+
+const GW_KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+const NH_KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> GatewayConfig {
+    GatewayConfig {
+        name: name.into(),
+        address: format!("{name}.example.test:5067"),
+        transport,
+        identity: (transport == GatewayTransport::Tls).then(|| format!("{name}.example.test")),
+        sources: vec![],
+        srtp,
+    }
+}
+
+struct Harness {
+    engine: Engine<Ports>,
+    now: Instant,
+    metrics: Metrics,
+}
+
+fn peer(p: Peer, signalling: Signalling, listener: Listener) -> Arc<PeerIdentity> {
+    Arc::new(PeerIdentity {
+        peer: p,
+        signalling,
+        listener,
+        remote: "10.0.0.1:40000".parse().unwrap(),
+    })
+}
+
+const MTLS: Signalling = Signalling::Mtls {
+    version: TlsVersionSeen::Tls13,
+};
+
+impl Harness {
+    fn new(encryption: EncryptionLevel, gateways: Vec<GatewayConfig>) -> Self {
+        let metrics = Metrics::new();
+        let cfg = EngineConfig {
+            advertise: "192.0.2.10".parse().unwrap(),
+            next_hop_address: "frontend.example.test:5061".into(),
+            next_hop_identity: "frontend.example.test".into(),
+            encryption,
+            gateways,
+            suites: SrtpSuite::ALL.to_vec(),
+            answer_timeout: Duration::from_secs(90),
+            next_hop_port: 5070,
+            gateway_tls_port: 5067,
+            gateway_tcp_port: 5068,
+        };
+        Harness {
+            engine: Engine::new(cfg, Ports::default(), metrics.clone()),
+            now: Instant::now(),
+            metrics,
+        }
+    }
+
+    fn open(&mut self, _n: u64, who: Arc<PeerIdentity>) -> ConnId {
+        // Ids come from the same counter as the engine's outbound connections.
+        let conn = ConnId::next();
+        self.engine
+            .handle(self.now, Input::Opened { conn, peer: who });
+        conn
+    }
+
+    fn feed(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
+        let msg = crate::sip::parse(text.as_bytes()).expect("test message parses");
+        self.engine.handle(self.now, Input::Message { conn, msg });
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.engine.poll_output()).collect()
+    }
+}
+
+/// Every message sent on `conn`, as text.
+fn sent(outs: &[Output], conn: ConnId) -> Vec<String> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Send { conn: c, bytes } if *c == conn => {
+                Some(String::from_utf8(bytes.to_vec()).unwrap())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The connection a `Connect` output opened.
+fn connected(outs: &[Output]) -> Option<(ConnId, Peer)> {
+    outs.iter().find_map(|o| match o {
+        Output::Connect { conn, target } => Some((*conn, target.peer.clone())),
+        _ => None,
+    })
+}
+
+fn status(msg: &str) -> u16 {
+    msg.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn sdp(port: u16, proto: &str, crypto: Option<(u32, &str, &str)>) -> String {
+    let mut s = format!(
+        "v=0\r\no=peer 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} {proto} 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
+    );
+    if let Some((tag, suite, key)) = crypto {
+        s += &format!("a=crypto:{tag} {suite} inline:{key}\r\n");
+    }
+    s
+}
+
+fn invite(call_id: &str, uri: &str, body: &str) -> String {
+    format!(
+        "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/TLS 10.0.0.1:5067;branch=z9hG4bK-{call_id}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:+15550001@10.0.0.1>;tag=caller\r\nTo: <{uri}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:gw@10.0.0.1:5067;transport=tls>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The callee's response to a request we sent, with its tag and an optional SDP body.
+fn respond(request: &str, code: u16, reason: &str, body: Option<&str>) -> String {
+    let msg = crate::sip::parse(request.as_bytes()).unwrap();
+    let r = ReceivedRequest::of(&msg)
+        .unwrap()
+        .respond(code, reason, "callee");
+    let r = r.header("Contact", "<sip:callee@10.0.0.2:5061;transport=tls>");
+    let r = match body {
+        Some(b) => r.sdp(b.to_string()),
+        None => r,
+    };
+    String::from_utf8(r.encode().to_vec()).unwrap()
+}
+
+/// The a=crypto tag and suite we offered for `suite` in an INVITE.
+fn offered_tag(invite: &str, suite: &str) -> u32 {
+    invite
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("a=crypto:")?;
+            let (tag, rest) = rest.split_once(' ')?;
+            rest.starts_with(suite).then(|| tag.parse().unwrap())
+        })
+        .expect("suite offered")
+}
+
+fn ack_and_bye(call_id: &str, to: &str, method: &str, cseq: u32) -> String {
+    format!(
+        "{method} sip:mediation@192.0.2.10:5067;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 10.0.0.1:5067;branch=z9hG4bK-{method}{cseq}\r\nMax-Forwards: 70\r\n\
+         From: <sip:+15550001@10.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+fn to_header(msg: &str) -> String {
+    msg.lines()
+        .find_map(|l| l.strip_prefix("To: "))
+        .unwrap()
+        .to_string()
+}
+
+fn media_start(outs: &[Output]) -> Option<&[super::media_plan::LegPlan; 2]> {
+    outs.iter().find_map(|o| match o {
+        Output::Media(MediaCommand::Start { legs, .. }) => Some(legs),
+        _ => None,
+    })
+}
+
+#[test]
+fn gateway_over_mtls_to_next_hop_negotiates_srtp_on_both_legs_and_bye_ends_both() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c1", "sip:+15551234@192.0.2.10", &offer));
+    let to_gw = sent(&outs, gw);
+    assert_eq!(status(&to_gw[0]), 100, "100 Trying at once");
+    let (nh, who) = connected(&outs).expect("connects to the next hop");
+    assert_eq!(who, Peer::NextHop);
+    let b_invite = sent(&outs, nh).remove(0);
+    assert!(
+        b_invite
+            .starts_with("INVITE sip:+15551234@frontend.example.test:5061;transport=tls SIP/2.0"),
+        "{b_invite}"
+    );
+    assert!(
+        b_invite.contains("m=audio 30004 RTP/SAVP 0 101"),
+        "{b_invite}"
+    );
+    assert!(b_invite.contains("a=crypto:"), "{b_invite}");
+    assert!(
+        !b_invite.contains(GW_KEY),
+        "the caller's key never crosses to the other leg"
+    );
+    assert!(
+        !b_invite.contains("Call-ID: c1"),
+        "new Call-ID on the far leg"
+    );
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
+        },
+    );
+
+    let outs = h.feed(nh, &respond(&b_invite, 180, "Ringing", None));
+    assert_eq!(status(&sent(&outs, gw)[0]), 180);
+
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
+    let to_nh = sent(&outs, nh);
+    assert!(
+        to_nh[0].starts_with("ACK sip:callee@10.0.0.2:5061"),
+        "{}",
+        to_nh[0]
+    );
+    let ok = &sent(&outs, gw)[0];
+    assert_eq!(status(ok), 200);
+    assert!(ok.contains("m=audio 30002 RTP/SAVP 0 101"), "{ok}");
+    assert!(
+        ok.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{ok}"
+    );
+    assert!(
+        !ok.contains(NH_KEY) && !ok.contains(GW_KEY),
+        "fresh key on each leg"
+    );
+    assert!(ok.contains("a=rtpmap:101 telephone-event/8000"), "{ok}");
+    let legs = media_start(&outs).expect("media starts");
+    assert!(
+        legs.iter()
+            .all(|l| matches!(l.protection, Protection::Srtp { .. })),
+        "SRTP on both legs"
+    );
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["inbound", "gw1", "srtp", "answered"])
+            .get(),
+        1
+    );
+
+    let a_to = to_header(ok);
+    h.feed(gw, &ack_and_bye("c1", &a_to, "ACK", 1));
+    let outs = h.feed(gw, &ack_and_bye("c1", &a_to, "BYE", 2));
+    assert_eq!(status(&sent(&outs, gw)[0]), 200);
+    assert!(sent(&outs, nh)[0].starts_with("BYE sip:callee@10.0.0.2:5061"));
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::Media(MediaCommand::Stop { .. }))));
+    assert_eq!(h.engine.calls(), 0);
+}
+
+#[test]
+fn gateway_over_tcp_gets_plain_rtp_and_next_hop_keeps_srtp() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(
+            Peer::Gateway("gw2".into()),
+            Signalling::Tcp,
+            Listener::GatewayTcp,
+        ),
+    );
+    // Best-effort crypto in an RTP/AVP offer over TCP: the key is ignored and counted.
+    let offer = sdp(
+        4000,
+        "RTP/AVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c2", "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    assert!(
+        b_invite.contains("RTP/SAVP"),
+        "next hop always offered SRTP: {b_invite}"
+    );
+    assert_eq!(
+        h.metrics
+            .sdes_keys_ignored
+            .with_label_values(&["plain_tcp"])
+            .get(),
+        1
+    );
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
+        },
+    );
+    let tag = offered_tag(&b_invite, "AEAD_AES_128_GCM");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((
+            tag,
+            "AEAD_AES_128_GCM",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==",
+        )),
+    );
+    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
+    let ok = &sent(&outs, gw)[0];
+    assert!(ok.contains("m=audio 30002 RTP/AVP 0 101"), "{ok}");
+    assert!(!ok.contains("a=crypto"), "no key ever goes over TCP: {ok}");
+    let legs = media_start(&outs).unwrap();
+    assert!(
+        matches!(legs[0].protection, Protection::Rtp),
+        "gateway leg plain"
+    );
+    assert!(
+        matches!(legs[1].protection, Protection::Srtp { .. }),
+        "next-hop leg SRTP"
+    );
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["inbound", "gw2", "rtp", "answered"])
+            .get(),
+        1
+    );
+}
+
+#[test]
+fn srtp_only_offer_over_tcp_is_refused_with_488() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(
+            Peer::Gateway("gw2".into()),
+            Signalling::Tcp,
+            Listener::GatewayTcp,
+        ),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c3", "sip:+15551234@192.0.2.10", &offer));
+    assert_eq!(status(&sent(&outs, gw)[0]), 488);
+    assert!(connected(&outs).is_none(), "no call toward the next hop");
+}
+
+#[test]
+fn next_hop_requires_srtp_refuses_a_plain_offer_and_supported_accepts_it() {
+    for (level, want) in [
+        (EncryptionLevel::Required, 488),
+        (EncryptionLevel::Supported, 100),
+    ] {
+        let mut h = Harness::new(
+            level,
+            vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+        );
+        let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+        let outs = h.feed(
+            nh,
+            &invite(
+                "c4",
+                "sip:+15551234@gw1.example.test",
+                &sdp(4000, "RTP/AVP", None),
+            ),
+        );
+        assert_eq!(status(&sent(&outs, nh)[0]), want, "{level:?}");
+    }
+}
+
+#[test]
+fn next_hop_to_gateway_with_srtp_required_and_plain_answer_gets_488_and_bye() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![
+            gateway("gw1", GatewayTransport::Tls, SrtpMode::Required),
+            gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional),
+        ],
+    );
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("c5", "sip:+15551234@gw1.example.test", &offer));
+    let (gw, who) = connected(&outs).unwrap();
+    assert_eq!(
+        who,
+        Peer::Gateway("gw1".into()),
+        "routed by Request-URI host"
+    );
+    let b_invite = sent(&outs, gw).remove(0);
+    assert!(b_invite.contains("RTP/SAVP") && b_invite.contains("a=crypto:"));
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: gw,
+            peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+        },
+    );
+    let outs = h.feed(
+        gw,
+        &respond(&b_invite, 200, "OK", Some(&sdp(5000, "RTP/AVP", None))),
+    );
+    let to_gw = sent(&outs, gw);
+    assert!(to_gw[0].starts_with("ACK "), "{}", to_gw[0]);
+    assert!(to_gw[1].starts_with("BYE "), "{}", to_gw[1]);
+    let to_nh = sent(&outs, nh);
+    assert_eq!(status(&to_nh[0]), 488);
+    assert!(to_nh[0].contains("trunk_requires_srtp"), "{}", to_nh[0]);
+    assert!(media_start(&outs).is_none());
+    assert_eq!(h.engine.calls(), 0);
+}
+
+#[test]
+fn next_hop_to_tcp_gateway_never_offers_keys() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional)],
+    );
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("c6", "sip:+15551234@anything", &offer));
+    let (gw, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, gw).remove(0);
+    assert!(b_invite.contains("m=audio 30004 RTP/AVP"), "{b_invite}");
+    assert!(!b_invite.contains("a=crypto"), "{b_invite}");
+    assert!(b_invite.contains("transport=tcp"), "{b_invite}");
+}
+
+#[test]
+fn busy_is_relayed_and_acked_in_the_same_transaction() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c7", "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    let outs = h.feed(nh, &respond(&b_invite, 486, "Busy Here", None));
+    let ack = &sent(&outs, nh)[0];
+    let branch = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("Via:"))
+            .unwrap()
+            .to_string()
+    };
+    assert!(ack.starts_with("ACK "));
+    assert_eq!(
+        branch(ack),
+        branch(&b_invite),
+        "ACK for a non-2xx reuses the INVITE's branch"
+    );
+    assert!(ack.contains("CSeq: 1 ACK"));
+    assert_eq!(status(&sent(&outs, gw)[0]), 486);
+    assert_eq!(h.engine.calls(), 0);
+    assert_eq!(h.engine_ports_released(), 2, "both legs' ports given back");
+}
+
+#[test]
+fn unreachable_next_hop_gives_503() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c8", "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    h.engine.handle(h.now, Input::Closed { conn: nh });
+    let outs = h.drain();
+    assert_eq!(status(&sent(&outs, gw)[0]), 503);
+    assert_eq!(h.engine.calls(), 0);
+}
+
+#[test]
+fn no_answer_in_time_gives_408_and_cancels_the_callee() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c9", "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    let deadline = h.engine.poll_timeout().unwrap();
+    assert_eq!(deadline, h.now + Duration::from_secs(90));
+    h.engine.handle_timeout(deadline);
+    let outs = h.drain();
+    assert_eq!(status(&sent(&outs, gw)[0]), 408);
+    assert!(
+        sent(&outs, nh)[0].starts_with("CANCEL "),
+        "callee cancelled"
+    );
+    // The callee's 487 is acknowledged, then the call is gone.
+    h.now = deadline;
+    let outs = h.feed(nh, &respond(&b_invite, 487, "Request Terminated", None));
+    assert!(sent(&outs, nh)[0].starts_with("ACK "));
+    assert_eq!(h.engine.calls(), 0);
+}
+
+#[test]
+fn cancel_from_the_caller_gets_487_and_a_late_200_is_ended_with_bye() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c10", "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    let cancel = ack_and_bye("c10", "<sip:+15551234@192.0.2.10>", "CANCEL", 1)
+        .replace("branch=z9hG4bK-CANCEL1", "branch=z9hG4bK-c10");
+    let outs = h.feed(gw, &cancel);
+    let to_gw = sent(&outs, gw);
+    assert_eq!(status(&to_gw[0]), 200);
+    assert_eq!(status(&to_gw[1]), 487);
+    assert!(sent(&outs, nh)[0].starts_with("CANCEL "));
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
+    let to_nh = sent(&outs, nh);
+    assert!(
+        to_nh[0].starts_with("ACK ") && to_nh[1].starts_with("BYE "),
+        "{to_nh:?}"
+    );
+    assert!(sent(&outs, gw).is_empty(), "nothing more to the caller");
+    assert_eq!(h.engine.calls(), 0);
+}
+
+#[test]
+fn max_forwards_zero_gets_483_and_unknown_dialog_gets_481() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let inv = invite("c11", "sip:+15551234@192.0.2.10", &offer)
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    assert_eq!(status(&sent(&h.feed(gw, &inv), gw)[0]), 483);
+    let bye = ack_and_bye("nope", "<sip:x@y>;tag=zz", "BYE", 2);
+    assert_eq!(status(&sent(&h.feed(gw, &bye), gw)[0]), 481);
+}
+
+impl Harness {
+    fn engine_ports_released(&mut self) -> usize {
+        self.engine.ports_mut().released.len()
+    }
+}

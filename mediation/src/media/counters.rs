@@ -1,0 +1,205 @@
+//! One leg's media metrics (DESIGN.md §5), label values resolved once per call. Packets are
+//! tallied in the relay task and added to the shared Prometheus counters about once a second, so
+//! calls on different cores do not contend on one atomic for every packet.
+
+use prometheus::IntCounter;
+
+use crate::metrics::Metrics;
+use crate::srtp::SrtpError;
+
+/// Why the relay dropped a packet: the `reason` label of `media_packets_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Not RTP/RTCP, truncated, or not SRTP/SRTCP on an SRTP leg.
+    Malformed,
+    /// From an address other than the latched one, and not authenticated.
+    UnknownSource,
+    /// SRTP/SRTCP tag did not verify.
+    AuthFailed,
+    /// SRTP/SRTCP index already seen or too old.
+    Replay,
+    /// Toward an SRTP leg: a sequence number we already protected (would reuse keystream).
+    Duplicate,
+    /// More SSRCs than one SRTP context keeps state for.
+    TooManySsrcs,
+    /// The leg's SRTP key has protected all it may; new keys are needed.
+    KeyExhausted,
+    /// Nowhere to send: no address in SDP and no packet from the peer yet.
+    NoDestination,
+    /// The socket refused the datagram (buffer full, unreachable network).
+    SendFailed,
+}
+
+impl DropReason {
+    const ALL: [DropReason; 9] = [
+        DropReason::Malformed,
+        DropReason::UnknownSource,
+        DropReason::AuthFailed,
+        DropReason::Replay,
+        DropReason::Duplicate,
+        DropReason::TooManySsrcs,
+        DropReason::KeyExhausted,
+        DropReason::NoDestination,
+        DropReason::SendFailed,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::AuthFailed => "auth_failed",
+            DropReason::Replay => "replay",
+            DropReason::Duplicate => "duplicate",
+            DropReason::TooManySsrcs => "too_many_ssrcs",
+            DropReason::KeyExhausted => "key_exhausted",
+            DropReason::NoDestination => "no_destination",
+            DropReason::SendFailed => "send_failed",
+        }
+    }
+
+    /// The reason for a packet that failed to unprotect (`incoming`) or protect.
+    pub fn from_srtp(error: SrtpError, incoming: bool) -> Self {
+        match error {
+            SrtpError::AuthFailed => DropReason::AuthFailed,
+            SrtpError::Replay if incoming => DropReason::Replay,
+            SrtpError::Replay => DropReason::Duplicate,
+            SrtpError::Malformed(_) => DropReason::Malformed,
+            SrtpError::TooManySsrcs => DropReason::TooManySsrcs,
+            SrtpError::KeyExhausted => DropReason::KeyExhausted,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A counter handle and what has not been added to it yet.
+#[derive(Debug)]
+struct Tally {
+    counter: IntCounter,
+    pending: u64,
+}
+
+impl Tally {
+    fn new(counter: IntCounter) -> Self {
+        Self {
+            counter,
+            pending: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending > 0 {
+            self.counter.inc_by(std::mem::take(&mut self.pending));
+        }
+    }
+}
+
+/// The metrics of one leg of one call.
+#[derive(Debug)]
+pub struct LegCounters {
+    packets_in: Tally,
+    packets_out: Tally,
+    auth_failures: Tally,
+    replays: Tally,
+    dropped: [Tally; DropReason::ALL.len()],
+}
+
+impl LegCounters {
+    /// Resolves the label values for leg `leg` whose media is `protection` (`srtp`/`rtp`).
+    pub fn new(metrics: &Metrics, leg: &str, protection: &str) -> Self {
+        let packets = |direction| {
+            Tally::new(
+                metrics
+                    .media_packets
+                    .with_label_values(&[leg, protection, direction]),
+            )
+        };
+        Self {
+            packets_in: packets("in"),
+            packets_out: packets("out"),
+            auth_failures: Tally::new(metrics.srtp_auth_failures.with_label_values(&[leg])),
+            replays: Tally::new(metrics.srtp_replay_drops.with_label_values(&[leg])),
+            dropped: DropReason::ALL.map(|reason| {
+                Tally::new(
+                    metrics
+                        .media_dropped
+                        .with_label_values(&[leg, reason.label()]),
+                )
+            }),
+        }
+    }
+
+    /// A packet from the peer passed every check.
+    pub fn packet_in(&mut self) {
+        self.packets_in.pending += 1;
+    }
+
+    /// A packet went to the peer.
+    pub fn packet_out(&mut self) {
+        self.packets_out.pending += 1;
+    }
+
+    /// A packet was dropped.
+    pub fn dropped(&mut self, reason: DropReason) {
+        self.dropped[reason.index()].pending += 1;
+    }
+
+    /// A packet from the peer failed to unprotect: `srtp_auth_failures_total` and
+    /// `srtp_replay_drops_total` count these whatever the drop reason recorded.
+    pub fn unprotect_failed(&mut self, error: SrtpError) {
+        match error {
+            SrtpError::AuthFailed => self.auth_failures.pending += 1,
+            SrtpError::Replay => self.replays.pending += 1,
+            _ => {}
+        }
+    }
+
+    /// Adds everything tallied to the Prometheus counters.
+    pub fn flush(&mut self) {
+        self.packets_in.flush();
+        self.packets_out.flush();
+        self.auth_failures.flush();
+        self.replays.flush();
+        self.dropped.iter_mut().for_each(Tally::flush);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_follow_the_list() {
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn counted_on_flush_only() {
+        let metrics = Metrics::new();
+        let mut c = LegCounters::new(&metrics, "gateway", "srtp");
+        c.packet_in();
+        c.dropped(DropReason::UnknownSource);
+        c.unprotect_failed(SrtpError::AuthFailed);
+        let series = |m: &Metrics| {
+            (
+                m.media_packets
+                    .with_label_values(&["gateway", "srtp", "in"])
+                    .get(),
+                m.media_dropped
+                    .with_label_values(&["gateway", "unknown_source"])
+                    .get(),
+                m.srtp_auth_failures.with_label_values(&["gateway"]).get(),
+            )
+        };
+        assert_eq!(series(&metrics), (0, 0, 0));
+        c.flush();
+        assert_eq!(series(&metrics), (1, 1, 1));
+        c.flush();
+        assert_eq!(series(&metrics), (1, 1, 1));
+    }
+}

@@ -1,0 +1,80 @@
+//! What the relay needs to know about one call leg: its sockets, where its peer said to send
+//! media, and whether that media is SRTP (with which keys) or plain RTP.
+
+use std::net::SocketAddr;
+
+use super::ports::LegSockets;
+use crate::srtp::{MasterKey, ReplayWindow};
+
+/// How media on one leg is protected.
+#[derive(Debug)]
+pub enum Protection {
+    /// Plain RTP/RTCP: nothing is authenticated (DESIGN.md §2 says when that is allowed).
+    Rtp,
+    /// SRTP/SRTCP with SDES keys.
+    Srtp {
+        /// Ours, sent in our `a=crypto`: protects what we send on this leg.
+        tx: MasterKey,
+        /// Theirs, from the peer's `a=crypto`: unprotects what the peer sends.
+        rx: MasterKey,
+    },
+}
+
+impl Protection {
+    /// `srtp` or `rtp`, the `protection` label of `media_packets_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Protection::Rtp => "rtp",
+            Protection::Srtp { .. } => "srtp",
+        }
+    }
+}
+
+/// One leg of a call, as the relay takes it.
+#[derive(Debug)]
+pub struct LegMedia {
+    /// `gateway` or `next_hop`: the `leg` label of the media metrics.
+    pub label: &'static str,
+    /// Our sockets for this leg.
+    pub sockets: LegSockets,
+    /// RTP address from the peer's SDP (`c=` and `m=`); `None` waits for its first packet.
+    pub remote_rtp: Option<SocketAddr>,
+    /// RTCP address from the peer's SDP (`a=rtcp:` or RTP port + 1, RFC 3605); `None` waits for
+    /// its first packet. Unused with rtcp-mux.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTP and RTCP share the RTP port (RFC 5761), as negotiated in SDP.
+    pub rtcp_mux: bool,
+    /// Plain RTP or SRTP with keys.
+    pub protection: Protection,
+    /// How late an SRTP packet may arrive and still be accepted once.
+    pub replay_window: ReplayWindow,
+}
+
+impl LegMedia {
+    /// A leg with no remote address yet (it latches on the first packet), no rtcp-mux and the
+    /// default replay window.
+    pub fn new(label: &'static str, sockets: LegSockets, protection: Protection) -> Self {
+        Self {
+            label,
+            sockets,
+            remote_rtp: None,
+            remote_rtcp: None,
+            rtcp_mux: false,
+            protection,
+            replay_window: ReplayWindow::DEFAULT,
+        }
+    }
+
+    /// The same leg with the peer's addresses from SDP.
+    pub fn with_remote(mut self, rtp: Option<SocketAddr>, rtcp: Option<SocketAddr>) -> Self {
+        self.remote_rtp = rtp;
+        self.remote_rtcp = rtcp;
+        self
+    }
+
+    /// The same leg with rtcp-mux on or off.
+    pub fn with_rtcp_mux(mut self, rtcp_mux: bool) -> Self {
+        self.rtcp_mux = rtcp_mux;
+        self
+    }
+}

@@ -1,0 +1,21 @@
+//! The media relay: UDP port pairs per leg, symmetric latching, and SRTP/RTP re-protection
+//! between the two legs of a call (DESIGN.md §1: media never passes from one leg to the other
+//! without being re-protected for that leg).
+//!
+//! Allocation of ports takes a lock, once per call; the relay itself is one task per call that
+//! shares nothing with other calls but the Prometheus counters, which it updates in batches.
+
+pub mod counters;
+pub mod latch;
+pub mod leg;
+pub mod packet;
+pub mod ports;
+pub mod relay;
+pub mod stats;
+
+pub use counters::DropReason;
+pub use leg::{LegMedia, Protection};
+pub use packet::{PacketKind, Port};
+pub use ports::{EmptyRange, LegSockets, PortError, PortLease, PortPool};
+pub use relay::{spawn_relay, RelayError, RelayHandle};
+pub use stats::{LegSnapshot, RelayStats, Side};

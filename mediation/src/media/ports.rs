@@ -1,0 +1,341 @@
+//! The media port pool: RTP/RTCP socket pairs (even RTP port, RTCP on the next odd one,
+//! RFC 3550 §11) bound from the configured range, handed out round-robin and returned when the
+//! call's [`PortLease`] is dropped.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// A range with no even port whose odd neighbour is also in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("media port range {first}-{last} holds no RTP/RTCP pair (an even port and the next one)")]
+pub struct EmptyRange {
+    /// First port of the range.
+    pub first: u16,
+    /// Last port of the range.
+    pub last: u16,
+}
+
+/// No pair could be handed out.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// Every pair is in use by our calls or bound by another process.
+    #[error("no free RTP/RTCP port pair in {first}-{last} ({in_use} pairs in use by calls)")]
+    Exhausted {
+        /// First port of the range.
+        first: u16,
+        /// Last port of the range.
+        last: u16,
+        /// Pairs held by calls.
+        in_use: usize,
+    },
+    /// Binding failed for a reason other than the port being taken (e.g. the bind address is
+    /// not local), so trying other ports would not help.
+    #[error("cannot bind media sockets on {addr}: {source}")]
+    Bind {
+        /// The address we tried.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
+}
+
+/// RTP/RTCP socket pairs from one port range on one local address. Cheap to clone; every clone
+/// hands out from the same pool. Locked per call set-up, never per packet.
+#[derive(Debug, Clone)]
+pub struct PortPool {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    bind_ip: IpAddr,
+    /// First even port of the range.
+    base: u16,
+    first: u16,
+    last: u16,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// `in_use[i]`: the pair `base + 2i` is leased.
+    in_use: Vec<bool>,
+    leased: usize,
+    /// Where the next search starts: one past the last pair handed out, so a pair just
+    /// returned is the last to be reused.
+    next: usize,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave `State` inconsistent (each update is
+        // one assignment), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn port_of(&self, pair: usize) -> u16 {
+        self.base + 2 * pair as u16
+    }
+}
+
+impl PortPool {
+    /// A pool of the pairs in `ports` (inclusive) on `bind_ip`. An odd first port is skipped;
+    /// an even last port is unused (its RTCP port would be outside the range).
+    pub fn new(bind_ip: IpAddr, ports: RangeInclusive<u16>) -> Result<Self, EmptyRange> {
+        let (first, last) = (*ports.start(), *ports.end());
+        let empty = EmptyRange { first, last };
+        let base = first.checked_add(first % 2).ok_or(empty.clone())?;
+        if first == 0 || base >= last {
+            return Err(empty);
+        }
+        // Pairs (base, base + 1), (base + 2, base + 3) ... up to last.
+        let pairs = usize::from(last - base).div_ceil(2);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                bind_ip,
+                base,
+                first,
+                last,
+                state: Mutex::new(State {
+                    in_use: vec![false; pairs],
+                    leased: 0,
+                    next: 0,
+                }),
+            }),
+        })
+    }
+
+    /// The local address sockets are bound to.
+    pub fn bind_ip(&self) -> IpAddr {
+        self.shared.bind_ip
+    }
+
+    /// Pairs in the range.
+    pub fn capacity(&self) -> usize {
+        self.shared.state().in_use.len()
+    }
+
+    /// Pairs currently leased to calls.
+    pub fn in_use(&self) -> usize {
+        self.shared.state().leased
+    }
+
+    /// Binds the next free pair, round-robin from the last one handed out. Pairs another
+    /// process holds are skipped.
+    pub fn allocate(&self) -> Result<LegSockets, PortError> {
+        let shared = &self.shared;
+        let mut state = shared.state();
+        let pairs = state.in_use.len();
+        for step in 0..pairs {
+            let pair = (state.next + step) % pairs;
+            if state.in_use[pair] {
+                continue;
+            }
+            let rtp_port = shared.port_of(pair);
+            match bind_pair(shared.bind_ip, rtp_port) {
+                Ok((rtp, rtcp)) => {
+                    state.in_use[pair] = true;
+                    state.leased += 1;
+                    state.next = (pair + 1) % pairs;
+                    return Ok(LegSockets {
+                        rtp,
+                        rtcp,
+                        lease: PortLease {
+                            pool: Arc::downgrade(shared),
+                            pair,
+                            rtp_port,
+                        },
+                    });
+                }
+                Err(e) if is_taken(&e) => continue,
+                Err(source) => {
+                    return Err(PortError::Bind {
+                        addr: SocketAddr::new(shared.bind_ip, rtp_port),
+                        source,
+                    })
+                }
+            }
+        }
+        Err(PortError::Exhausted {
+            first: shared.first,
+            last: shared.last,
+            in_use: state.leased,
+        })
+    }
+}
+
+fn is_taken(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+    )
+}
+
+fn bind_pair(ip: IpAddr, rtp_port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
+    let rtp = UdpSocket::bind(SocketAddr::new(ip, rtp_port))?;
+    let rtcp = UdpSocket::bind(SocketAddr::new(ip, rtp_port + 1))?;
+    rtp.set_nonblocking(true)?;
+    rtcp.set_nonblocking(true)?;
+    Ok((rtp, rtcp))
+}
+
+/// The claim on one pair of the pool; dropping it returns the pair. Held by whoever holds the
+/// sockets, and dropped after them.
+#[derive(Debug)]
+pub struct PortLease {
+    pool: Weak<Shared>,
+    pair: usize,
+    rtp_port: u16,
+}
+
+impl PortLease {
+    /// The RTP port (even).
+    pub fn rtp_port(&self) -> u16 {
+        self.rtp_port
+    }
+
+    /// The RTCP port (`rtp_port + 1`).
+    pub fn rtcp_port(&self) -> u16 {
+        self.rtp_port + 1
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        if let Some(shared) = self.pool.upgrade() {
+            let mut state = shared.state();
+            if std::mem::replace(&mut state.in_use[self.pair], false) {
+                state.leased -= 1;
+            }
+        }
+    }
+}
+
+/// One leg's bound, non-blocking RTP and RTCP sockets and the lease on their ports.
+#[derive(Debug)]
+pub struct LegSockets {
+    // Field order is drop order: sockets close before the pair goes back to the pool.
+    /// RTP (and, with rtcp-mux, RTCP too).
+    pub rtp: UdpSocket,
+    /// RTCP when not multiplexed.
+    pub rtcp: UdpSocket,
+    /// Returns the pair to the pool when dropped.
+    pub lease: PortLease,
+}
+
+impl LegSockets {
+    /// The local RTP port, for SDP `m=` lines.
+    pub fn rtp_port(&self) -> u16 {
+        self.lease.rtp_port()
+    }
+
+    /// The local RTCP port, for SDP `a=rtcp:`.
+    pub fn rtcp_port(&self) -> u16 {
+        self.lease.rtcp_port()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// A range of `pairs` pairs starting at a port the OS just gave us, which is very likely
+    /// free; tests tolerate others binding in it (that is a feature under test).
+    fn free_range(pairs: u16) -> RangeInclusive<u16> {
+        let probe = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+        let port = probe.local_addr().unwrap().port();
+        let start = port.min(u16::MAX - 2 * pairs) & !1;
+        start..=start + 2 * pairs - 1
+    }
+
+    #[test]
+    fn ranges_must_hold_a_pair() {
+        assert!(PortPool::new(LOOPBACK, 40000..=40001).is_ok());
+        assert!(PortPool::new(LOOPBACK, 40001..=40002).is_err());
+        assert!(PortPool::new(LOOPBACK, 40000..=40000).is_err());
+        assert!(PortPool::new(LOOPBACK, 0..=10).is_err());
+        assert!(PortPool::new(LOOPBACK, 65535..=65535).is_err());
+        assert_eq!(
+            PortPool::new(LOOPBACK, 40001..=40010).unwrap().capacity(),
+            4
+        );
+        assert_eq!(
+            PortPool::new(LOOPBACK, 49152..=57500).unwrap().capacity(),
+            4174
+        );
+    }
+
+    #[test]
+    fn pairs_are_even_and_odd_and_bound() {
+        let pool = PortPool::new(LOOPBACK, free_range(8)).unwrap();
+        let leg = pool.allocate().unwrap();
+        assert_eq!(leg.rtp_port() % 2, 0);
+        assert_eq!(leg.rtcp_port(), leg.rtp_port() + 1);
+        assert_eq!(leg.rtp.local_addr().unwrap().port(), leg.rtp_port());
+        assert_eq!(leg.rtcp.local_addr().unwrap().port(), leg.rtcp_port());
+        assert_eq!(pool.in_use(), 1);
+        drop(leg);
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    #[test]
+    fn round_robin_does_not_reuse_a_freed_pair_at_once() {
+        let pool = PortPool::new(LOOPBACK, free_range(4)).unwrap();
+        let a = pool.allocate().unwrap();
+        let first = a.rtp_port();
+        drop(a);
+        let b = pool.allocate().unwrap();
+        assert_ne!(b.rtp_port(), first, "a just-freed pair was reused");
+    }
+
+    #[test]
+    fn exhaustion_and_release() {
+        let pool = PortPool::new(LOOPBACK, free_range(3)).unwrap();
+        let mut held: Vec<_> = std::iter::from_fn(|| pool.allocate().ok()).collect();
+        assert!(!held.is_empty() && held.len() <= 3);
+        assert!(matches!(pool.allocate(), Err(PortError::Exhausted { .. })));
+        held.pop();
+        assert!(
+            pool.allocate().is_ok(),
+            "a returned pair is handed out again"
+        );
+    }
+
+    #[test]
+    fn pairs_bound_by_someone_else_are_skipped() {
+        let range = free_range(4);
+        let squatter = UdpSocket::bind((LOOPBACK, *range.start() + 1));
+        let pool = PortPool::new(LOOPBACK, range.clone()).unwrap();
+        let leg = pool.allocate().unwrap();
+        if squatter.is_ok() {
+            assert_ne!(
+                leg.rtp_port(),
+                *range.start(),
+                "the pair whose RTCP port is taken"
+            );
+        }
+    }
+
+    #[test]
+    fn a_non_local_bind_address_is_an_error_not_exhaustion() {
+        // TEST-NET-1: never a local address.
+        let pool = PortPool::new("192.0.2.1".parse().unwrap(), free_range(2)).unwrap();
+        assert!(matches!(pool.allocate(), Err(PortError::Bind { .. })));
+    }
+
+    #[test]
+    fn a_lease_outliving_its_pool_is_harmless() {
+        let pool = PortPool::new(LOOPBACK, free_range(2)).unwrap();
+        let leg = pool.allocate().unwrap();
+        drop(pool);
+        drop(leg);
+    }
+}

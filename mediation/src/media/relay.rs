@@ -1,0 +1,392 @@
+//! The per-call media relay: one tokio task owns both legs' sockets, checks and unprotects what
+//! each peer sends, latches the peer's real address, re-protects for the other leg and sends it
+//! on. Nothing unauthenticated leaves an SRTP leg.
+//!
+//! ```text
+//!  peer A ─▶ A port ─▶ classify ─▶ A.rx unprotect ─▶ latch A ─▶ B.tx protect ─▶ B port ─▶ peer B
+//!                      RFC 5761    (SRTP legs)       RFC 4961   (SRTP legs)
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn, Instrument};
+
+use super::counters::{DropReason, LegCounters};
+use super::latch::{Remote, SourceMatch};
+use super::leg::{LegMedia, Protection};
+use super::packet::{classify, PacketKind, Port};
+use super::ports::PortLease;
+use super::stats::{RelayStats, Side};
+use crate::metrics::Metrics;
+use crate::srtp::{Protector, SetupError, Unprotector};
+
+/// Receive buffer, one per call. A datagram that fills it was probably truncated and is
+/// dropped as malformed; voice packets are far smaller.
+const RECV_BUFFER: usize = 2048;
+
+/// Datagrams read from one socket before the task looks at the others again.
+const BATCH: usize = 32;
+
+/// How often tallied packets are added to the Prometheus counters.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// The relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// A socket could not be registered with the tokio runtime.
+    #[error("cannot register a media socket with the runtime: {0}")]
+    Socket(#[from] io::Error),
+    /// An SRTP context could not be made.
+    #[error(transparent)]
+    Srtp(#[from] SetupError),
+}
+
+/// The running relay of one call. Dropping it stops the relay too; [`RelayHandle::stop`] also
+/// waits until the sockets are closed and the ports back in the pool.
+#[derive(Debug)]
+pub struct RelayHandle {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    stats: Arc<RelayStats>,
+}
+
+impl RelayHandle {
+    /// Packets in, out and dropped per leg, and when media last arrived.
+    pub fn stats(&self) -> &Arc<RelayStats> {
+        &self.stats
+    }
+
+    /// True once the relay task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Ends the relay and waits for it: counters flushed, sockets closed, ports returned to
+    /// the pool, SRTP contexts and keys dropped (our copies of the master keys zeroed).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            warn!(error = %e, "media relay task failed");
+        }
+    }
+}
+
+/// Starts relaying between legs `a` and `b`. Must be called inside a tokio runtime.
+pub fn spawn_relay(a: LegMedia, b: LegMedia, metrics: &Metrics) -> Result<RelayHandle, RelayError> {
+    let legs = [Leg::new(a, metrics)?, Leg::new(b, metrics)?];
+    let stats = Arc::new(RelayStats::new());
+    let relay = Relay {
+        legs,
+        buffer: vec![0; RECV_BUFFER].into_boxed_slice(),
+        stats: Arc::clone(&stats),
+    };
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(relay.run(stopped).in_current_span());
+    Ok(RelayHandle { stop, task, stats })
+}
+
+/// One leg inside the running relay.
+struct Leg {
+    label: &'static str,
+    // Sockets before the lease: they close before the ports go back to the pool.
+    rtp_socket: UdpSocket,
+    /// `None` with rtcp-mux.
+    rtcp_socket: Option<UdpSocket>,
+    _lease: PortLease,
+    rtp_remote: Remote,
+    /// Unused with rtcp-mux (RTCP follows `rtp_remote`).
+    rtcp_remote: Remote,
+    /// `Some` on SRTP legs: protects what we send and unprotects what the peer sends.
+    tx: Option<Protector>,
+    rx: Option<Unprotector>,
+    counters: LegCounters,
+}
+
+impl Leg {
+    fn new(media: LegMedia, metrics: &Metrics) -> Result<Self, RelayError> {
+        let LegMedia {
+            label,
+            sockets,
+            remote_rtp,
+            remote_rtcp,
+            rtcp_mux,
+            protection,
+            replay_window,
+        } = media;
+        let counters = LegCounters::new(metrics, label, protection.label());
+        let (tx, rx) = match protection {
+            Protection::Rtp => (None, None),
+            // The master keys drop (and are zeroed) at the end of this arm; the contexts keep
+            // what they need.
+            Protection::Srtp { tx, rx } => (
+                Some(Protector::new(&tx)?),
+                Some(Unprotector::new(&rx, replay_window)?),
+            ),
+        };
+        let rtp_socket = UdpSocket::from_std(sockets.rtp)?;
+        let rtcp_socket = if rtcp_mux {
+            // The RTCP port stays leased (it is in our SDP's pair) but nothing listens on it.
+            drop(sockets.rtcp);
+            None
+        } else {
+            Some(UdpSocket::from_std(sockets.rtcp)?)
+        };
+        Ok(Self {
+            label,
+            rtp_socket,
+            rtcp_socket,
+            _lease: sockets.lease,
+            rtp_remote: Remote::new(remote_rtp),
+            rtcp_remote: Remote::new(remote_rtcp),
+            tx,
+            rx,
+            counters,
+        })
+    }
+
+    fn socket(&self, port: Port) -> Option<&UdpSocket> {
+        match port {
+            Port::Rtp => Some(&self.rtp_socket),
+            Port::Rtcp => self.rtcp_socket.as_ref(),
+        }
+    }
+
+    fn rtcp_mux(&self) -> bool {
+        self.rtcp_socket.is_none()
+    }
+
+    /// The socket a packet of `kind` leaves from, and the remote it goes to.
+    fn outbound(&self, kind: PacketKind) -> (&UdpSocket, &Remote) {
+        match (kind, &self.rtcp_socket) {
+            (PacketKind::Rtcp, Some(rtcp)) => (rtcp, &self.rtcp_remote),
+            _ => (&self.rtp_socket, &self.rtp_remote),
+        }
+    }
+
+    fn remote_mut(&mut self, kind: PacketKind) -> &mut Remote {
+        if kind == PacketKind::Rtcp && !self.rtcp_mux() {
+            &mut self.rtcp_remote
+        } else {
+            &mut self.rtp_remote
+        }
+    }
+}
+
+/// What woke the relay task.
+enum Event {
+    Stop,
+    Flush,
+    Readable(Side, Port, io::Result<()>),
+}
+
+/// The task's state.
+struct Relay {
+    legs: [Leg; 2],
+    buffer: Box<[u8]>,
+    stats: Arc<RelayStats>,
+}
+
+/// Waits until `socket` is readable; forever when there is no socket (rtcp-mux).
+async fn readable(socket: Option<&UdpSocket>) -> io::Result<()> {
+    match socket {
+        Some(socket) => socket.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Relay {
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        info!(
+            a = self.legs[0].label,
+            b = self.legs[1].label,
+            "media relay started"
+        );
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let [a, b] = &self.legs;
+            let event = tokio::select! {
+                // A sent stop or a dropped handle both end the relay.
+                _ = &mut stop => Event::Stop,
+                _ = flush.tick() => Event::Flush,
+                r = a.rtp_socket.readable() => Event::Readable(Side::A, Port::Rtp, r),
+                r = readable(a.rtcp_socket.as_ref()) => Event::Readable(Side::A, Port::Rtcp, r),
+                r = b.rtp_socket.readable() => Event::Readable(Side::B, Port::Rtp, r),
+                r = readable(b.rtcp_socket.as_ref()) => Event::Readable(Side::B, Port::Rtcp, r),
+            };
+            match event {
+                Event::Stop => break,
+                Event::Flush => self.flush(),
+                Event::Readable(side, port, Ok(())) => self.drain(side, port),
+                Event::Readable(side, port, Err(e)) => {
+                    let leg = self.legs[side.index()].label;
+                    warn!(leg, ?port, error = %e, "media socket failed; relay ends");
+                    break;
+                }
+            }
+        }
+        self.flush();
+        let (a, b) = (self.stats.leg(Side::A), self.stats.leg(Side::B));
+        info!(
+            a_in = a.packets_in,
+            a_out = a.packets_out,
+            a_dropped = a.dropped,
+            b_in = b.packets_in,
+            b_out = b.packets_out,
+            b_dropped = b.dropped,
+            "media relay stopped"
+        );
+    }
+
+    fn flush(&mut self) {
+        for leg in &mut self.legs {
+            leg.counters.flush();
+        }
+    }
+
+    /// Reads what is waiting on one socket, up to [`BATCH`] datagrams, into the one buffer.
+    fn drain(&mut self, side: Side, port: Port) {
+        let now = Instant::now();
+        for _ in 0..BATCH {
+            let Some(socket) = self.legs[side.index()].socket(port) else {
+                return;
+            };
+            let (len, source) = match socket.try_recv_from(&mut self.buffer) {
+                Ok(received) => received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // E.g. an ICMP error reported on the socket; the next read is unaffected.
+                    debug!(leg = self.legs[side.index()].label, error = %e, "media receive error");
+                    return;
+                }
+            };
+            let datagram = &self.buffer[..len];
+            relay_one(
+                &mut self.legs,
+                &self.stats,
+                side,
+                port,
+                source,
+                datagram,
+                now,
+            );
+        }
+    }
+}
+
+/// The whole path of one datagram from leg `from` to the other leg.
+fn relay_one(
+    legs: &mut [Leg; 2],
+    stats: &RelayStats,
+    from: Side,
+    port: Port,
+    source: SocketAddr,
+    datagram: &[u8],
+    now: Instant,
+) {
+    let [a, b] = legs;
+    let (inbound, outbound) = match from {
+        Side::A => (a, b),
+        Side::B => (b, a),
+    };
+    let drop_in = |leg: &mut Leg, reason: DropReason| {
+        leg.counters.dropped(reason);
+        stats.record_drop(from);
+    };
+
+    // 1. RTP or RTCP at all?
+    let kind = match classify(datagram, port, inbound.rtcp_mux()) {
+        Ok(kind) if datagram.len() < RECV_BUFFER => kind,
+        _ => return drop_in(inbound, DropReason::Malformed),
+    };
+
+    // 2. From whom? Plain RTP cannot prove who sent it, so only the latched source counts.
+    let source_match = inbound.remote_mut(kind).compare(source);
+    if source_match == SourceMatch::Other && inbound.rx.is_none() {
+        return drop_in(inbound, DropReason::UnknownSource);
+    }
+
+    // 3. Authenticate and decrypt (SRTP legs).
+    let unprotected;
+    let clear: &[u8] = match &mut inbound.rx {
+        None => datagram,
+        Some(rx) => {
+            let result = match kind {
+                PacketKind::Rtp => rx.unprotect_rtp(datagram),
+                PacketKind::Rtcp => rx.unprotect_rtcp(datagram),
+            };
+            match result {
+                Ok(bytes) => {
+                    unprotected = bytes;
+                    &unprotected
+                }
+                Err(error) => {
+                    inbound.counters.unprotect_failed(error);
+                    let reason = if source_match == SourceMatch::Other {
+                        DropReason::UnknownSource
+                    } else {
+                        DropReason::from_srtp(error, true)
+                    };
+                    return drop_in(inbound, reason);
+                }
+            }
+        }
+    };
+
+    // 4. Latch the source that passed the checks.
+    if let Some(before) = inbound.remote_mut(kind).latch(source) {
+        match before {
+            None => info!(leg = inbound.label, stream = kind.name(), %source, "media latched"),
+            Some(before) => info!(
+                leg = inbound.label,
+                stream = kind.name(),
+                %before,
+                %source,
+                "authenticated media from a new address; re-latched"
+            ),
+        }
+    }
+    inbound.counters.packet_in();
+    stats.record_in(from, now);
+
+    // 5. Re-protect for the other leg and send.
+    let to = from.other();
+    let drop_out = |leg: &mut Leg, reason: DropReason| {
+        leg.counters.dropped(reason);
+        stats.record_drop(to);
+    };
+    let Some(destination) = outbound.outbound(kind).1.destination() else {
+        return drop_out(outbound, DropReason::NoDestination);
+    };
+    let protected;
+    let wire: &[u8] = match &mut outbound.tx {
+        None => clear,
+        Some(tx) => {
+            let result = match kind {
+                PacketKind::Rtp => tx.protect_rtp(clear),
+                PacketKind::Rtcp => tx.protect_rtcp(clear),
+            };
+            match result {
+                Ok(bytes) => {
+                    protected = bytes;
+                    &protected
+                }
+                Err(error) => return drop_out(outbound, DropReason::from_srtp(error, false)),
+            }
+        }
+    };
+    let socket = outbound.outbound(kind).0;
+    match socket.try_send_to(wire, destination) {
+        Ok(_) => {
+            outbound.counters.packet_out();
+            stats.record_out(to);
+        }
+        Err(_) => drop_out(outbound, DropReason::SendFailed),
+    }
+}

@@ -1,0 +1,165 @@
+//! SRTP master keys: the key and salt of one suite (RFC 3711 §8.2), drawn from the OS CSPRNG,
+//! never printed, and overwritten with zeros when dropped.
+
+use std::fmt;
+
+use rand::rngs::OsRng;
+use rand::RngCore;
+use zeroize::Zeroize;
+
+use super::SrtpSuite;
+
+/// A master key and master salt for one suite, stored as `key || salt` (the order SDES inline
+/// keys use, RFC 4568 §6.1).
+///
+/// The bytes live on the heap so moving a `MasterKey` does not leave copies behind, and are
+/// zeroed on drop. `Debug` shows the suite, never the bytes.
+#[derive(Clone)]
+pub struct MasterKey {
+    suite: SrtpSuite,
+    material: Box<[u8]>,
+}
+
+/// Why a master key could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The bytes given are not exactly key length + salt length for the suite.
+    #[error("{suite} needs {expected} bytes of master key and salt, got {got}")]
+    Length {
+        /// The suite the key was meant for.
+        suite: SrtpSuite,
+        /// Key length + salt length of that suite.
+        expected: usize,
+        /// What was given.
+        got: usize,
+    },
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed: {0}")]
+    Rng(#[from] rand::Error),
+}
+
+impl MasterKey {
+    /// Fresh key material for `suite` from the operating system's CSPRNG (DESIGN.md §2: fresh
+    /// keys per leg and per call).
+    pub fn generate(suite: SrtpSuite) -> Result<Self, KeyError> {
+        let mut material = vec![0u8; material_len(suite)].into_boxed_slice();
+        OsRng.try_fill_bytes(&mut material)?;
+        Ok(Self { suite, material })
+    }
+
+    /// A key received from a peer (decoded SDES `inline:` bytes): `key || salt`, exactly
+    /// [`SrtpSuite::key_len`] + [`SrtpSuite::salt_len`] bytes.
+    pub fn from_bytes(suite: SrtpSuite, key_and_salt: &[u8]) -> Result<Self, KeyError> {
+        let expected = material_len(suite);
+        if key_and_salt.len() != expected {
+            return Err(KeyError::Length {
+                suite,
+                expected,
+                got: key_and_salt.len(),
+            });
+        }
+        Ok(Self {
+            suite,
+            material: key_and_salt.into(),
+        })
+    }
+
+    /// The suite this key is for.
+    pub fn suite(&self) -> SrtpSuite {
+        self.suite
+    }
+
+    /// The master key.
+    pub fn key(&self) -> &[u8] {
+        &self.material[..self.suite.key_len()]
+    }
+
+    /// The master salt.
+    pub fn salt(&self) -> &[u8] {
+        &self.material[self.suite.key_len()..]
+    }
+
+    /// `key || salt`, what SDES base64-encodes into `inline:`. Secret: never log it.
+    pub fn key_and_salt(&self) -> &[u8] {
+        &self.material
+    }
+}
+
+fn material_len(suite: SrtpSuite) -> usize {
+    suite.key_len() + suite.salt_len()
+}
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.material.zeroize();
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("suite", &self.suite)
+            .field(
+                "material",
+                &format_args!("<redacted {} bytes>", self.material.len()),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_the_suite_lengths_and_differ() {
+        for suite in SrtpSuite::ALL {
+            let a = MasterKey::generate(suite).unwrap();
+            let b = MasterKey::generate(suite).unwrap();
+            assert_eq!(a.key().len(), suite.key_len());
+            assert_eq!(a.salt().len(), suite.salt_len());
+            assert_ne!(
+                a.key_and_salt(),
+                b.key_and_salt(),
+                "{suite}: two equal random keys"
+            );
+        }
+    }
+
+    #[test]
+    fn from_bytes_checks_the_length() {
+        let bytes = [7u8; 46];
+        for suite in SrtpSuite::ALL {
+            let n = suite.key_len() + suite.salt_len();
+            let key = MasterKey::from_bytes(suite, &bytes[..n]).unwrap();
+            assert_eq!(key.key_and_salt(), &bytes[..n]);
+            for wrong in [0, n - 1, n + 1] {
+                match MasterKey::from_bytes(suite, &bytes[..wrong]) {
+                    Err(KeyError::Length { expected, got, .. }) => {
+                        assert_eq!((expected, got), (n, wrong), "{suite}");
+                    }
+                    other => panic!("{suite}: {wrong} bytes gave {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn key_and_salt_split_where_the_suite_says() {
+        let bytes: Vec<u8> = (0..30).collect();
+        let key = MasterKey::from_bytes(SrtpSuite::AesCm128HmacSha1_80, &bytes).unwrap();
+        assert_eq!(key.key(), &bytes[..16]);
+        assert_eq!(key.salt(), &bytes[16..]);
+    }
+
+    #[test]
+    fn debug_never_shows_key_bytes() {
+        let key = MasterKey::from_bytes(SrtpSuite::AeadAes128Gcm, &[0xAB; 28]).unwrap();
+        let shown = format!("{key:?} {key:#?}");
+        assert!(shown.contains("redacted"), "{shown}");
+        assert!(shown.contains("AeadAes128Gcm"), "{shown}");
+        for needle in ["171", "ab", "AB", "0xab"] {
+            assert!(!shown.contains(needle), "{shown} shows key bytes");
+        }
+    }
+}

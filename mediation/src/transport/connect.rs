@@ -1,0 +1,117 @@
+//! Outbound connections: TCP, or MTLS where we present our certificate and verify the peer's
+//! chain, revocation and name (the configured identity, not the host we dialled). A connection
+//! that cannot be made reports `Closed`, which the call layer turns into `503`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::connection::{serve, ConnId, SipEvent};
+use super::peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
+use crate::metrics::Metrics;
+use crate::sip::FramingLimits;
+
+/// Opens outbound connections.
+#[derive(Clone)]
+pub struct Connector {
+    /// Our client TLS configuration.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// How long connecting plus the handshake may take.
+    pub timeout: Duration,
+    /// Framing limits for what the peer sends back.
+    pub limits: FramingLimits,
+    /// Where connection events go.
+    pub events: mpsc::Sender<SipEvent>,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+impl Connector {
+    /// Connects in the background as `conn`; on success the connection is served like an
+    /// accepted one (its first event is `Opened`), on failure `Closed` is sent.
+    pub fn spawn(&self, conn: ConnId, peer: Peer, address: String, tls_identity: Option<String>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let attempt = tokio::time::timeout(
+                this.timeout,
+                this.connect(conn, peer.clone(), &address, tls_identity),
+            )
+            .await;
+            let failure = match attempt {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(_) => "timed out".to_string(),
+            };
+            tracing::warn!(peer = ?peer, %address, error = failure, "outbound connection failed");
+            let _ = this.events.send(SipEvent::Closed { conn }).await;
+        });
+    }
+
+    async fn connect(
+        &self,
+        conn: ConnId,
+        peer: Peer,
+        address: &str,
+        tls_identity: Option<String>,
+    ) -> Result<(), String> {
+        let tcp = TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let remote = tcp.peer_addr().map_err(|e| e.to_string())?;
+        let Some(identity) = tls_identity else {
+            let peer = Arc::new(PeerIdentity {
+                peer,
+                signalling: Signalling::Tcp,
+                listener: Listener::Outbound,
+                remote,
+            });
+            tokio::spawn(serve(
+                tcp,
+                conn,
+                peer,
+                self.limits,
+                self.events.clone(),
+                self.metrics.clone(),
+            ));
+            return Ok(());
+        };
+        let name = ServerName::try_from(identity.clone())
+            .map_err(|e| format!("bad identity {identity}: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| {
+                let reason = crate::tls::RefusalReason::of_io_error(&e);
+                self.metrics
+                    .mtls_rejections
+                    .with_label_values(&[Listener::Outbound.label(), reason.label()])
+                    .inc();
+                format!("TLS handshake refused ({reason}): {e}")
+            })?;
+        let version = TlsVersionSeen::from_rustls(tls.get_ref().1.protocol_version())
+            .ok_or("no TLS version negotiated")?;
+        self.metrics
+            .tls_handshakes
+            .with_label_values(&[Listener::Outbound.label(), version.label(), "ok"])
+            .inc();
+        let peer = Arc::new(PeerIdentity {
+            peer,
+            signalling: Signalling::Mtls { version },
+            listener: Listener::Outbound,
+            remote,
+        });
+        tokio::spawn(serve(
+            tls,
+            conn,
+            peer,
+            self.limits,
+            self.events.clone(),
+            self.metrics.clone(),
+        ));
+        Ok(())
+    }
+}

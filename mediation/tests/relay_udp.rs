@@ -1,0 +1,475 @@
+//! The media relay over real loopback sockets: test "phones" on each leg send RTP/RTCP or
+//! SRTP/SRTCP to the relay's ports and check what comes out on the other leg, byte for byte,
+//! decrypting with our SRTP module; plus latching, drops and their metrics.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use mediation::media::{spawn_relay, LegMedia, PortPool, Protection, RelayHandle, Side};
+use mediation::metrics::Metrics;
+use mediation::srtp::{MasterKey, Protector, ReplayWindow, SrtpSuite, Unprotector};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Outside Linux's ephemeral range, so the phones' port-0 sockets never land in it; pairs other
+/// tests hold are skipped by the pool.
+fn pool() -> PortPool {
+    PortPool::new(LOOPBACK, 21000..=28999).unwrap()
+}
+
+/// A test endpoint with an RTP and an RTCP socket.
+struct Phone {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+impl Phone {
+    async fn new() -> Self {
+        Self {
+            rtp: UdpSocket::bind((LOOPBACK, 0)).await.unwrap(),
+            rtcp: UdpSocket::bind((LOOPBACK, 0)).await.unwrap(),
+        }
+    }
+
+    fn rtp_addr(&self) -> SocketAddr {
+        self.rtp.local_addr().unwrap()
+    }
+
+    fn rtcp_addr(&self) -> SocketAddr {
+        self.rtcp.local_addr().unwrap()
+    }
+}
+
+/// The relay's addresses for one leg.
+#[derive(Clone, Copy)]
+struct RelayPorts {
+    rtp: SocketAddr,
+    rtcp: SocketAddr,
+}
+
+fn leg(
+    pool: &PortPool,
+    label: &'static str,
+    protection: Protection,
+    peer: &Phone,
+) -> (LegMedia, RelayPorts) {
+    let sockets = pool.allocate().unwrap();
+    let ports = RelayPorts {
+        rtp: SocketAddr::new(LOOPBACK, sockets.rtp_port()),
+        rtcp: SocketAddr::new(LOOPBACK, sockets.rtcp_port()),
+    };
+    let media = LegMedia::new(label, sockets, protection)
+        .with_remote(Some(peer.rtp_addr()), Some(peer.rtcp_addr()));
+    (media, ports)
+}
+
+/// One leg's key pair: `ours` protects what the relay sends, `theirs` what the phone sends.
+struct Keys {
+    ours: MasterKey,
+    theirs: MasterKey,
+}
+
+impl Keys {
+    fn new(suite: SrtpSuite) -> Self {
+        Self {
+            ours: MasterKey::generate(suite).unwrap(),
+            theirs: MasterKey::generate(suite).unwrap(),
+        }
+    }
+
+    fn protection(&self) -> Protection {
+        Protection::Srtp {
+            tx: self.ours.clone(),
+            rx: self.theirs.clone(),
+        }
+    }
+
+    /// What the phone on this leg protects with.
+    fn phone_tx(&self) -> Protector {
+        Protector::new(&self.theirs).unwrap()
+    }
+
+    /// What the phone on this leg unprotects with.
+    fn phone_rx(&self) -> Unprotector {
+        Unprotector::new(&self.ours, ReplayWindow::DEFAULT).unwrap()
+    }
+}
+
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    // A recognisable 20 ms G.711 payload that differs per packet.
+    p.extend((0..160u32).map(|i| (i as u8) ^ (seq as u8)));
+    p
+}
+
+fn sender_report(ssrc: u32, n: u8) -> Vec<u8> {
+    let mut p = vec![0x80, 200, 0x00, 0x06];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[
+        0xE8, 0, 0, n, 0, 0, 0, 0, 0, 0, 0x1F, 0x40, 0, 0, 0, 50, 0, 0, 0x1F, 0x40,
+    ]);
+    p
+}
+
+async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 2048];
+    let (n, from) = timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
+        .await
+        .expect("nothing arrived within 3 s")
+        .unwrap();
+    buf.truncate(n);
+    (buf, from)
+}
+
+async fn nothing_arrives(socket: &UdpSocket, what: &str) {
+    let mut buf = [0u8; 2048];
+    let got = timeout(Duration::from_millis(300), socket.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "{what} arrived but should have been dropped");
+}
+
+/// Waits until the relay has counted `n` packets in on `side` (its stats are immediate).
+async fn wait_in(relay: &RelayHandle, side: Side, n: u64) {
+    for _ in 0..300 {
+        if relay.stats().leg(side).packets_in >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "relay never counted {n} packets in on {side:?}: {:?}",
+        relay.stats().leg(side)
+    );
+}
+
+async fn wait_dropped(relay: &RelayHandle, side: Side, n: u64) {
+    for _ in 0..300 {
+        if relay.stats().leg(side).dropped >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "relay never dropped {n} packets on {side:?}: {:?}",
+        relay.stats().leg(side)
+    );
+}
+
+fn packets(m: &Metrics, leg: &str, protection: &str, direction: &str) -> u64 {
+    m.media_packets
+        .with_label_values(&[leg, protection, direction])
+        .get()
+}
+
+fn dropped(m: &Metrics, leg: &str, reason: &str) -> u64 {
+    m.media_dropped.with_label_values(&[leg, reason]).get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_rtp_to_srtp_and_back() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let keys = Keys::new(SrtpSuite::AesCm128HmacSha1_80);
+    let (a, a_ports) = leg(&pool, "gateway", Protection::Rtp, &gw_phone);
+    let (b, b_ports) = leg(&pool, "next_hop", keys.protection(), &nh_phone);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+    assert_eq!(pool.in_use(), 2);
+
+    // Gateway → next hop: 50 plain RTP packets come out as SRTP under our next-hop key.
+    let mut nh_rx = keys.phone_rx();
+    for seq in 1000..1050u16 {
+        let plain = rtp(seq, 0x6A7E_0001);
+        gw_phone.rtp.send_to(&plain, a_ports.rtp).await.unwrap();
+        let (wire, from) = recv(&nh_phone.rtp).await;
+        assert_eq!(from, b_ports.rtp, "sent from the leg's own RTP port");
+        assert_eq!(wire.len(), plain.len() + 10, "an 80-bit tag added");
+        assert_eq!(&wire[..12], &plain[..12], "RTP header in the clear");
+        assert_ne!(
+            &wire[12..plain.len()],
+            &plain[12..],
+            "payload on the wire is not plaintext"
+        );
+        assert_eq!(nh_rx.unprotect_rtp(&wire).unwrap(), plain, "seq {seq}");
+    }
+
+    // Next hop → gateway: SRTP in, exactly the plaintext out.
+    let mut nh_tx = keys.phone_tx();
+    let mut sent = Vec::new();
+    for seq in 7000..7050u16 {
+        let plain = rtp(seq, 0x6A7E_0002);
+        let srtp = nh_tx.protect_rtp(&plain).unwrap();
+        nh_phone.rtp.send_to(&srtp, b_ports.rtp).await.unwrap();
+        let (wire, _) = recv(&gw_phone.rtp).await;
+        assert_eq!(wire, plain, "seq {seq}");
+        sent.push(srtp);
+    }
+
+    // A tampered packet and a replayed one are dropped and counted; a good one still passes.
+    let mut tampered = nh_tx.protect_rtp(&rtp(7050, 0x6A7E_0002)).unwrap().to_vec();
+    tampered[40] ^= 0x20;
+    nh_phone.rtp.send_to(&tampered, b_ports.rtp).await.unwrap();
+    nh_phone.rtp.send_to(&sent[10], b_ports.rtp).await.unwrap();
+    wait_dropped(&relay, Side::B, 2).await;
+    nothing_arrives(&gw_phone.rtp, "a tampered or replayed packet").await;
+    let good = nh_tx.protect_rtp(&rtp(7051, 0x6A7E_0002)).unwrap();
+    nh_phone.rtp.send_to(&good, b_ports.rtp).await.unwrap();
+    assert_eq!(recv(&gw_phone.rtp).await.0, rtp(7051, 0x6A7E_0002));
+
+    // RTCP on the RTCP ports: protected as SRTCP toward the next hop, and back.
+    let sr = sender_report(0x6A7E_0001, 1);
+    gw_phone.rtcp.send_to(&sr, a_ports.rtcp).await.unwrap();
+    let (srtcp, from) = recv(&nh_phone.rtcp).await;
+    assert_eq!(from, b_ports.rtcp);
+    assert_ne!(&srtcp[8..sr.len()], &sr[8..], "SRTCP payload encrypted");
+    assert_eq!(nh_rx.unprotect_rtcp(&srtcp).unwrap(), sr);
+
+    let sr = sender_report(0x6A7E_0002, 2);
+    let srtcp = nh_tx.protect_rtcp(&sr).unwrap();
+    nh_phone.rtcp.send_to(&srtcp, b_ports.rtcp).await.unwrap();
+    assert_eq!(recv(&gw_phone.rtcp).await.0, sr);
+    // ... and a replayed SRTCP packet is dropped too.
+    nh_phone.rtcp.send_to(&srtcp, b_ports.rtcp).await.unwrap();
+    wait_dropped(&relay, Side::B, 3).await;
+    nothing_arrives(&gw_phone.rtcp, "a replayed SRTCP packet").await;
+
+    let stats = relay.stats().leg(Side::B);
+    assert_eq!((stats.packets_in, stats.packets_out), (52, 51));
+    assert!(stats.last_packet.is_some());
+    relay.stop().await;
+    assert_eq!(pool.in_use(), 0, "ports back in the pool");
+
+    assert_eq!(packets(&metrics, "gateway", "rtp", "in"), 51);
+    assert_eq!(packets(&metrics, "next_hop", "srtp", "out"), 51);
+    assert_eq!(packets(&metrics, "next_hop", "srtp", "in"), 52);
+    assert_eq!(packets(&metrics, "gateway", "rtp", "out"), 52);
+    let auth = metrics
+        .srtp_auth_failures
+        .with_label_values(&["next_hop"])
+        .get();
+    let replays = metrics
+        .srtp_replay_drops
+        .with_label_values(&["next_hop"])
+        .get();
+    assert_eq!((auth, replays), (1, 2));
+    assert_eq!(dropped(&metrics, "next_hop", "auth_failed"), 1);
+    assert_eq!(dropped(&metrics, "next_hop", "replay"), 2);
+}
+
+#[tokio::test]
+async fn srtp_to_srtp_with_different_suites_and_rtcp_mux() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let gw_keys = Keys::new(SrtpSuite::AeadAes128Gcm);
+    let nh_keys = Keys::new(SrtpSuite::AesCm128HmacSha1_80);
+    let (a, a_ports) = leg(&pool, "gateway", gw_keys.protection(), &gw_phone);
+    // The next hop multiplexes RTCP on its RTP port.
+    let (b, b_ports) = leg(&pool, "next_hop", nh_keys.protection(), &nh_phone);
+    let b = b.with_rtcp_mux(true);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+
+    let (mut gw_tx, mut gw_rx) = (gw_keys.phone_tx(), gw_keys.phone_rx());
+    let (mut nh_tx, mut nh_rx) = (nh_keys.phone_tx(), nh_keys.phone_rx());
+    for seq in 1..=50u16 {
+        // GCM in on the gateway leg, AES-CM out on the next-hop leg...
+        let plain = rtp(seq, 0x0000_0A0A);
+        let srtp = gw_tx.protect_rtp(&plain).unwrap();
+        gw_phone.rtp.send_to(&srtp, a_ports.rtp).await.unwrap();
+        let (wire, _) = recv(&nh_phone.rtp).await;
+        assert_eq!(wire.len(), plain.len() + 10, "AES-CM tag, not GCM's");
+        assert_eq!(nh_rx.unprotect_rtp(&wire).unwrap(), plain);
+
+        // ... and back.
+        let plain = rtp(seq, 0x0000_0B0B);
+        let srtp = nh_tx.protect_rtp(&plain).unwrap();
+        nh_phone.rtp.send_to(&srtp, b_ports.rtp).await.unwrap();
+        let (wire, _) = recv(&gw_phone.rtp).await;
+        assert_eq!(wire.len(), plain.len() + 16, "GCM tag");
+        assert_eq!(gw_rx.unprotect_rtp(&wire).unwrap(), plain);
+    }
+
+    // SRTCP from the gateway's RTCP port comes out on the next hop's RTP port (mux)...
+    let sr = sender_report(0x0000_0A0A, 1);
+    gw_phone
+        .rtcp
+        .send_to(&gw_tx.protect_rtcp(&sr).unwrap(), a_ports.rtcp)
+        .await
+        .unwrap();
+    let (wire, from) = recv(&nh_phone.rtp).await;
+    assert_eq!(from, b_ports.rtp, "muxed RTCP leaves from the RTP port");
+    assert_eq!(nh_rx.unprotect_rtcp(&wire).unwrap(), sr);
+
+    // ... and muxed SRTCP sent to the next hop's RTP port goes to the gateway's RTCP port.
+    let sr = sender_report(0x0000_0B0B, 2);
+    nh_phone
+        .rtp
+        .send_to(&nh_tx.protect_rtcp(&sr).unwrap(), b_ports.rtp)
+        .await
+        .unwrap();
+    let (wire, from) = recv(&gw_phone.rtcp).await;
+    assert_eq!(from, a_ports.rtcp);
+    assert_eq!(gw_rx.unprotect_rtcp(&wire).unwrap(), sr);
+
+    relay.stop().await;
+    assert_eq!(packets(&metrics, "gateway", "srtp", "in"), 51);
+    assert_eq!(packets(&metrics, "next_hop", "srtp", "out"), 51);
+    assert_eq!(packets(&metrics, "next_hop", "srtp", "in"), 51);
+    assert_eq!(packets(&metrics, "gateway", "srtp", "out"), 51);
+}
+
+#[tokio::test]
+async fn answers_the_address_the_peer_really_sends_from() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    // The gateway's SDP names `sdp_phone`, but it sends from `natted_phone` (NAT).
+    let (sdp_phone, natted_phone, nh_phone) =
+        (Phone::new().await, Phone::new().await, Phone::new().await);
+    let stranger = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let nh_keys = Keys::new(SrtpSuite::AesCm128HmacSha1_32);
+    let (a, a_ports) = leg(&pool, "gateway", Protection::Rtp, &sdp_phone);
+    let (b, b_ports) = leg(&pool, "next_hop", nh_keys.protection(), &nh_phone);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+    let mut nh_tx = nh_keys.phone_tx();
+
+    // Before the gateway sends anything, media toward it goes to the SDP address.
+    let srtp = nh_tx.protect_rtp(&rtp(1, 0xB0B)).unwrap();
+    nh_phone.rtp.send_to(&srtp, b_ports.rtp).await.unwrap();
+    assert_eq!(recv(&sdp_phone.rtp).await.0, rtp(1, 0xB0B));
+
+    // The gateway's first packet, from its real address, latches it...
+    natted_phone
+        .rtp
+        .send_to(&rtp(500, 0x6A7E), a_ports.rtp)
+        .await
+        .unwrap();
+    wait_in(&relay, Side::A, 1).await;
+    let mut nh_rx = nh_keys.phone_rx();
+    let (wire, _) = recv(&nh_phone.rtp).await;
+    assert_eq!(nh_rx.unprotect_rtp(&wire).unwrap(), rtp(500, 0x6A7E));
+    let srtp = nh_tx.protect_rtp(&rtp(2, 0xB0B)).unwrap();
+    nh_phone.rtp.send_to(&srtp, b_ports.rtp).await.unwrap();
+    let (wire, from) = recv(&natted_phone.rtp).await;
+    assert_eq!(
+        (wire, from),
+        (rtp(2, 0xB0B), a_ports.rtp),
+        "answered where it came from"
+    );
+    nothing_arrives(&sdp_phone.rtp, "media to the SDP address after latching").await;
+
+    // ... and plain RTP from anyone else is dropped: it proves nothing.
+    stranger
+        .send_to(&rtp(501, 0x6A7E), a_ports.rtp)
+        .await
+        .unwrap();
+    wait_dropped(&relay, Side::A, 1).await;
+    natted_phone
+        .rtp
+        .send_to(&rtp(502, 0x6A7E), a_ports.rtp)
+        .await
+        .unwrap();
+    let (wire, _) = recv(&nh_phone.rtp).await;
+    assert_eq!(
+        nh_rx.unprotect_rtp(&wire).unwrap(),
+        rtp(502, 0x6A7E),
+        "not the stranger's 501"
+    );
+
+    // On the SRTP leg, a packet from a new address re-latches only if it authenticates.
+    let moved = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let mut forged = nh_tx.protect_rtp(&rtp(3, 0xB0B)).unwrap().to_vec();
+    forged[30] ^= 1;
+    moved.send_to(&forged, b_ports.rtp).await.unwrap();
+    wait_dropped(&relay, Side::B, 1).await;
+    natted_phone
+        .rtp
+        .send_to(&rtp(503, 0x6A7E), a_ports.rtp)
+        .await
+        .unwrap();
+    let (wire, _) = recv(&nh_phone.rtp).await;
+    assert_eq!(
+        nh_rx.unprotect_rtp(&wire).unwrap(),
+        rtp(503, 0x6A7E),
+        "still the old address"
+    );
+
+    let srtp = nh_tx.protect_rtp(&rtp(4, 0xB0B)).unwrap();
+    moved.send_to(&srtp, b_ports.rtp).await.unwrap();
+    assert_eq!(recv(&natted_phone.rtp).await.0, rtp(4, 0xB0B));
+    natted_phone
+        .rtp
+        .send_to(&rtp(504, 0x6A7E), a_ports.rtp)
+        .await
+        .unwrap();
+    let (wire, _) = recv(&moved).await;
+    assert_eq!(
+        nh_rx.unprotect_rtp(&wire).unwrap(),
+        rtp(504, 0x6A7E),
+        "re-latched"
+    );
+
+    relay.stop().await;
+    assert_eq!(dropped(&metrics, "gateway", "unknown_source"), 1);
+    assert_eq!(dropped(&metrics, "next_hop", "unknown_source"), 1);
+    assert_eq!(
+        metrics
+            .srtp_auth_failures
+            .with_label_values(&["next_hop"])
+            .get(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn what_is_not_rtp_is_dropped_as_malformed() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let keys = Keys::new(SrtpSuite::AeadAes256Gcm);
+    let (a, a_ports) = leg(&pool, "gateway", Protection::Rtp, &gw_phone);
+    let (b, b_ports) = leg(&pool, "next_hop", keys.protection(), &nh_phone);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+
+    let mut version_1 = rtp(1, 1);
+    version_1[0] = 0x40;
+    let stun_like = [
+        0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 0, 0, 0, 0, 0, 0,
+    ];
+    for junk in [&[0x80u8; 11][..], &version_1, &stun_like, &[]] {
+        gw_phone.rtp.send_to(junk, a_ports.rtp).await.unwrap();
+    }
+    // Plain RTP sent to the SRTP leg is not SRTP: it fails authentication.
+    nh_phone.rtp.send_to(&rtp(9, 9), b_ports.rtp).await.unwrap();
+    wait_dropped(&relay, Side::A, 4).await;
+    wait_dropped(&relay, Side::B, 1).await;
+    nothing_arrives(&nh_phone.rtp, "junk").await;
+    nothing_arrives(&gw_phone.rtp, "unauthenticated RTP").await;
+
+    relay.stop().await;
+    assert_eq!(dropped(&metrics, "gateway", "malformed"), 4);
+    assert_eq!(dropped(&metrics, "next_hop", "auth_failed"), 1);
+    assert_eq!(packets(&metrics, "next_hop", "srtp", "out"), 0);
+}
+
+#[tokio::test]
+async fn dropping_the_handle_ends_the_relay_and_frees_the_ports() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let (a, _) = leg(&pool, "gateway", Protection::Rtp, &gw_phone);
+    let (b, _) = leg(&pool, "next_hop", Protection::Rtp, &nh_phone);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+    assert_eq!(pool.in_use(), 2);
+    drop(relay);
+    for _ in 0..300 {
+        if pool.in_use() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("ports not returned after the handle was dropped");
+}

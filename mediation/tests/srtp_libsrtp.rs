@@ -1,0 +1,296 @@
+//! Interop with libsrtp, the reference SRTP implementation (DESIGN.md §4): packets we protect
+//! must unprotect with libsrtp and packets libsrtp protects must unprotect with us, for every
+//! suite, for SRTP and SRTCP, across a sequence-number rollover.
+//!
+//! libsrtp is driven through Debian's `python3-pylibsrtp` by a small script run with
+//! `/usr/bin/python3` (the Debian interpreter that has the module); packets go over stdin and
+//! stdout as hex. A missing interpreter or module fails the test: it is never skipped.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use mediation::srtp::{MasterKey, Protector, ReplayWindow, SrtpSuite, Unprotector};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Reads `MODE PROFILE KEY_HEX` then `rtp|rtcp HEX` lines; answers `ok HEX` or `err REASON`
+/// per packet. Exit status 3: pylibsrtp is not installed.
+const LIBSRTP_SCRIPT: &str = r#"
+import sys
+try:
+    import pylibsrtp
+except ImportError as e:
+    print("pylibsrtp missing:", e)
+    sys.exit(3)
+P = pylibsrtp.Policy
+PROFILES = {
+    "AES_CM_128_HMAC_SHA1_80": P.SRTP_PROFILE_AES128_CM_SHA1_80,
+    "AES_CM_128_HMAC_SHA1_32": P.SRTP_PROFILE_AES128_CM_SHA1_32,
+    "AEAD_AES_128_GCM": P.SRTP_PROFILE_AEAD_AES_128_GCM,
+    "AEAD_AES_256_GCM": P.SRTP_PROFILE_AEAD_AES_256_GCM,
+}
+lines = sys.stdin.read().splitlines()
+mode, profile, key = lines[0].split()
+if profile not in PROFILES:
+    print("profile not in pylibsrtp:", profile)
+    sys.exit(4)
+ssrc_type = P.SSRC_ANY_INBOUND if mode == "unprotect" else P.SSRC_ANY_OUTBOUND
+session = pylibsrtp.Session(policy=P(key=bytes.fromhex(key), ssrc_type=ssrc_type,
+                                     srtp_profile=PROFILES[profile]))
+for line in lines[1:]:
+    kind, data = line.split()
+    data = bytes.fromhex(data)
+    try:
+        if mode == "unprotect":
+            out = session.unprotect(data) if kind == "rtp" else session.unprotect_rtcp(data)
+        else:
+            out = session.protect(data) if kind == "rtp" else session.protect_rtcp(data)
+        print("ok", out.hex())
+    except pylibsrtp.Error as e:
+        print("err", str(e).replace(" ", "_"))
+"#;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Rtp,
+    Rtcp,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Runs libsrtp over `packets` in `mode` (`protect` or `unprotect`).
+fn libsrtp(
+    mode: &str,
+    key: &MasterKey,
+    packets: &[(Kind, Vec<u8>)],
+) -> Vec<Result<Vec<u8>, String>> {
+    let install = "install Debian's python3-pylibsrtp (apt-get install python3-pylibsrtp); \
+                   it must be importable by /usr/bin/python3";
+    let mut child = Command::new(PYTHON)
+        .arg("-c")
+        .arg(LIBSRTP_SCRIPT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {PYTHON} ({e}): {install}"));
+    let mut input = format!(
+        "{mode} {} {}\n",
+        key.suite().name(),
+        hex(key.key_and_salt())
+    );
+    for (kind, packet) in packets {
+        let kind = match kind {
+            Kind::Rtp => "rtp",
+            Kind::Rtcp => "rtcp",
+        };
+        input.push_str(&format!("{kind} {}\n", hex(packet)));
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => {}
+        Some(3) => panic!("{stdout}: {install}"),
+        Some(4) => panic!("{stdout}: this pylibsrtp does not offer the suite"),
+        _ => panic!(
+            "libsrtp script failed ({}): {stdout}{stderr}",
+            output.status
+        ),
+    }
+    let answers: Vec<_> = stdout
+        .lines()
+        .map(|line| match line.split_once(' ') {
+            Some(("ok", data)) => Ok(unhex(data)),
+            Some(("err", reason)) => Err(reason.to_string()),
+            _ => panic!("unexpected line from the libsrtp script: {line}"),
+        })
+        .collect();
+    assert_eq!(
+        answers.len(),
+        packets.len(),
+        "one answer per packet: {stdout}{stderr}"
+    );
+    answers
+}
+
+/// RTP packets across a sequence-number rollover (so the rollover counter must agree), one
+/// with CSRCs and a header extension, one with the marker bit and a 20 ms G.711 payload each.
+fn rtp_packets() -> Vec<Vec<u8>> {
+    let ssrc = 0x5EED_F00Du32;
+    let mut packets = Vec::new();
+    for (i, seq) in [65532u16, 65533, 65534, 65535, 0, 1, 2, 3]
+        .into_iter()
+        .enumerate()
+    {
+        let mut p = vec![0x80, if i == 0 { 0x80 } else { 0x00 }];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(160 * i as u32).to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend((0..160).map(|n| (n as u8).wrapping_mul(i as u8 + 1)));
+        packets.push(p);
+    }
+    // CC=1, X=1: CSRC, then a one-byte-profile extension of one word, then payload.
+    let mut p = vec![0x91, 0x08, 0x00, 0x04, 0, 0, 0x05, 0x00];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+    p.extend_from_slice(&[0xBE, 0xDE, 0x00, 0x01, 0x10, 0x7F, 0x00, 0x00]);
+    p.extend_from_slice(&[0xD5; 160]);
+    packets.push(p);
+    packets
+}
+
+/// A compound RTCP packet: sender report and SDES CNAME (RFC 3550 §6.1).
+fn rtcp_packets() -> Vec<Vec<u8>> {
+    (0..3u8)
+        .map(|i| {
+            let mut p = vec![0x80, 200, 0x00, 0x06];
+            p.extend_from_slice(&0x5EED_F00Du32.to_be_bytes());
+            p.extend_from_slice(&[0xE8, 0x00, 0x00, i, 0, 0, 0, 0]); // NTP timestamp
+            p.extend_from_slice(&[0, 0, 0x1F, 0x40]); // RTP timestamp
+            p.extend_from_slice(&[0, 0, 0, 50 * (i + 1)]); // packets sent
+            p.extend_from_slice(&[0, 0, 0x1F, 0x40]); // octets sent
+
+            // SDES (RFC 3550 §6.5): one chunk, CNAME "mediation", END; 20 bytes, length 4.
+            p.extend_from_slice(&[0x81, 202, 0x00, 0x04]);
+            p.extend_from_slice(&0x5EED_F00Du32.to_be_bytes());
+            p.extend_from_slice(&[1, 9]);
+            p.extend_from_slice(b"mediation");
+            p.push(0);
+            assert_eq!(p.len(), 28 + 20);
+            p
+        })
+        .collect()
+}
+
+fn all_packets() -> Vec<(Kind, Vec<u8>)> {
+    let rtcp = rtcp_packets();
+    let mut all: Vec<_> = rtp_packets().into_iter().map(|p| (Kind::Rtp, p)).collect();
+    // Interleave the RTCP packets between the RTP ones.
+    for (i, p) in rtcp.into_iter().enumerate() {
+        all.insert(3 * i + 1, (Kind::Rtcp, p));
+    }
+    all
+}
+
+#[test]
+fn pylibsrtp_offers_every_suite_we_implement() {
+    let output = Command::new(PYTHON)
+        .args([
+            "-c",
+            "import pylibsrtp; print(' '.join(dir(pylibsrtp.Policy)))",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {PYTHON} ({e}): install python3-pylibsrtp"));
+    let names = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pylibsrtp is not importable by {PYTHON}: install python3-pylibsrtp. {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for profile in [
+        "SRTP_PROFILE_AES128_CM_SHA1_80",
+        "SRTP_PROFILE_AES128_CM_SHA1_32",
+        "SRTP_PROFILE_AEAD_AES_128_GCM",
+        "SRTP_PROFILE_AEAD_AES_256_GCM",
+    ] {
+        assert!(
+            names.contains(profile),
+            "pylibsrtp lacks {profile}: {names}"
+        );
+    }
+}
+
+#[test]
+fn libsrtp_unprotects_what_we_protect() {
+    for suite in SrtpSuite::ALL {
+        let key = MasterKey::generate(suite).unwrap();
+        let mut tx = Protector::new(&key).unwrap();
+        let plain = all_packets();
+        let mut protected: Vec<_> = plain
+            .iter()
+            .map(|(kind, p)| {
+                let srtp = match kind {
+                    Kind::Rtp => tx.protect_rtp(p),
+                    Kind::Rtcp => tx.protect_rtcp(p),
+                }
+                .unwrap();
+                assert_ne!(&srtp[..p.len()], &p[..], "{suite}: not encrypted");
+                (*kind, srtp.to_vec())
+            })
+            .collect();
+        // Then a replay of the first packet and a tampered new one.
+        protected.push(protected[0].clone());
+        let mut fresh = plain[0].1.clone();
+        fresh[2..4].copy_from_slice(&5u16.to_be_bytes()); // not sent yet
+        let mut tampered = tx.protect_rtp(&fresh).unwrap().to_vec();
+        tampered[20] ^= 0x04;
+        protected.push((Kind::Rtp, tampered));
+
+        let answers = libsrtp("unprotect", &key, &protected);
+        for (i, ((kind, expected), answer)) in plain.iter().zip(&answers).enumerate() {
+            assert_eq!(
+                answer.as_ref().map(Vec::as_slice),
+                Ok(&expected[..]),
+                "{suite}: libsrtp unprotecting our {kind:?} packet #{i}"
+            );
+        }
+        let n = plain.len();
+        assert!(
+            answers[n].as_ref().is_err_and(|e| e.contains("replay")),
+            "{suite}: libsrtp accepted our packet twice: {:?}",
+            answers[n]
+        );
+        assert!(
+            answers[n + 1]
+                .as_ref()
+                .is_err_and(|e| e.contains("authentication")),
+            "{suite}: libsrtp accepted a tampered packet: {:?}",
+            answers[n + 1]
+        );
+    }
+}
+
+#[test]
+fn we_unprotect_what_libsrtp_protects() {
+    for suite in SrtpSuite::ALL {
+        let key = MasterKey::generate(suite).unwrap();
+        let plain = all_packets();
+        let protected = libsrtp("protect", &key, &plain);
+        let mut rx = Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap();
+        for (i, ((kind, expected), srtp)) in plain.iter().zip(protected).enumerate() {
+            let srtp = srtp.unwrap_or_else(|e| panic!("{suite}: libsrtp protect #{i}: {e}"));
+            assert_ne!(
+                &srtp[..expected.len()],
+                &expected[..],
+                "{suite}: not encrypted"
+            );
+            let unprotect = |rx: &mut Unprotector| match kind {
+                Kind::Rtp => rx.unprotect_rtp(&srtp),
+                Kind::Rtcp => rx.unprotect_rtcp(&srtp),
+            };
+            let clear = unprotect(&mut rx)
+                .unwrap_or_else(|e| panic!("{suite}: unprotecting libsrtp's {kind:?} #{i}: {e}"));
+            assert_eq!(&clear[..], &expected[..], "{suite}: {kind:?} #{i}");
+            assert!(
+                unprotect(&mut rx).is_err(),
+                "{suite}: replay of #{i} accepted"
+            );
+        }
+    }
+}

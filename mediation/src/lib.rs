@@ -6,6 +6,7 @@
 pub mod call;
 pub mod config;
 pub mod driver;
+pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod sdp;

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub srtp_auth_failures: IntCounterVec,
     /// `srtp_replay_drops_total{leg}`.
     pub srtp_replay_drops: IntCounterVec,
+    /// `certificate_expiry_timestamp_seconds{cert}`: our certificate (`server`), each trusted CA
+    /// (`ca:<common name>`) and each peer certificate seen (`peer:<gateway or next_hop>`).
+    pub certificate_expiry: IntGaugeVec,
     /// `fips_mode`: 1 when `[tls].fips` is on.
     pub fips_mode: IntGauge,
     /// `build_info{version}`: always 1.
@@ -152,6 +155,12 @@ impl Metrics {
                 "srtp_replay_drops_total",
                 "SRTP/SRTCP packets dropped as replays, by leg",
                 &["leg"],
+            ),
+            certificate_expiry: gauge_vec(
+                &r,
+                "certificate_expiry_timestamp_seconds",
+                "When a certificate stops being valid, UNIX seconds",
+                &["cert"],
             ),
             fips_mode,
             build_info,

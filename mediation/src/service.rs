@@ -35,6 +35,8 @@ pub enum StartError {
 pub struct Service {
     /// Where the front doors listen.
     pub bound: Bound,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
     /// Its counters.
     pub metrics: Metrics,
     shutdown: watch::Sender<bool>,
@@ -46,9 +48,31 @@ impl Service {
     pub async fn start(config: Arc<Config>) -> Result<Service, StartError> {
         let metrics = Metrics::new();
         metrics.fips_mode.set(i64::from(config.tls.fips));
+        if config.next_hop.encryption == crate::config::EncryptionLevel::NotSupported {
+            tracing::warn!(
+                "INSECURE: [next_hop] encryption = \"not-supported\": media toward the internal side is plain RTP"
+            );
+        }
         let material = TlsMaterial::load(&config.tls)?;
         let server = server_config(&material, config.tls.min_version, config.tls.fips)?;
         let client = client_config(&material, config.tls.min_version, config.tls.fips)?;
+        let mut not_after = 0;
+        for (i, cert) in material.chain.iter().chain(&material.roots).enumerate() {
+            if let Some((t, cn)) = crate::tls::expiry(cert) {
+                let label = if i == 0 {
+                    "server".to_string()
+                } else {
+                    format!("ca:{cn}")
+                };
+                if i == 0 {
+                    not_after = t;
+                }
+                metrics
+                    .certificate_expiry
+                    .with_label_values(&[&label])
+                    .set(t);
+            }
+        }
         let pool = PortPool::new(
             config.media.bind,
             config.media.ports.first..=config.media.ports.last,
@@ -82,7 +106,7 @@ impl Service {
                 bound.gateway_tls.map_or(0, |a| a.port()),
                 bound.gateway_tcp.map_or(0, |a| a.port()),
             ),
-            SocketPorts::new(pool),
+            SocketPorts::new(pool.clone()),
             metrics.clone(),
         );
         let connector = Connector {
@@ -92,6 +116,16 @@ impl Service {
             events: events_tx,
             metrics: metrics.clone(),
         };
+        let metrics_addr = crate::http::serve(
+            config.metrics.listen,
+            crate::http::Readiness {
+                metrics: metrics.clone(),
+                ports: pool,
+                certificate_not_after: not_after,
+            },
+            shutdown_rx.clone(),
+        )
+        .await?;
         let core = tokio::spawn(driver::run(
             engine,
             events_rx,
@@ -101,6 +135,7 @@ impl Service {
         ));
         Ok(Service {
             bound,
+            metrics_addr,
             metrics,
             shutdown,
             core,

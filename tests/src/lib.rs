@@ -33,6 +33,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A lab PKI in a temporary directory.
+#[derive(Debug)]
 pub struct Lab {
     /// The directory.
     pub dir: tempfile::TempDir,
@@ -261,4 +262,210 @@ impl Drop for Mediation {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `gateway-sim` process.
+pub struct Sim {
+    child: Child,
+    /// Where its report goes.
+    pub report: PathBuf,
+    /// Its stdout+stderr.
+    pub log: PathBuf,
+}
+
+impl Sim {
+    /// Starts `gateway-sim` with `args` plus `--report`.
+    pub fn spawn(lab: &Lab, name: &str, args: &[String]) -> Sim {
+        let report = lab.path(&format!("{name}.json"));
+        let log = lab.path(&format!("{name}.log"));
+        let child = Command::new(bin("gateway-sim"))
+            .args(args)
+            .arg("--report")
+            .arg(&report)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(lab.path(&format!("{name}.err"))).unwrap())
+            .spawn()
+            .expect("start gateway-sim");
+        Sim { child, report, log }
+    }
+
+    /// An answering simulator on `port`: TLS with `cert` (and `ca.pem`) or TCP when `None`.
+    pub fn answer(lab: &Lab, name: &str, port: u16, tls_cert: Option<&str>, srtp: &str) -> Sim {
+        let mut args: Vec<String> = vec![
+            "answer".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--srtp".into(),
+            srtp.into(),
+        ];
+        if let Some(cert) = tls_cert {
+            args.extend([
+                "--tls".into(),
+                "--cert".into(),
+                lab.arg(&format!("{cert}.pem")),
+                "--key".into(),
+                lab.arg(&format!("{cert}-key.pem")),
+                "--ca".into(),
+                lab.arg("ca.pem"),
+            ]);
+        }
+        let sim = Sim::spawn(lab, name, &args);
+        wait_port(port);
+        sim
+    }
+
+    /// Waits for the process to exit (at most `limit`) and returns (success, report JSON).
+    pub fn finish(mut self, limit: Duration) -> (bool, serde_json::Value) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "gateway-sim did not finish in {limit:?}; output:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (status.success(), self.read_report())
+    }
+
+    /// Stops a simulator (answerers run until stopped) and reads its report.
+    pub fn stop(mut self) -> serde_json::Value {
+        sigterm(&self.child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.read_report()
+    }
+
+    fn read_report(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(&self.report).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "gateway-sim report {} unreadable ({e}): {text}\noutput:\n{}",
+                self.report.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            )
+        })
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asks a process to stop with SIGTERM through the `kill` command (no `unsafe` here).
+fn sigterm(child: &Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+}
+
+/// Waits until something listens on a loopback TCP port.
+pub fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// A simulator placing calls (`gateway-sim call`) through the mediation server.
+#[derive(Debug, Clone)]
+pub struct Caller<'a> {
+    /// The lab.
+    pub lab: &'a Lab,
+    /// Mediation port to call.
+    pub port: u16,
+    /// `tcp` or `tls`.
+    pub transport: &'a str,
+    /// Certificate stem (`gateway`, `nexthop`, `gateway-expired`…), TLS only; `None` withholds one.
+    pub cert: Option<&'a str>,
+    /// `--srtp` mode.
+    pub srtp: &'a str,
+    /// Request-URI.
+    pub to: &'a str,
+    /// Seconds of media per call.
+    pub duration: u32,
+    /// Further arguments (`--calls`, `--rate`…).
+    pub extra: Vec<String>,
+}
+
+impl Caller<'_> {
+    /// Runs the calls to completion; returns (exit success, report).
+    pub fn run(&self, name: &str) -> (bool, serde_json::Value) {
+        let mut args: Vec<String> = vec![
+            "call".into(),
+            "--target".into(),
+            format!("127.0.0.1:{}", self.port),
+            "--to".into(),
+            self.to.into(),
+            "--transport".into(),
+            self.transport.into(),
+            "--srtp".into(),
+            self.srtp.into(),
+            "--duration".into(),
+            self.duration.to_string(),
+        ];
+        if self.transport == "tls" {
+            args.extend([
+                "--ca".into(),
+                self.lab.arg("ca.pem"),
+                "--server-name".into(),
+                "mediation.example.test".into(),
+            ]);
+            if let Some(cert) = self.cert {
+                args.extend([
+                    "--cert".into(),
+                    self.lab.arg(&format!("{cert}.pem")),
+                    "--key".into(),
+                    self.lab.arg(&format!("{cert}-key.pem")),
+                ]);
+            }
+        }
+        args.extend(self.extra.iter().cloned());
+        let limit = Duration::from_secs(u64::from(self.duration) + 60);
+        Sim::spawn(self.lab, name, &args).finish(limit)
+    }
+}
+
+/// `GET path` on a loopback port; the body.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(text)
+}
+
+/// The value of one sample (`name{labels}`) in a Prometheus text exposition, 0 when absent.
+pub fn sample(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == name_and_labels).then(|| v.parse().ok())?
+        })
+        .unwrap_or(0.0)
 }

@@ -16,7 +16,7 @@ use rsip::SipMessage;
 use super::headers::{self, Summary};
 use super::legs::{ALeg, BLeg, Call, Direction, Local, Phase};
 use super::media_plan::{self, LegPlan};
-use super::message::{branch, token, Outgoing, ReceivedRequest};
+use super::message::{self, branch, token, Outgoing, ReceivedRequest};
 use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
 use crate::metrics::Metrics;
@@ -739,6 +739,12 @@ impl<P: PortAllocator> Engine<P> {
             return;
         };
         let ack = call.b_same_transaction("ACK", s.to_tag.as_deref());
+        if code == 488 && self.retry_without_srtp(id, ack.clone()) {
+            return;
+        }
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         let (a_conn, b_conn, phase) = (call.a.conn, call.b.conn, call.phase);
         let r = call.a_response(code, reason).encode();
         self.send(b_conn, ack);
@@ -749,6 +755,77 @@ impl<P: PortAllocator> Engine<P> {
         }
         self.release_ports(id);
         self.remove(id);
+    }
+
+    /// A gateway with `srtp = "optional"` refused our SRTP offer (488): acknowledge it and offer
+    /// plain RTP instead, in a new INVITE (RFC 3261 §8.1.3.5 leaves a new request after a
+    /// failure to the UAC). True when retried.
+    fn retry_without_srtp(&mut self, id: u64, ack: Bytes) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let optional = self
+            .cfg
+            .gateways
+            .iter()
+            .any(|g| g.name == call.gateway && g.srtp == SrtpMode::Optional);
+        if call.direction != Direction::FromNextHop
+            || call.phase != Phase::Proceeding
+            || call.b.offered.is_empty()
+            || !optional
+        {
+            return false;
+        }
+        tracing::info!(
+            call = id,
+            gateway = call.gateway,
+            "gateway refused the SRTP offer; offering plain RTP (srtp = \"optional\")"
+        );
+        let body = sdp::leg_sdp(
+            &call.a.offer,
+            &sdp::LegSdpParams {
+                session_id: now_session_id(),
+                version: 2,
+                address: self.cfg.advertise,
+                port: call.b.port,
+                proto: Proto::Avp,
+                crypto: Vec::new(),
+                rtcp_mux: false,
+            },
+        );
+        // A new dialog attempt with its own Call-ID and tag: some peers keep the refused
+        // INVITE's Call-ID around and would take a second INVITE on it for a retransmission.
+        let old_call_id = std::mem::replace(
+            &mut call.b.call_id,
+            format!("{}@{}", token(20), self.cfg.advertise),
+        );
+        let new_call_id = call.b.call_id.clone();
+        call.b.offered.clear();
+        call.b.branch = branch();
+        call.b.local_tag = token(10);
+        call.b.from = format!(
+            "{};tag={}",
+            message::without_tag(&call.b.from),
+            call.b.local_tag
+        );
+        let b = &call.b;
+        let invite = Outgoing::request("INVITE", &b.uri)
+            .header("Via", format!("{};branch={}", b.local.via, b.branch))
+            .header("Max-Forwards", "70")
+            .header("From", b.from.clone())
+            .header("To", b.to.clone())
+            .header("Call-ID", b.call_id.clone())
+            .header("CSeq", "1 INVITE")
+            .header("Contact", b.local.contact.clone())
+            .header("Allow", ALLOW)
+            .sdp(body)
+            .encode();
+        let conn = b.conn;
+        self.by_b.remove(&old_call_id);
+        self.by_b.insert(new_call_id, id);
+        self.send(conn, ack);
+        self.send(conn, invite);
+        true
     }
 
     fn on_answer(&mut self, _now: Instant, id: u64, msg: &SipMessage, s: &Summary) {

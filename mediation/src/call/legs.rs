@@ -105,7 +105,7 @@ pub struct BLeg {
     pub remote_target: Option<String>,
     /// Record-Route of the 2xx, reversed: our Route set.
     pub route_set: Vec<String>,
-    /// Our CSeq (1 was the INVITE).
+    /// Our CSeq (the last request we sent in this dialog).
     pub local_cseq: u32,
     /// The crypto attributes we offered.
     pub offered: Vec<CryptoAttribute>,
@@ -158,7 +158,7 @@ impl Call {
         self.b_in_dialog(method, cseq, &branch())
     }
 
-    /// ACK for the 2xx to our INVITE (its own transaction, CSeq 1).
+    /// ACK for the 2xx to our INVITE (its own transaction, the INVITE's CSeq number: 1).
     pub fn b_ack(&self) -> Bytes {
         self.b_in_dialog("ACK", 1, &branch())
     }

@@ -646,3 +646,73 @@ impl Harness {
         self.engine.ports_mut().released.len()
     }
 }
+
+#[test]
+fn optional_gateway_refusing_srtp_gets_a_plain_offer_and_the_call_completes_as_rtp() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("c12", "sip:+15551234@gw1.example.test", &offer));
+    let (gw, _) = connected(&outs).unwrap();
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: gw,
+            peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+        },
+    );
+    let first = sent(&outs, gw).remove(0);
+    assert!(first.contains("RTP/SAVP"));
+    let outs = h.feed(gw, &respond(&first, 488, "Not Acceptable Here", None));
+    let to_gw = sent(&outs, gw);
+    assert!(
+        to_gw[0].starts_with("ACK ") && to_gw[0].contains("CSeq: 1 ACK"),
+        "{}",
+        to_gw[0]
+    );
+    let second = &to_gw[1];
+    assert!(
+        second.starts_with("INVITE ") && second.contains("CSeq: 1 INVITE"),
+        "{second}"
+    );
+    let call_id = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("Call-ID:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(call_id(second), call_id(&first), "a fresh dialog attempt");
+    assert!(
+        second.contains("m=audio 30004 RTP/AVP") && !second.contains("a=crypto"),
+        "{second}"
+    );
+    assert!(
+        sent(&outs, nh).is_empty(),
+        "the caller sees nothing of the retry"
+    );
+    let outs = h.feed(
+        gw,
+        &respond(second, 200, "OK", Some(&sdp(5000, "RTP/AVP", None))),
+    );
+    assert!(sent(&outs, gw)[0].contains("CSeq: 1 ACK"));
+    let ok = &sent(&outs, nh)[0];
+    assert_eq!(status(ok), 200);
+    assert!(ok.contains("RTP/SAVP"), "next hop keeps SRTP: {ok}");
+    let legs = media_start(&outs).unwrap();
+    assert!(matches!(legs[0].protection, Protection::Rtp));
+    assert!(matches!(legs[1].protection, Protection::Srtp { .. }));
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["outbound", "gw1", "rtp", "answered"])
+            .get(),
+        1
+    );
+}

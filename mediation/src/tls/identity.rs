@@ -34,3 +34,17 @@ pub fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
         })
         .collect()
 }
+
+/// When a certificate stops being valid (UNIX seconds), and its subject common name.
+pub fn expiry(cert: &CertificateDer<'_>) -> Option<(i64, String)> {
+    use x509_parser::prelude::*;
+    let (_, x509) = X509Certificate::from_der(cert.as_ref()).ok()?;
+    let cn = x509
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or("")
+        .to_string();
+    Some((x509.validity().not_after.timestamp(), cn))
+}

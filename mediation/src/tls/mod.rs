@@ -8,6 +8,6 @@ mod material;
 mod refusal;
 
 pub use config::{client_config, crypto_provider, server_config, TlsConfigError};
-pub use identity::{dns_names, matches_identity};
+pub use identity::{dns_names, expiry, matches_identity};
 pub use material::{MaterialError, TlsMaterial};
 pub use refusal::RefusalReason;

@@ -1,0 +1,532 @@
+//! The media of one call: a UDP socket pair (RTP on an even port, RTCP on the next), a 20 ms
+//! PCMU sender with markers, SRTP/SRTCP when keys were negotiated, RTCP sender reports every 5 s,
+//! and a receiver that checks what arrives: on the wire (encrypted or plain), after SRTP (auth),
+//! and in the payload (marker and tone), feeding [`ReceiveStats`]. Symmetric: once an
+//! authentic packet arrives, replies go to where it came from.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mediation::srtp::{Protector, ReplayWindow, SrtpError, Unprotector};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{interval, interval_at, sleep_until, Instant, MissedTickBehavior};
+
+use crate::negotiate::{LocalMedia, MediaPlan};
+use crate::rtcp::{self, SenderInfo};
+use crate::rtp_packet::{self, HEADER_LEN, PACKET_LEN};
+use crate::stats::ReceiveStats;
+use crate::tone::{Marker, PayloadCheck, Tone, MAGIC, MARKER_LEN, PAYLOAD_LEN, SAMPLES_PER_PACKET};
+
+/// Packet interval.
+pub const PTIME: Duration = Duration::from_millis(20);
+/// Interval of RTCP sender reports.
+pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// Delay of the first sender report.
+pub const FIRST_RTCP: Duration = Duration::from_secs(1);
+/// How long the receiver keeps listening after the call ends, for packets in flight.
+pub const DRAIN: Duration = Duration::from_millis(300);
+/// Attempts at finding an even port whose successor is free.
+const BIND_ATTEMPTS: usize = 64;
+
+/// The RTP and RTCP sockets of a call.
+#[derive(Debug)]
+pub struct MediaSockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+impl MediaSockets {
+    /// Binds RTP on an even port of `ip` and RTCP on the port after it.
+    pub async fn bind(ip: IpAddr) -> io::Result<Self> {
+        let mut discarded = Vec::new();
+        for _ in 0..BIND_ATTEMPTS {
+            let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            let port = rtp.local_addr()?.port();
+            if port % 2 == 1 || port == u16::MAX {
+                discarded.push(rtp); // Held so the next bind gets another port.
+                continue;
+            }
+            match UdpSocket::bind(SocketAddr::new(ip, port + 1)).await {
+                Ok(rtcp) => return Ok(Self { rtp, rtcp }),
+                Err(_) => discarded.push(rtp),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("no free even/odd UDP port pair on {ip} after {BIND_ATTEMPTS} attempts"),
+        ))
+    }
+
+    /// What goes into our SDP.
+    pub fn local(&self) -> io::Result<LocalMedia> {
+        let addr = self.rtp.local_addr()?;
+        Ok(LocalMedia {
+            ip: addr.ip(),
+            rtp_port: addr.port(),
+        })
+    }
+}
+
+/// Everything measured about the media of one call.
+#[derive(Debug, Clone, Default)]
+pub struct MediaResult {
+    /// RTP packets sent.
+    pub packets_sent: u64,
+    /// Distinct packets received with a valid marker.
+    pub packets_received: u64,
+    /// Gaps in the received marker sequence.
+    pub packets_lost: u64,
+    /// Repeated markers (and SRTP replays).
+    pub duplicates: u64,
+    /// Packets that arrived after a later one.
+    pub reordered: u64,
+    /// RFC 3550 interarrival jitter.
+    pub jitter_ms: Option<f64>,
+    /// Median one-way latency.
+    pub latency_ms_p50: Option<f64>,
+    /// 99th percentile one-way latency.
+    pub latency_ms_p99: Option<f64>,
+    /// Datagrams on the RTP port, before any check.
+    pub datagrams_received: u64,
+    /// Datagrams in which the marker or the tone could be read as sent (plaintext on the wire).
+    pub plaintext_datagrams: u64,
+    /// SRTP packets that did not authenticate.
+    pub srtp_auth_failures: u64,
+    /// Packets whose payload had no marker, a wrong length or wrong tone bytes.
+    pub bad_payloads: u64,
+    /// RTCP compound packets sent.
+    pub rtcp_sent: u64,
+    /// RTCP packets received that were RTCP (and authenticated, on an SRTP leg).
+    pub rtcp_received: u64,
+    /// RTCP datagrams that were not RTCP or did not authenticate.
+    pub rtcp_bad: u64,
+    /// Sends that failed.
+    pub send_errors: u64,
+}
+
+impl MediaResult {
+    /// What the wire showed: `Some(true)` when no datagram exposed the marker or tone,
+    /// `Some(false)` when any did, `None` when nothing arrived.
+    pub fn wire_encrypted(&self) -> Option<bool> {
+        (self.datagrams_received > 0).then_some(self.plaintext_datagrams == 0)
+    }
+
+    /// Something arrived and every packet carried exactly the bytes the far end sent.
+    pub fn payload_ok(&self) -> bool {
+        self.packets_received > 0 && self.bad_payloads == 0 && self.srtp_auth_failures == 0
+    }
+}
+
+enum Control {
+    StopSending,
+    Finish(Duration),
+}
+
+/// A running media session; [`MediaHandle::finish`] ends it and returns the measurements.
+#[derive(Debug)]
+pub struct MediaHandle {
+    control: mpsc::UnboundedSender<Control>,
+    task: JoinHandle<MediaResult>,
+}
+
+impl MediaHandle {
+    /// Stops sending; the receiver keeps going.
+    pub fn stop_sending(&self) {
+        let _ = self.control.send(Control::StopSending);
+    }
+
+    /// Stops sending, receives for `drain` more (packets in flight), and returns the result.
+    pub async fn finish(self, drain: Duration) -> MediaResult {
+        let _ = self.control.send(Control::Finish(drain));
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// Microseconds since the UNIX epoch, now.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Starts sending and receiving. `cname` goes into RTCP SDES.
+pub fn start(
+    sockets: MediaSockets,
+    plan: &MediaPlan,
+    cname: String,
+) -> Result<MediaHandle, String> {
+    let (tx_ctx, rx_ctx) = match &plan.srtp {
+        Some(keys) => (
+            Some(Protector::new(&keys.ours).map_err(|e| e.to_string())?),
+            Some(Unprotector::new(&keys.theirs, ReplayWindow::DEFAULT).map_err(|e| e.to_string())?),
+        ),
+        None => (None, None),
+    };
+    let session = Session {
+        sockets,
+        rtp_dest: plan.remote_rtp,
+        rtcp_dest: plan.remote_rtcp,
+        sender: Sender {
+            protector: tx_ctx,
+            tone: Tone::new(),
+            ssrc: rand::random(),
+            rtp_sequence: rand::random(),
+            timestamp_base: rand::random(),
+            sent: 0,
+        },
+        receiver: Receiver {
+            unprotector: rx_ctx,
+            tone: Tone::new(),
+            stats: ReceiveStats::default(),
+            result: MediaResult::default(),
+        },
+        cname,
+    };
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(session.run(control_rx));
+    Ok(MediaHandle { control, task })
+}
+
+struct Sender {
+    protector: Option<Protector>,
+    tone: Tone,
+    ssrc: u32,
+    rtp_sequence: u16,
+    timestamp_base: u32,
+    /// Packets sent so far, which is also the next marker sequence.
+    sent: u32,
+}
+
+impl Sender {
+    /// The next packet, protected if SRTP.
+    fn next_packet(&mut self) -> Result<Vec<u8>, SrtpError> {
+        let mut packet = [0u8; PACKET_LEN];
+        let timestamp = self
+            .timestamp_base
+            .wrapping_add(self.sent.wrapping_mul(SAMPLES_PER_PACKET as u32));
+        rtp_packet::write_header(
+            &mut packet,
+            self.sent == 0,
+            self.rtp_sequence,
+            timestamp,
+            self.ssrc,
+        );
+        let marker = Marker {
+            sequence: self.sent,
+            sent_us: now_us(),
+        };
+        self.tone.fill(marker, &mut packet[HEADER_LEN..]);
+        let out = match &mut self.protector {
+            Some(p) => p.protect_rtp(&packet)?.to_vec(),
+            None => packet.to_vec(),
+        };
+        self.rtp_sequence = self.rtp_sequence.wrapping_add(1);
+        self.sent = self.sent.wrapping_add(1);
+        Ok(out)
+    }
+
+    fn sender_report(&mut self, cname: &str) -> Result<Vec<u8>, SrtpError> {
+        let now = SystemTime::now();
+        let info = SenderInfo {
+            ssrc: self.ssrc,
+            ntp: rtcp::ntp_timestamp(now),
+            rtp_timestamp: self
+                .timestamp_base
+                .wrapping_add(self.sent.wrapping_mul(SAMPLES_PER_PACKET as u32)),
+            packets: self.sent,
+            octets: self.sent.wrapping_mul(PAYLOAD_LEN as u32),
+        };
+        let report = rtcp::sender_report(&info, cname);
+        match &mut self.protector {
+            Some(p) => Ok(p.protect_rtcp(&report)?.to_vec()),
+            None => Ok(report),
+        }
+    }
+}
+
+struct Receiver {
+    unprotector: Option<Unprotector>,
+    tone: Tone,
+    stats: ReceiveStats,
+    result: MediaResult,
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Receiver {
+    /// Takes one datagram from the RTP port; true if it was authentic media (worth latching).
+    fn on_rtp(&mut self, raw: &[u8], arrived_us: u64) -> bool {
+        self.result.datagrams_received += 1;
+        let marker_visible = contains(raw, &MAGIC);
+        let decrypted;
+        let packet: &[u8] = match &mut self.unprotector {
+            Some(rx) => match rx.unprotect_rtp(raw) {
+                Ok(plain) => {
+                    decrypted = plain;
+                    &decrypted
+                }
+                Err(SrtpError::Replay) => {
+                    self.result.duplicates += 1;
+                    if marker_visible {
+                        self.result.plaintext_datagrams += 1;
+                    }
+                    return false;
+                }
+                Err(_) => {
+                    self.result.srtp_auth_failures += 1;
+                    if marker_visible {
+                        self.result.plaintext_datagrams += 1;
+                    }
+                    return false;
+                }
+            },
+            None => raw,
+        };
+        let Some(payload) = rtp_packet::payload(packet) else {
+            self.result.bad_payloads += 1;
+            if marker_visible {
+                self.result.plaintext_datagrams += 1;
+            }
+            return false;
+        };
+        // After SRTP, the plaintext tone must not also be readable in the datagram as sent.
+        let tone_visible = self.unprotector.is_some()
+            && payload.len() > MARKER_LEN
+            && contains(
+                raw,
+                &payload[MARKER_LEN..MARKER_LEN + 16.min(payload.len() - MARKER_LEN)],
+            );
+        if marker_visible || tone_visible {
+            self.result.plaintext_datagrams += 1;
+        }
+        match self.tone.verify(payload) {
+            PayloadCheck::Ok(marker) => {
+                self.stats
+                    .record(marker.sequence, marker.sent_us, arrived_us);
+                true
+            }
+            PayloadCheck::Corrupted(_) | PayloadCheck::NoMarker | PayloadCheck::WrongLength(_) => {
+                self.result.bad_payloads += 1;
+                false
+            }
+        }
+    }
+
+    /// Takes one datagram from the RTCP port; true if it was authentic RTCP.
+    fn on_rtcp(&mut self, raw: &[u8]) -> bool {
+        let ok = match &mut self.unprotector {
+            Some(rx) => rx.unprotect_rtcp(raw).is_ok(),
+            None => rtp_packet::is_rtcp(raw),
+        };
+        if ok {
+            self.result.rtcp_received += 1;
+        } else {
+            self.result.rtcp_bad += 1;
+        }
+        ok
+    }
+
+    fn into_result(self) -> MediaResult {
+        let mut result = self.result;
+        let stats = self.stats;
+        result.packets_received = stats.received();
+        result.packets_lost = stats.lost();
+        result.duplicates += stats.duplicates();
+        result.reordered = stats.reordered();
+        result.jitter_ms = stats.jitter_ms();
+        if let Some((p50, p99)) = stats.latency_ms() {
+            result.latency_ms_p50 = Some(p50);
+            result.latency_ms_p99 = Some(p99);
+        }
+        result
+    }
+}
+
+struct Session {
+    sockets: MediaSockets,
+    rtp_dest: SocketAddr,
+    rtcp_dest: SocketAddr,
+    sender: Sender,
+    receiver: Receiver,
+    cname: String,
+}
+
+impl Session {
+    async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) -> MediaResult {
+        let mut ticks = interval(PTIME);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut reports = interval_at(Instant::now() + FIRST_RTCP, RTCP_INTERVAL);
+        reports.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut sending = true;
+        let mut deadline: Option<Instant> = None;
+        let mut control_open = true;
+        let mut rtp_buf = vec![0u8; 2048];
+        let mut rtcp_buf = vec![0u8; 2048];
+        let mut sent_packets = 0u64;
+        loop {
+            tokio::select! {
+                _ = ticks.tick(), if sending => {
+                    match self.sender.next_packet() {
+                        Ok(packet) => {
+                            if self.sockets.rtp.send_to(&packet, self.rtp_dest).await.is_ok() {
+                                sent_packets += 1;
+                            } else {
+                                self.receiver.result.send_errors += 1;
+                            }
+                        }
+                        Err(_) => self.receiver.result.send_errors += 1,
+                    }
+                }
+                _ = reports.tick(), if sending => {
+                    if let Ok(report) = self.sender.sender_report(&self.cname) {
+                        if self.sockets.rtcp.send_to(&report, self.rtcp_dest).await.is_ok() {
+                            self.receiver.result.rtcp_sent += 1;
+                        }
+                    }
+                }
+                received = self.sockets.rtp.recv_from(&mut rtp_buf) => {
+                    // Errors (ICMP port unreachable surfacing as ECONNREFUSED) are not fatal.
+                    if let Ok((n, from)) = received {
+                        if self.receiver.on_rtp(&rtp_buf[..n], now_us()) {
+                            self.rtp_dest = from;
+                        }
+                    }
+                }
+                received = self.sockets.rtcp.recv_from(&mut rtcp_buf) => {
+                    if let Ok((n, from)) = received {
+                        if self.receiver.on_rtcp(&rtcp_buf[..n]) {
+                            self.rtcp_dest = from;
+                        }
+                    }
+                }
+                command = control.recv(), if control_open => match command {
+                    Some(Control::StopSending) => sending = false,
+                    Some(Control::Finish(drain)) => {
+                        sending = false;
+                        deadline = Some(Instant::now() + drain);
+                    }
+                    None => {
+                        control_open = false;
+                        sending = false;
+                        deadline.get_or_insert_with(Instant::now);
+                    }
+                },
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
+            }
+        }
+        let mut result = self.receiver.into_result();
+        result.packets_sent = sent_packets;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::negotiate::SrtpKeys;
+    use mediation::srtp::{MasterKey, SrtpSuite};
+
+    fn receiver(unprotector: Option<Unprotector>) -> Receiver {
+        Receiver {
+            unprotector,
+            tone: Tone::new(),
+            stats: ReceiveStats::default(),
+            result: MediaResult::default(),
+        }
+    }
+
+    fn sender(protector: Option<Protector>) -> Sender {
+        Sender {
+            protector,
+            tone: Tone::new(),
+            ssrc: 42,
+            rtp_sequence: 65_534,
+            timestamp_base: 0,
+            sent: 0,
+        }
+    }
+
+    #[test]
+    fn plain_rtp_is_seen_plain_and_verified() {
+        let mut tx = sender(None);
+        let mut rx = receiver(None);
+        for _ in 0..5 {
+            let p = tx.next_packet().unwrap();
+            assert!(rx.on_rtp(&p, now_us()));
+        }
+        let r = rx.into_result();
+        assert_eq!(r.packets_received, 5);
+        assert_eq!(r.wire_encrypted(), Some(false));
+        assert!(r.payload_ok());
+    }
+
+    #[test]
+    fn srtp_is_seen_encrypted_and_verified() {
+        for suite in SrtpSuite::ALL {
+            let keys = SrtpKeys {
+                suite,
+                ours: MasterKey::generate(suite).unwrap(),
+                theirs: MasterKey::generate(suite).unwrap(),
+            };
+            let mut tx = sender(Some(Protector::new(&keys.ours).unwrap()));
+            let mut rx = receiver(Some(
+                Unprotector::new(&keys.ours, ReplayWindow::DEFAULT).unwrap(),
+            ));
+            let first = tx.next_packet().unwrap();
+            assert!(rx.on_rtp(&first, now_us()));
+            assert!(!rx.on_rtp(&first, now_us()), "replay");
+            for _ in 0..3 {
+                let p = tx.next_packet().unwrap();
+                assert!(rx.on_rtp(&p, now_us()));
+            }
+            let report = tx.sender_report("x").unwrap();
+            assert!(rx.on_rtcp(&report));
+            let r = rx.into_result();
+            assert_eq!(r.packets_received, 4, "{suite}");
+            assert_eq!(r.duplicates, 1);
+            assert_eq!(r.wire_encrypted(), Some(true));
+            assert!(r.payload_ok());
+            assert_eq!(r.rtcp_received, 1);
+        }
+    }
+
+    #[test]
+    fn plain_rtp_on_an_srtp_leg_is_caught() {
+        let key = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        let mut tx = sender(None);
+        let mut rx = receiver(Some(Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap()));
+        assert!(!rx.on_rtp(&tx.next_packet().unwrap(), now_us()));
+        let r = rx.into_result();
+        assert_eq!(r.wire_encrypted(), Some(false));
+        assert_eq!(r.srtp_auth_failures, 1);
+        assert!(!r.payload_ok());
+    }
+
+    #[test]
+    fn srtp_on_a_plain_leg_is_caught() {
+        let key = MasterKey::generate(SrtpSuite::AeadAes256Gcm).unwrap();
+        let mut tx = sender(Some(Protector::new(&key).unwrap()));
+        let mut rx = receiver(None);
+        assert!(!rx.on_rtp(&tx.next_packet().unwrap(), now_us()));
+        let r = rx.into_result();
+        assert_eq!(r.wire_encrypted(), Some(true));
+        assert_eq!(r.bad_payloads, 1);
+        assert!(!r.payload_ok());
+    }
+
+    #[tokio::test]
+    async fn sockets_are_an_even_odd_pair() {
+        let s = MediaSockets::bind(IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
+        let local = s.local().unwrap();
+        assert_eq!(local.rtp_port % 2, 0);
+        assert_eq!(s.rtcp.local_addr().unwrap().port(), local.rtp_port + 1);
+    }
+}

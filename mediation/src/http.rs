@@ -1,0 +1,91 @@
+//! The operator's HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (the process
+//! answers) and `/readyz` (listeners bound, our certificate valid, media ports free).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::media::PortPool;
+use crate::metrics::Metrics;
+
+/// What readiness is judged on.
+#[derive(Clone)]
+pub struct Readiness {
+    /// Counters to render.
+    pub metrics: Metrics,
+    /// The media port pool.
+    pub ports: PortPool,
+    /// When our own certificate stops being valid (UNIX seconds).
+    pub certificate_not_after: i64,
+}
+
+/// Binds the endpoint and serves it until `shutdown` turns true; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    state: Readiness,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr} (metrics): {e}"))
+    })?;
+    let local = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(Arc::new(state));
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "metrics endpoint failed");
+        }
+    });
+    tracing::info!(%local, "metrics endpoint listening");
+    Ok(local)
+}
+
+async fn metrics(State(s): State<Arc<Readiness>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
+
+async fn readyz(State(s): State<Arc<Readiness>>) -> impl IntoResponse {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut problems = Vec::new();
+    if s.certificate_not_after <= now {
+        problems.push("our certificate has expired".to_string());
+    }
+    let free = s.ports.capacity().saturating_sub(s.ports.in_use());
+    if free < 2 {
+        problems.push(format!(
+            "media ports exhausted ({} in use)",
+            s.ports.in_use()
+        ));
+    }
+    if problems.is_empty() {
+        (
+            StatusCode::OK,
+            format!("ready: {free} media port pairs free\n"),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", problems.join("; ")),
+        )
+    }
+}

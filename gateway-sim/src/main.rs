@@ -29,6 +29,9 @@ enum Command {
     Answer(AnswerArgs),
     /// Place calls: INVITE, ACK, media for --duration, BYE. Several make a load generator.
     Call(CallArgs),
+    /// Demo: a throwaway PKI, the mediation service, a next hop and two gateways on loopback;
+    /// calls both ways and a refused certificate, with what was encrypted and why.
+    Demo,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +230,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Answer(args) => answer(args).await,
             Command::Call(args) => call(args).await,
+            Command::Demo => Ok(if gateway_sim::demo::run().await? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }),
         }
     });
     match outcome {

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub sip_requests: IntCounterVec,
     /// `calls_total{direction,gateway,gateway_media,result}`.
     pub calls: IntCounterVec,
+    /// `gateway_media_decisions_total{gateway,gateway_media,reason}`: each call's gateway-leg
+    /// encryption decision and why (`gateway_media` is `none` when the call was refused).
+    pub gateway_media_decisions: IntCounterVec,
     /// `active_calls{gateway_media}`.
     pub active_calls: IntGaugeVec,
     /// `sdes_keys_ignored_total{reason}`.
@@ -119,6 +122,12 @@ impl Metrics {
                 "calls_total",
                 "Calls by direction, gateway, gateway-leg media and result",
                 &["direction", "gateway", "gateway_media", "result"],
+            ),
+            gateway_media_decisions: counter(
+                &r,
+                "gateway_media_decisions_total",
+                "Gateway-leg encryption decisions by gateway, outcome and reason",
+                &["gateway", "gateway_media", "reason"],
             ),
             active_calls: gauge_vec(
                 &r,

@@ -456,6 +456,9 @@ impl<P: PortAllocator> Engine<P> {
             Direction::FromNextHop => policy::next_hop_leg(self.cfg.encryption, peer_srtp),
         };
         if let Decision::Refuse(_) = a_decision {
+            if direction == Direction::FromGateway {
+                self.count_decision(&gateway, a_decision);
+            }
             return refuse(
                 self,
                 488,
@@ -898,6 +901,10 @@ impl<P: PortAllocator> Engine<P> {
             }
         };
         if let Decision::Refuse(_) = b_decision {
+            if call.direction == Direction::FromNextHop {
+                let gateway = call.gateway.clone();
+                self.count_decision(&gateway, b_decision);
+            }
             return self.fail_after_answer(id, 488, "Not Acceptable Here", b_decision.reason());
         }
         if audio.proto == Proto::Savp && negotiated.is_none() {
@@ -927,7 +934,8 @@ impl<P: PortAllocator> Engine<P> {
                 port: call.a.port,
                 proto: a_audio.proto.clone(),
                 crypto: a_answer_crypto.clone(),
-                rtcp_mux: false,
+                // RTCP multiplexing (RFC 5761) when the caller offered it.
+                rtcp_mux: a_audio.rtcp_mux,
             },
         );
         let plans = media_plan::plans(call, &a_answer_crypto, negotiated.as_ref(), &audio);
@@ -954,6 +962,8 @@ impl<P: PortAllocator> Engine<P> {
             next_hop_leg = %nh_decision,
             "call answered"
         );
+        let gateway = call.gateway.clone();
+        self.count_decision(&gateway, gw_decision);
         self.metrics
             .active_calls
             .with_label_values(&[gateway_media])
@@ -1076,6 +1086,14 @@ impl<P: PortAllocator> Engine<P> {
                 (Phase::Answered | Phase::Confirmed, _) => self.hang_up(id, conn),
             }
         }
+    }
+
+    fn count_decision(&self, gateway: &str, decision: Decision) {
+        let media = decision.media().map_or("none", |m| m.label());
+        self.metrics
+            .gateway_media_decisions
+            .with_label_values(&[gateway, media, decision.reason()])
+            .inc();
     }
 
     fn count_call(&self, id: u64, result: &str) {

@@ -87,7 +87,7 @@ pub fn plans(
         port: call.a.port,
         remote_rtp: a_rtp,
         remote_rtcp: a_rtcp,
-        rtcp_mux: false,
+        rtcp_mux: a_audio.rtcp_mux,
         protection: protection(
             call.a.decision.media(),
             a_answer.first(),

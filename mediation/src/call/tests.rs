@@ -716,3 +716,49 @@ fn optional_gateway_refusing_srtp_gets_a_plain_offer_and_the_call_completes_as_r
         1
     );
 }
+
+#[test]
+fn rtcp_mux_offered_by_the_caller_is_answered_and_relayed_muxed() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    ) + "a=rtcp-mux\r\n";
+    let outs = h.feed(gw, &invite("c13", "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    assert!(
+        !b_invite.contains("a=rtcp-mux"),
+        "the far leg is offered plain RTCP: {b_invite}"
+    );
+    assert!(b_invite.contains("a=rtcp:30005"), "{b_invite}");
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
+        },
+    );
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
+    let ok = &sent(&outs, gw)[0];
+    assert!(ok.contains("a=rtcp-mux"), "{ok}");
+    let legs = media_start(&outs).unwrap();
+    assert!(legs[0].rtcp_mux, "gateway leg muxed");
+    assert_eq!(legs[0].remote_rtcp, Some("10.0.0.1:4000".parse().unwrap()));
+    assert!(!legs[1].rtcp_mux);
+    assert_eq!(legs[1].remote_rtcp, Some("10.0.0.1:5001".parse().unwrap()));
+}

@@ -52,7 +52,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Base64Error> {
     if let Some(pos) = bytes[..data_len].iter().position(|&b| b == b'=') {
         return Err(Base64Error::MisplacedPadding(pos));
     }
-    if pad > 2 || (pad > 0 && bytes.len() % 4 != 0) {
+    if pad > 2 || (pad > 0 && !bytes.len().is_multiple_of(4)) {
         return Err(Base64Error::MisplacedPadding(data_len));
     }
     if let Some(pos) = bytes[..data_len]

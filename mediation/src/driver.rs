@@ -3,13 +3,13 @@
 //! being opened), open connections, start and stop media relays.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::call::{Engine, Input, LegPlan, MediaCommand, Output, PortAllocator};
-use crate::media::{spawn_relay, LegMedia, LegSockets, PortPool, RelayHandle};
+use crate::media::{spawn_relay, LegMedia, LegSockets, PortPool, RelayHandle, Side};
 use crate::metrics::Metrics;
 use crate::transport::{ConnId, Connector, SipEvent};
 
@@ -52,17 +52,49 @@ impl PortAllocator for SocketPorts {
     }
 }
 
+/// Orders from the service to the call layer.
+#[derive(Debug, Clone, Copy)]
+pub enum Control {
+    /// Refuse new calls with 503; let calls in progress go on.
+    Drain,
+    /// End every call now.
+    EndAll,
+}
+
+/// What the driver needs besides the engine.
+pub struct DriverIo {
+    /// Connection events.
+    pub events: mpsc::Receiver<SipEvent>,
+    /// Opens outbound connections.
+    pub connector: Connector,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Service orders.
+    pub control: mpsc::Receiver<Control>,
+    /// The number of calls held, updated after every event.
+    pub active: watch::Sender<usize>,
+    /// End calls whose media stopped for this long (`None`: never).
+    pub media_timeout: Option<Duration>,
+    /// Stops the loop.
+    pub shutdown: watch::Receiver<bool>,
+}
+
 /// Runs the engine until `shutdown` turns true.
-pub async fn run(
-    mut engine: Engine<SocketPorts>,
-    mut events: mpsc::Receiver<SipEvent>,
-    connector: Connector,
-    metrics: Metrics,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
+    let DriverIo {
+        mut events,
+        connector,
+        metrics,
+        mut control,
+        active,
+        media_timeout,
+        mut shutdown,
+    } = io;
     let mut conns: HashMap<ConnId, mpsc::Sender<Bytes>> = HashMap::new();
     let mut pending: HashMap<ConnId, Vec<Bytes>> = HashMap::new();
-    let mut relays: HashMap<u64, RelayHandle> = HashMap::new();
+    let mut relays: HashMap<u64, (RelayHandle, Instant)> = HashMap::new();
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let timeout = engine.poll_timeout();
         let sleep = async {
@@ -92,6 +124,21 @@ pub async fn run(
                 }
             }
             _ = sleep => engine.handle_timeout(Instant::now()),
+            Some(order) = control.recv() => {
+                let input = match order {
+                    Control::Drain => Input::Drain,
+                    Control::EndAll => Input::EndAll,
+                };
+                engine.handle(Instant::now(), input);
+            }
+            _ = sweep.tick() => {
+                if let Some(limit) = media_timeout {
+                    let now = Instant::now();
+                    for call in silent_calls(&relays, now, limit) {
+                        engine.handle(now, Input::MediaTimeout { call });
+                    }
+                }
+            }
             _ = shutdown.changed() => break,
         }
         while let Some(output) = engine.poll_output() {
@@ -117,7 +164,7 @@ pub async fn run(
                     match (leg(&mut engine, a), leg(&mut engine, b)) {
                         (Some(a), Some(b)) => match spawn_relay(a, b, &metrics) {
                             Ok(relay) => {
-                                relays.insert(call, relay);
+                                relays.insert(call, (relay, Instant::now()));
                             }
                             Err(e) => {
                                 tracing::error!(call, error = %e, "media relay failed to start")
@@ -132,10 +179,41 @@ pub async fn run(
                 }
             }
         }
+        active.send_replace(engine.active());
+        metrics
+            .media_ports
+            .with_label_values(&["in_use"])
+            .set(ports_in_use(&mut engine));
     }
-    for (_, relay) in relays.drain() {
+    for (_, (relay, _)) in relays.drain() {
         relay.stop().await;
     }
+}
+
+/// Calls whose relay has seen no packet on either leg for `limit` (counting from its start
+/// when none ever came).
+fn silent_calls(
+    relays: &HashMap<u64, (RelayHandle, Instant)>,
+    now: Instant,
+    limit: Duration,
+) -> Vec<u64> {
+    relays
+        .iter()
+        .filter(|(_, (relay, started))| {
+            let stats = relay.stats();
+            let last = [Side::A, Side::B]
+                .into_iter()
+                .filter_map(|side| stats.leg(side).last_packet)
+                .max()
+                .unwrap_or(*started);
+            now.saturating_duration_since(last) >= limit
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+fn ports_in_use(engine: &mut Engine<SocketPorts>) -> i64 {
+    engine.ports_mut().pool.in_use() as i64
 }
 
 fn leg(engine: &mut Engine<SocketPorts>, plan: LegPlan) -> Option<LegMedia> {

@@ -32,12 +32,22 @@ enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Probe a running service's `/healthz` (for container health checks); exit 0 when healthy.
+    Health {
+        /// Read the metrics address from this configuration file.
+        #[arg(long, short, default_value = "/etc/mediation/mediation.toml")]
+        config: PathBuf,
+        /// Probe this address instead (`host:port`).
+        #[arg(long)]
+        addr: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Health { config, addr } => health(&config, addr),
         Command::Run { config } => match run(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -79,6 +89,55 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn health(config: &std::path::Path, addr: Option<String>) -> ExitCode {
+    use std::io::{Read, Write};
+    let addr = match addr {
+        Some(a) => a,
+        None => match config::load_file(config) {
+            Ok(c) => {
+                let mut a = c.metrics.listen;
+                if a.ip().is_unspecified() {
+                    a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                a.to_string()
+            }
+            Err(e) => {
+                eprintln!("mediation health: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let probe = || -> std::io::Result<String> {
+        let timeout = std::time::Duration::from_secs(3);
+        let sock = addr
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let mut s = std::net::TcpStream::connect_timeout(&sock, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        write!(
+            s,
+            "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    };
+    match probe() {
+        Ok(text) if text.starts_with("HTTP/1.1 200") => {
+            println!("healthy");
+            ExitCode::SUCCESS
+        }
+        Ok(text) => {
+            eprintln!("mediation health: {}", text.lines().next().unwrap_or(""));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("mediation health: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
@@ -104,8 +163,10 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             "mediation running"
         );
         shutdown_signal().await;
-        tracing::info!("stopping");
-        service.stop().await;
+        let drain = std::time::Duration::from_secs(config.sip.drain_timeout_secs);
+        tracing::info!(drain_secs = drain.as_secs(), "stopping: draining calls");
+        service.shutdown_gracefully(drain).await;
+        tracing::info!("stopped");
         Ok(())
     })
 }

@@ -39,6 +39,8 @@ pub struct Metrics {
     /// `certificate_expiry_timestamp_seconds{cert}`: our certificate (`server`), each trusted CA
     /// (`ca:<common name>`) and each peer certificate seen (`peer:<gateway or next_hop>`).
     pub certificate_expiry: IntGaugeVec,
+    /// `media_ports{state}`: RTP/RTCP port pairs `in_use` and `total`.
+    pub media_ports: IntGaugeVec,
     /// `fips_mode`: 1 when `[tls].fips` is on.
     pub fips_mode: IntGauge,
     /// `build_info{version}`: always 1.
@@ -170,6 +172,12 @@ impl Metrics {
                 "certificate_expiry_timestamp_seconds",
                 "When a certificate stops being valid, UNIX seconds",
                 &["cert"],
+            ),
+            media_ports: gauge_vec(
+                &r,
+                "media_ports",
+                "Media RTP/RTCP port pairs, in use and in total",
+                &["state"],
             ),
             fips_mode,
             build_info,

@@ -2,12 +2,13 @@
 //! the front doors, runs the call layer, and stops it all on request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::call::{Engine, EngineConfig};
 use crate::config::Config;
-use crate::driver::{self, SocketPorts};
+use crate::driver::{self, Control, DriverIo, SocketPorts};
 use crate::media::PortPool;
 use crate::metrics::Metrics;
 use crate::sip::FramingLimits;
@@ -40,6 +41,8 @@ pub struct Service {
     /// Its counters.
     pub metrics: Metrics,
     shutdown: watch::Sender<bool>,
+    control: mpsc::Sender<Control>,
+    active: watch::Receiver<usize>,
     core: tokio::task::JoinHandle<()>,
 }
 
@@ -116,6 +119,7 @@ impl Service {
             events: events_tx,
             metrics: metrics.clone(),
         };
+        let pool_total = pool.capacity();
         let metrics_addr = crate::http::serve(
             config.metrics.listen,
             crate::http::Readiness {
@@ -126,20 +130,68 @@ impl Service {
             shutdown_rx.clone(),
         )
         .await?;
+        metrics
+            .media_ports
+            .with_label_values(&["total"])
+            .set(pool_total as i64);
+        let (control, control_rx) = mpsc::channel(8);
+        let (active_tx, active) = watch::channel(0);
+        let media_timeout = (config.media.media_timeout_secs > 0)
+            .then(|| Duration::from_secs(config.media.media_timeout_secs));
         let core = tokio::spawn(driver::run(
             engine,
-            events_rx,
-            connector,
-            metrics.clone(),
-            shutdown_rx,
+            DriverIo {
+                events: events_rx,
+                connector,
+                metrics: metrics.clone(),
+                control: control_rx,
+                active: active_tx,
+                media_timeout,
+                shutdown: shutdown_rx,
+            },
         ));
         Ok(Service {
             bound,
             metrics_addr,
             metrics,
             shutdown,
+            control,
+            active,
             core,
         })
+    }
+
+    /// Graceful stop (SIGTERM): new calls get `503` with `Retry-After`, calls in progress may go
+    /// on for `drain` and are then ended with BYE on both legs, then everything stops.
+    pub async fn shutdown_gracefully(mut self, drain: Duration) {
+        let _ = self.control.send(Control::Drain).await;
+        let deadline = tokio::time::Instant::now() + drain;
+        loop {
+            let calls = *self.active.borrow_and_update();
+            if calls == 0 {
+                break;
+            }
+            tracing::info!(calls, "draining: waiting for calls to end");
+            if tokio::time::timeout_at(deadline, self.active.changed())
+                .await
+                .is_err()
+            {
+                tracing::info!(calls, "drain timeout: ending the remaining calls with BYE");
+                let _ = self.control.send(Control::EndAll).await;
+                // Let the BYEs reach the writers before the connections close.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while *self.active.borrow_and_update() > 0 {
+                        if self.active.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                break;
+            }
+        }
+        self.stop().await;
     }
 
     /// Stops accepting and ends the call layer.

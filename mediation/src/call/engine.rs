@@ -61,6 +61,15 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
+    /// Stop taking new calls (`503` with `Retry-After`); calls in progress go on.
+    Drain,
+    /// End every call now: BYE both legs of answered calls, `503` to unanswered callers.
+    EndAll,
+    /// A call's media stopped in both directions for the media timeout: end it.
+    MediaTimeout {
+        /// The call.
+        call: u64,
+    },
     /// A SIP message arrived.
     Message {
         /// The connection.
@@ -174,6 +183,7 @@ pub struct Engine<P: PortAllocator> {
     timers: BTreeSet<(Instant, u64)>,
     out: VecDeque<Output>,
     next_id: u64,
+    draining: bool,
 }
 
 impl<P: PortAllocator> Engine<P> {
@@ -191,6 +201,7 @@ impl<P: PortAllocator> Engine<P> {
             timers: BTreeSet::new(),
             out: VecDeque::new(),
             next_id: 1,
+            draining: false,
         }
     }
 
@@ -221,6 +232,24 @@ impl<P: PortAllocator> Engine<P> {
                 self.conns.insert(conn, peer);
             }
             Input::Closed { conn } => self.on_closed(now, conn),
+            Input::Drain => {
+                tracing::info!(calls = self.calls.len(), "draining: new calls get 503");
+                self.draining = true;
+            }
+            Input::EndAll => {
+                let ids: Vec<u64> = self.calls.keys().copied().collect();
+                for id in ids {
+                    self.end_now(now, id, "shutdown");
+                }
+            }
+            Input::MediaTimeout { call } => {
+                tracing::info!(
+                    call,
+                    "no media in either direction for the media timeout: ending the call"
+                );
+                self.count_call(call, "media_timeout");
+                self.end_now(now, call, "media_timeout");
+            }
             Input::Message { conn, msg } => match msg {
                 SipMessage::Request(_) => self.on_request(now, conn, msg),
                 SipMessage::Response(_) => self.on_response(now, conn, msg),
@@ -356,6 +385,18 @@ impl<P: PortAllocator> Engine<P> {
         let Some(s) = headers::summary(msg) else {
             return;
         };
+        if self.draining {
+            let Some(r) = ReceivedRequest::of(msg) else {
+                return;
+            };
+            let reply = r
+                .respond(503, "Service Unavailable", &token(10))
+                .header("Retry-After", "30")
+                .header("Warning", "399 mediation \"shutting down\"")
+                .encode();
+            self.send(conn, reply);
+            return;
+        }
         let max_forwards = headers::max_forwards(msg);
         if max_forwards == 0 {
             self.reply(conn, msg, 483, "Too Many Hops", None);
@@ -1086,6 +1127,34 @@ impl<P: PortAllocator> Engine<P> {
                 (Phase::Answered | Phase::Confirmed, _) => self.hang_up(id, conn),
             }
         }
+    }
+
+    /// Ends a call whatever its phase (shutdown, media timeout).
+    fn end_now(&mut self, now: Instant, id: u64, why: &str) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        match call.phase {
+            Phase::Proceeding => {
+                let r = call
+                    .a_response(503, "Service Unavailable")
+                    .header("Warning", format!("399 mediation \"{why}\""))
+                    .encode();
+                self.send(call.a.conn, r);
+                self.count_call(id, why);
+                self.abandon(now, id);
+            }
+            Phase::Abandoned => self.remove(id),
+            Phase::Answered | Phase::Confirmed => self.hang_up(id, ConnId(0)),
+        }
+    }
+
+    /// Calls held, answered or not (for draining).
+    pub fn active(&self) -> usize {
+        self.calls
+            .values()
+            .filter(|c| c.phase != Phase::Abandoned)
+            .count()
     }
 
     fn count_decision(&self, gateway: &str, decision: Decision) {

@@ -221,6 +221,14 @@ pub struct MediaConfig {
     /// SRTP suites offered and accepted, in order of preference.
     #[serde(default = "default_suites")]
     pub srtp_suites: Vec<SrtpSuite>,
+    /// Seconds without any RTP or RTCP in either direction after which a call is ended with
+    /// BYE on both legs (Lync's `RTCPActiveCalls`); 0 never ends a call for silence.
+    #[serde(default = "default_media_timeout")]
+    pub media_timeout_secs: u64,
+}
+
+fn default_media_timeout() -> u64 {
+    30
 }
 
 fn default_media_bind() -> IpAddr {
@@ -299,6 +307,14 @@ pub struct SipConfig {
     /// Most header lines accepted in one message.
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
+    /// On SIGTERM: seconds calls in progress may go on (new calls get 503) before the rest are
+    /// ended with BYE.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout_secs: u64,
+}
+
+fn default_drain_timeout() -> u64 {
+    30
 }
 
 impl Default for SipConfig {
@@ -307,6 +323,7 @@ impl Default for SipConfig {
             answer_timeout_secs: default_answer_timeout(),
             max_message_bytes: default_max_message(),
             max_headers: default_max_headers(),
+            drain_timeout_secs: default_drain_timeout(),
         }
     }
 }

@@ -180,6 +180,9 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
             }
         }
         active.send_replace(engine.active());
+        let (dialogs, transactions) = engine.dialogs_and_transactions();
+        metrics.active_dialogs.set(dialogs as i64);
+        metrics.sip_transactions.set(transactions as i64);
         metrics
             .media_ports
             .with_label_values(&["in_use"])

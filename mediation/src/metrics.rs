@@ -2,7 +2,9 @@
 //! `mediation_`). Label values are bounded: listener, reason, gateway name, never addresses,
 //! Call-IDs or numbers.
 
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// The service's metrics. Cheap to clone (the handles are shared).
 #[derive(Clone)]
@@ -17,6 +19,18 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// `sip_messages_malformed_total{listener}`.
     pub sip_malformed: IntCounterVec,
+    /// `sip_responses_total{direction,code}`: responses `received` from and `sent` to peers.
+    pub sip_responses: IntCounterVec,
+    /// `active_dialogs`: SIP dialogs established (two per answered call).
+    pub active_dialogs: IntGauge,
+    /// `sip_transactions`: INVITE transactions in progress (server and client side).
+    pub sip_transactions: IntGauge,
+    /// `tls_handshake_duration_seconds{listener}`.
+    pub tls_handshake_duration: HistogramVec,
+    /// `call_setup_seconds{direction}`: INVITE received to 200 OK relayed.
+    pub call_setup: HistogramVec,
+    /// `gateway_up{gateway}`: 1 when the gateway answered our last OPTIONS probe.
+    pub gateway_up: IntGaugeVec,
     /// `sip_requests_total{method}` received.
     pub sip_requests: IntCounterVec,
     /// `calls_total{direction,gateway,gateway_media,result}`.
@@ -30,6 +44,8 @@ pub struct Metrics {
     pub sdes_keys_ignored: IntCounterVec,
     /// `media_packets_total{leg,protection,direction}`.
     pub media_packets: IntCounterVec,
+    /// `media_bytes_total{leg,protection,direction}`: UDP payload bytes as on the wire.
+    pub media_bytes: IntCounterVec,
     /// `media_packets_dropped_total{leg,reason}`.
     pub media_dropped: IntCounterVec,
     /// `srtp_auth_failures_total{leg}`.
@@ -63,6 +79,35 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> In
         .register(Box::new(g.clone()))
         .expect("metric registered once");
     g
+}
+
+fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::with_opts(Opts::new(name, help).namespace("mediation"))
+        .expect("metric definition is valid");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help)
+            .namespace("mediation")
+            .buckets(buckets),
+        labels,
+    )
+    .expect("metric definition is valid");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("metric registered once");
+    h
 }
 
 impl Metrics {
@@ -113,6 +158,12 @@ impl Metrics {
                 "SIP messages that could not be framed or parsed",
                 &["listener"],
             ),
+            sip_responses: counter(&r, "sip_responses_total", "SIP responses received from and sent to peers, by status code", &["direction", "code"]),
+            active_dialogs: int_gauge(&r, "active_dialogs", "SIP dialogs established (two per answered call)"),
+            sip_transactions: int_gauge(&r, "sip_transactions", "INVITE transactions in progress, server and client side"),
+            tls_handshake_duration: histogram(&r, "tls_handshake_duration_seconds", "TLS handshake duration by listener", &["listener"], vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            call_setup: histogram(&r, "call_setup_seconds", "INVITE received to 200 OK relayed, by direction", &["direction"], vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            gateway_up: gauge_vec(&r, "gateway_up", "1 when the gateway answered the last OPTIONS probe, 0 when it did not", &["gateway"]),
             sip_requests: counter(
                 &r,
                 "sip_requests_total",
@@ -149,6 +200,7 @@ impl Metrics {
                 "Media packets relayed, by leg, protection and direction",
                 &["leg", "protection", "direction"],
             ),
+            media_bytes: counter(&r, "media_bytes_total", "Media bytes relayed (as on the wire of that leg), by leg, protection and direction", &["leg", "protection", "direction"]),
             media_dropped: counter(
                 &r,
                 "media_packets_dropped_total",

@@ -264,6 +264,8 @@ impl<P: PortAllocator> Engine<P> {
                 break;
             }
             self.timers.pop_first();
+            let span = self.span_of(id);
+            let _entered = span.enter();
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -343,6 +345,10 @@ impl<P: PortAllocator> Engine<P> {
             return;
         };
         let found = self.find(&s, true);
+        let span = found
+            .map(|id| self.span_of(id))
+            .unwrap_or_else(tracing::Span::none);
+        let _entered = span.enter();
         match (req.method, found) {
             (rsip::Method::Invite, None) if s.to_tag.is_none() => self.new_call(now, conn, &msg),
             (rsip::Method::Ack, _) => {
@@ -420,6 +426,17 @@ impl<P: PortAllocator> Engine<P> {
                 }
             },
         };
+        // One span per call: every log line about it carries its id, direction, gateway and,
+        // once decided, the gateway leg's media and why.
+        let span = tracing::info_span!(
+            "call",
+            id = self.next_id,
+            direction = direction.label(),
+            gateway = gateway.as_str(),
+            gateway_media = tracing::field::Empty,
+            reason = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let refuse = |this: &mut Self, code: u16, reason: &str, why: &str, result: &str| {
             tracing::info!(
                 direction = direction.label(),
@@ -667,6 +684,7 @@ impl<P: PortAllocator> Engine<P> {
             deadline: now + self.cfg.answer_timeout,
             started: now,
             media_started: false,
+            span: span.clone(),
         };
         tracing::info!(
             call = id,
@@ -748,6 +766,8 @@ impl<P: PortAllocator> Engine<P> {
         let Some(id) = self.by_b.get(&s.call_id).copied() else {
             return; // a response on the A leg (to our BYE) or for a call already gone
         };
+        let span = self.span_of(id);
+        let _entered = span.enter();
         if s.cseq_method != "INVITE" {
             return; // 200 to our BYE or CANCEL: nothing left to do
         }
@@ -872,7 +892,7 @@ impl<P: PortAllocator> Engine<P> {
         true
     }
 
-    fn on_answer(&mut self, _now: Instant, id: u64, msg: &SipMessage, s: &Summary) {
+    fn on_answer(&mut self, now: Instant, id: u64, msg: &SipMessage, s: &Summary) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1003,7 +1023,16 @@ impl<P: PortAllocator> Engine<P> {
             next_hop_leg = %nh_decision,
             "call answered"
         );
+        call.span.record(
+            "gateway_media",
+            gw_decision.media().map_or("none", |m| m.label()),
+        );
+        call.span.record("reason", gw_decision.reason());
         let gateway = call.gateway.clone();
+        self.metrics
+            .call_setup
+            .with_label_values(&[call.direction.label()])
+            .observe(now.saturating_duration_since(call.started).as_secs_f64());
         self.count_decision(&gateway, gw_decision);
         self.metrics
             .active_calls
@@ -1107,6 +1136,8 @@ impl<P: PortAllocator> Engine<P> {
             .map(|c| (c.id, c.a.conn == conn))
             .collect();
         for (id, caller_gone) in affected {
+            let span = self.span_of(id);
+            let _entered = span.enter();
             let Some(call) = self.calls.get(&id) else {
                 continue;
             };
@@ -1130,7 +1161,16 @@ impl<P: PortAllocator> Engine<P> {
     }
 
     /// Ends a call whatever its phase (shutdown, media timeout).
+    /// The call's log span (a cheap handle), or none.
+    fn span_of(&self, id: u64) -> tracing::Span {
+        self.calls
+            .get(&id)
+            .map_or_else(tracing::Span::none, |c| c.span.clone())
+    }
+
     fn end_now(&mut self, now: Instant, id: u64, why: &str) {
+        let span = self.span_of(id);
+        let _entered = span.enter();
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -1147,6 +1187,16 @@ impl<P: PortAllocator> Engine<P> {
             Phase::Abandoned => self.remove(id),
             Phase::Answered | Phase::Confirmed => self.hang_up(id, ConnId(0)),
         }
+    }
+
+    /// SIP dialogs established (two per answered call) and INVITE transactions in progress
+    /// (server and client side of each unanswered call).
+    pub fn dialogs_and_transactions(&self) -> (usize, usize) {
+        self.calls.values().fold((0, 0), |(d, t), c| match c.phase {
+            Phase::Answered | Phase::Confirmed => (d + 2, t),
+            Phase::Proceeding => (d, t + 2),
+            Phase::Abandoned => (d, t + 1),
+        })
     }
 
     /// Calls held, answered or not (for draining).

@@ -139,6 +139,8 @@ pub struct Call {
     pub started: Instant,
     /// Media relay running.
     pub media_started: bool,
+    /// Its log span.
+    pub span: tracing::Span,
 }
 
 impl Call {

@@ -102,6 +102,8 @@ impl Tally {
 pub struct LegCounters {
     packets_in: Tally,
     packets_out: Tally,
+    bytes_in: Tally,
+    bytes_out: Tally,
     auth_failures: Tally,
     replays: Tally,
     dropped: [Tally; DropReason::ALL.len()],
@@ -117,9 +119,18 @@ impl LegCounters {
                     .with_label_values(&[leg, protection, direction]),
             )
         };
+        let bytes = |direction| {
+            Tally::new(
+                metrics
+                    .media_bytes
+                    .with_label_values(&[leg, protection, direction]),
+            )
+        };
         Self {
             packets_in: packets("in"),
             packets_out: packets("out"),
+            bytes_in: bytes("in"),
+            bytes_out: bytes("out"),
             auth_failures: Tally::new(metrics.srtp_auth_failures.with_label_values(&[leg])),
             replays: Tally::new(metrics.srtp_replay_drops.with_label_values(&[leg])),
             dropped: DropReason::ALL.map(|reason| {
@@ -133,13 +144,15 @@ impl LegCounters {
     }
 
     /// A packet from the peer passed every check.
-    pub fn packet_in(&mut self) {
+    pub fn packet_in(&mut self, bytes: usize) {
         self.packets_in.pending += 1;
+        self.bytes_in.pending += bytes as u64;
     }
 
     /// A packet went to the peer.
-    pub fn packet_out(&mut self) {
+    pub fn packet_out(&mut self, bytes: usize) {
         self.packets_out.pending += 1;
+        self.bytes_out.pending += bytes as u64;
     }
 
     /// A packet was dropped.
@@ -161,6 +174,8 @@ impl LegCounters {
     pub fn flush(&mut self) {
         self.packets_in.flush();
         self.packets_out.flush();
+        self.bytes_in.flush();
+        self.bytes_out.flush();
         self.auth_failures.flush();
         self.replays.flush();
         self.dropped.iter_mut().for_each(Tally::flush);
@@ -182,7 +197,7 @@ mod tests {
     fn counted_on_flush_only() {
         let metrics = Metrics::new();
         let mut c = LegCounters::new(&metrics, "gateway", "srtp");
-        c.packet_in();
+        c.packet_in(172);
         c.dropped(DropReason::UnknownSource);
         c.unprotect_failed(SrtpError::AuthFailed);
         let series = |m: &Metrics| {
@@ -194,12 +209,15 @@ mod tests {
                     .with_label_values(&["gateway", "unknown_source"])
                     .get(),
                 m.srtp_auth_failures.with_label_values(&["gateway"]).get(),
+                m.media_bytes
+                    .with_label_values(&["gateway", "srtp", "in"])
+                    .get(),
             )
         };
-        assert_eq!(series(&metrics), (0, 0, 0));
+        assert_eq!(series(&metrics), (0, 0, 0, 0));
         c.flush();
-        assert_eq!(series(&metrics), (1, 1, 1));
+        assert_eq!(series(&metrics), (1, 1, 1, 172));
         c.flush();
-        assert_eq!(series(&metrics), (1, 1, 1));
+        assert_eq!(series(&metrics), (1, 1, 1, 172));
     }
 }

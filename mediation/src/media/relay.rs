@@ -352,7 +352,7 @@ fn relay_one(
             ),
         }
     }
-    inbound.counters.packet_in();
+    inbound.counters.packet_in(datagram.len());
     stats.record_in(from, now);
 
     // 5. Re-protect for the other leg and send.
@@ -384,7 +384,7 @@ fn relay_one(
     let socket = outbound.outbound(kind).0;
     match socket.try_send_to(wire, destination) {
         Ok(_) => {
-            outbound.counters.packet_out();
+            outbound.counters.packet_out(wire.len());
             stats.record_out(to);
         }
         Err(_) => drop_out(outbound, DropReason::SendFailed),

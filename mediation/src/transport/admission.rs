@@ -103,6 +103,7 @@ impl Admission {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
         );
+        let started = std::time::Instant::now();
         let legacy_version = offered_legacy_version(&tcp).await;
         let stream = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(tcp)).await
         {
@@ -122,6 +123,10 @@ impl Admission {
             }
             Ok(Ok(s)) => s,
         };
+        self.metrics
+            .tls_handshake_duration
+            .with_label_values(&[listener.label()])
+            .observe(started.elapsed().as_secs_f64());
         let (_, conn) = stream.get_ref();
         let version = TlsVersionSeen::from_rustls(conn.protocol_version());
         let leaf = conn.peer_certificates().and_then(|c| c.first()).cloned();
@@ -155,6 +160,16 @@ impl Admission {
             .tls_handshakes
             .with_label_values(&[listener.label(), version.label(), "ok"])
             .inc();
+        if let Some((not_after, _)) = crate::tls::expiry(&leaf) {
+            let label = match &peer {
+                Peer::NextHop => "peer:next_hop".to_string(),
+                Peer::Gateway(g) => format!("peer:{g}"),
+            };
+            self.metrics
+                .certificate_expiry
+                .with_label_values(&[&label])
+                .set(not_after);
+        }
         let identity = PeerIdentity {
             peer,
             signalling: Signalling::Mtls { version },

@@ -72,8 +72,12 @@ pub async fn serve<S>(
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    let sent = metrics.clone();
     let writer = tokio::spawn(async move {
         while let Some(bytes) = out_rx.recv().await {
+            if let Some(code) = status_code(&bytes) {
+                sent.sip_responses.with_label_values(&["sent", code]).inc();
+            }
             if wr.write_all(&bytes).await.is_err() {
                 break;
             }
@@ -110,6 +114,12 @@ pub async fn serve<S>(
                 }
                 Ok(Some(Frame::Message(bytes))) => match sip::parse(&bytes) {
                     Ok(msg) => {
+                        if let Some(code) = status_code(&bytes) {
+                            metrics
+                                .sip_responses
+                                .with_label_values(&["received", code])
+                                .inc();
+                        }
                         if let Some(reply) = answer_locally(&msg) {
                             let _ = out_tx.send(reply).await;
                             continue;
@@ -173,5 +183,15 @@ fn extras() -> sip::ResponseExtras<'static> {
         to_tag: Some("mediation"),
         server: Some(SERVER),
         headers: &[],
+    }
+}
+
+/// The status code of a response on the wire, as text (`"200"`), or `None` for a request.
+fn status_code(bytes: &[u8]) -> Option<&str> {
+    let code = bytes.strip_prefix(b"SIP/2.0 ")?.get(..3)?;
+    if code.iter().all(u8::is_ascii_digit) {
+        std::str::from_utf8(code).ok()
+    } else {
+        None
     }
 }

@@ -93,6 +93,7 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
     let mut conns: HashMap<ConnId, mpsc::Sender<Bytes>> = HashMap::new();
     let mut pending: HashMap<ConnId, Vec<Bytes>> = HashMap::new();
     let mut relays: HashMap<u64, (RelayHandle, Instant)> = HashMap::new();
+    engine.start(Instant::now());
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

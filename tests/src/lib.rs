@@ -118,6 +118,10 @@ pub struct Setup {
     pub gw2_srtp: &'static str,
     /// Media ports in the range.
     pub media_ports: u16,
+    /// `[sip] drain_timeout_secs`.
+    pub drain_timeout_secs: u64,
+    /// `[media] media_timeout_secs`.
+    pub media_timeout_secs: u64,
 }
 
 impl Default for Setup {
@@ -130,6 +134,8 @@ impl Default for Setup {
             gw2_port: free_port(),
             gw2_srtp: "optional",
             media_ports: 400,
+            drain_timeout_secs: 2,
+            media_timeout_secs: 30,
         }
     }
 }
@@ -188,9 +194,11 @@ srtp = "{gw2_srtp}"
 bind = "127.0.0.1"
 advertise = "127.0.0.1"
 ports = "{m0}-{m1}"
+media_timeout_secs = {media_timeout}
 
 [sip]
 answer_timeout_secs = 10
+drain_timeout_secs = {drain}
 
 [metrics]
 listen = "127.0.0.1:{metrics}"
@@ -211,6 +219,8 @@ level = "info"
             m0 = ports.media,
             m1 = ports.media + setup.media_ports - 1,
             metrics = ports.metrics,
+            media_timeout = setup.media_timeout_secs,
+            drain = setup.drain_timeout_secs,
         );
         std::fs::write(&config, text).unwrap();
         let log = lab.path(&format!("mediation-{}.log", ports.next_hop));
@@ -254,6 +264,21 @@ level = "info"
     /// Address of a listener.
     pub fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+}
+
+impl Mediation {
+    /// Sends SIGTERM and waits (at most `limit`) for the process to exit; its exit code.
+    pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        sigterm(&self.child);
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 }
 

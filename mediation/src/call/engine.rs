@@ -184,7 +184,22 @@ pub struct Engine<P: PortAllocator> {
     out: VecDeque<Output>,
     next_id: u64,
     draining: bool,
+    probes: HashMap<String, Probe>,
 }
+
+/// The OPTIONS keepalive of one gateway.
+#[derive(Debug, Default)]
+struct Probe {
+    /// When the next probe goes out.
+    next_at: Option<Instant>,
+    /// The probe in flight: its Call-ID and when it counts as unanswered.
+    pending: Option<(String, Instant, ConnId)>,
+    /// Last verdict.
+    up: Option<bool>,
+}
+
+/// How long a gateway has to answer an OPTIONS probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl<P: PortAllocator> Engine<P> {
     /// A new engine.
@@ -202,6 +217,7 @@ impl<P: PortAllocator> Engine<P> {
             out: VecDeque::new(),
             next_id: 1,
             draining: false,
+            probes: HashMap::new(),
         }
     }
 
@@ -210,9 +226,103 @@ impl<P: PortAllocator> Engine<P> {
         self.out.pop_front()
     }
 
+    /// Schedules the first OPTIONS probe of every gateway that has them on.
+    pub fn start(&mut self, now: Instant) {
+        for g in &self.cfg.gateways {
+            if g.options_interval_secs > 0 {
+                let probe = self.probes.entry(g.name.clone()).or_default();
+                probe.next_at = Some(now + Duration::from_secs(1));
+            }
+        }
+    }
+
     /// When [`Engine::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        let probes = self
+            .probes
+            .values()
+            .flat_map(|p| [p.next_at, p.pending.as_ref().map(|(_, t, _)| *t)])
+            .flatten();
+        self.timers
+            .first()
+            .map(|(t, _)| *t)
+            .into_iter()
+            .chain(probes)
+            .min()
+    }
+
+    /// Sends due OPTIONS probes and judges unanswered ones.
+    fn run_probes(&mut self, now: Instant) {
+        let names: Vec<String> = self.probes.keys().cloned().collect();
+        for name in names {
+            let expired = self.probes[&name]
+                .pending
+                .as_ref()
+                .is_some_and(|(_, deadline, _)| *deadline <= now);
+            if expired {
+                self.probe_result(&name, false, "no answer to OPTIONS");
+            }
+            let due = self.probes[&name].next_at.is_some_and(|t| t <= now);
+            if due && self.probes[&name].pending.is_none() {
+                self.send_probe(now, &name);
+            }
+        }
+    }
+
+    fn send_probe(&mut self, now: Instant, name: &str) {
+        let Some(g) = self.cfg.gateways.iter().find(|g| g.name == name).cloned() else {
+            return;
+        };
+        let target = Target {
+            peer: Peer::Gateway(g.name.clone()),
+            address: g.address.clone(),
+            tls_identity: (g.transport == GatewayTransport::Tls)
+                .then(|| g.identity.clone().unwrap_or_default()),
+        };
+        let conn = self.conn_to(&target);
+        let local = self.local_for(&target.peer, target.tls_identity.is_some());
+        let call_id = format!("probe-{}@{}", token(16), self.cfg.advertise);
+        let (host, _) = crate::config::split_host_port(&g.address).unwrap_or((&g.address, 0));
+        let transport = if target.tls_identity.is_some() {
+            "tls"
+        } else {
+            "tcp"
+        };
+        let options = Outgoing::request("OPTIONS", &format!("sip:{host};transport={transport}"))
+            .header("Via", format!("{};branch={}", local.via, branch()))
+            .header("Max-Forwards", "70")
+            .header(
+                "From",
+                format!("<sip:mediation@{}>;tag={}", self.cfg.advertise, token(10)),
+            )
+            .header("To", format!("<sip:{host}>"))
+            .header("Call-ID", call_id.clone())
+            .header("CSeq", "1 OPTIONS")
+            .header("Contact", local.contact)
+            .encode();
+        self.send(conn, options);
+        let probe = self.probes.entry(name.to_string()).or_default();
+        probe.pending = Some((call_id, now + PROBE_TIMEOUT, conn));
+        probe.next_at = Some(now + Duration::from_secs(g.options_interval_secs.max(1)));
+    }
+
+    fn probe_result(&mut self, name: &str, up: bool, why: &str) {
+        let Some(probe) = self.probes.get_mut(name) else {
+            return;
+        };
+        probe.pending = None;
+        if probe.up != Some(up) {
+            if up {
+                tracing::info!(gateway = name, "gateway up: answered OPTIONS");
+            } else {
+                tracing::warn!(gateway = name, why, "gateway down");
+            }
+        }
+        probe.up = Some(up);
+        self.metrics
+            .gateway_up
+            .with_label_values(&[name])
+            .set(i64::from(up));
     }
 
     /// The port allocator (the service takes bound sockets from it when media starts).
@@ -259,6 +369,7 @@ impl<P: PortAllocator> Engine<P> {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.run_probes(now);
         while let Some(&(at, id)) = self.timers.first() {
             if at > now {
                 break;
@@ -763,6 +874,23 @@ impl<P: PortAllocator> Engine<P> {
         let Some(s) = headers::summary(&msg) else {
             return;
         };
+        if s.cseq_method == "OPTIONS" {
+            let gateway = self
+                .probes
+                .iter()
+                .find(|(_, p)| {
+                    p.pending
+                        .as_ref()
+                        .is_some_and(|(id, _, _)| *id == s.call_id)
+                })
+                .map(|(name, _)| name.clone());
+            if let Some(name) = gateway {
+                let code = resp.status_code.code();
+                // Any answer but a server failure shows the gateway is there and working.
+                self.probe_result(&name, code < 500, &format!("OPTIONS answered {code}"));
+            }
+            return;
+        }
         let Some(id) = self.by_b.get(&s.call_id).copied() else {
             return; // a response on the A leg (to our BYE) or for a call already gone
         };
@@ -1129,6 +1257,15 @@ impl<P: PortAllocator> Engine<P> {
     fn on_closed(&mut self, now: Instant, conn: ConnId) {
         self.conns.remove(&conn);
         self.outbound.retain(|_, c| *c != conn);
+        let probing: Vec<String> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.pending.as_ref().is_some_and(|(_, _, c)| *c == conn))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in probing {
+            self.probe_result(&name, false, "connection failed or closed");
+        }
         let affected: Vec<(u64, bool)> = self
             .calls
             .values()

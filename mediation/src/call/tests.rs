@@ -40,6 +40,7 @@ fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> GatewayCo
         identity: (transport == GatewayTransport::Tls).then(|| format!("{name}.example.test")),
         sources: vec![],
         srtp,
+        options_interval_secs: 0,
     }
 }
 
@@ -761,4 +762,146 @@ fn rtcp_mux_offered_by_the_caller_is_answered_and_relayed_muxed() {
     assert_eq!(legs[0].remote_rtcp, Some("10.0.0.1:4000".parse().unwrap()));
     assert!(!legs[1].rtcp_mux);
     assert_eq!(legs[1].remote_rtcp, Some("10.0.0.1:5001".parse().unwrap()));
+}
+
+#[test]
+fn options_probes_mark_gateways_up_and_down() {
+    let mut g1 = gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional);
+    g1.options_interval_secs = 30;
+    let mut g2 = gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional);
+    g2.options_interval_secs = 30;
+    let mut h = Harness::new(EncryptionLevel::Required, vec![g1, g2]);
+    let up = |h: &Harness, g: &str| h.metrics.gateway_up.with_label_values(&[g]).get();
+    h.engine.start(h.now);
+    let first = h.engine.poll_timeout().unwrap();
+    assert_eq!(first, h.now + Duration::from_secs(1));
+    h.now = first;
+    h.engine.handle_timeout(h.now);
+    let outs = h.drain();
+    let conns: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Connect { conn, target } => Some((*conn, target.peer.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(conns.len(), 2, "one connection per gateway");
+    let (gw1, _) = conns
+        .iter()
+        .find(|(_, p)| *p == Peer::Gateway("gw1".into()))
+        .unwrap();
+    let (gw2, _) = conns
+        .iter()
+        .find(|(_, p)| *p == Peer::Gateway("gw2".into()))
+        .unwrap();
+    let probe = sent(&outs, *gw1).remove(0);
+    assert!(
+        probe.starts_with("OPTIONS sip:gw1.example.test;transport=tls SIP/2.0"),
+        "{probe}"
+    );
+    // gw1 answers; gw2's connection fails.
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: *gw1,
+            peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+        },
+    );
+    h.feed(*gw1, &respond(&probe, 200, "OK", None));
+    h.engine.handle(h.now, Input::Closed { conn: *gw2 });
+    assert_eq!(up(&h, "gw1"), 1);
+    assert_eq!(up(&h, "gw2"), 0);
+    // Next round: gw1 stays silent past the probe timeout and goes down.
+    h.now += Duration::from_secs(30);
+    h.engine.handle_timeout(h.now);
+    let outs = h.drain();
+    assert!(
+        sent(&outs, *gw1)[0].starts_with("OPTIONS "),
+        "reuses the open connection"
+    );
+    h.now += Duration::from_secs(5);
+    h.engine.handle_timeout(h.now);
+    assert_eq!(up(&h, "gw1"), 0);
+}
+
+/// Sets up an answered SRTP call gw1 → next hop; returns (gateway conn, next-hop conn).
+fn answered_call(h: &mut Harness, call_id: &str) -> (ConnId, ConnId) {
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite(call_id, "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
+        },
+    );
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
+    assert_eq!(status(&sent(&outs, gw)[0]), 200);
+    (gw, nh)
+}
+
+#[test]
+fn media_timeout_ends_both_legs_with_bye() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let (gw, nh) = answered_call(&mut h, "c20");
+    let id = 1;
+    h.engine.handle(h.now, Input::MediaTimeout { call: id });
+    let outs = h.drain();
+    assert!(sent(&outs, gw)[0].starts_with("BYE "), "caller's leg ended");
+    assert!(sent(&outs, nh)[0].starts_with("BYE "), "callee's leg ended");
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::Media(MediaCommand::Stop { .. }))));
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["inbound", "gw1", "srtp", "media_timeout"])
+            .get(),
+        1
+    );
+    assert_eq!(h.engine.calls(), 0);
+}
+
+#[test]
+fn draining_refuses_new_calls_with_503_and_end_all_byes_the_rest() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let (gw, nh) = answered_call(&mut h, "c21");
+    h.engine.handle(h.now, Input::Drain);
+    let offer = sdp(
+        4002,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c22", "sip:+15551234@192.0.2.10", &offer));
+    let refused = &sent(&outs, gw)[0];
+    assert_eq!(status(refused), 503);
+    assert!(refused.contains("Retry-After: 30"), "{refused}");
+    assert_eq!(h.engine.active(), 1, "the call in progress goes on");
+    h.engine.handle(h.now, Input::EndAll);
+    let outs = h.drain();
+    assert!(sent(&outs, gw)[0].starts_with("BYE "));
+    assert!(sent(&outs, nh)[0].starts_with("BYE "));
+    assert_eq!(h.engine.active(), 0);
 }

@@ -181,6 +181,13 @@ pub struct GatewayConfig {
     /// SRTP toward this gateway.
     #[serde(default)]
     pub srtp: SrtpMode,
+    /// Seconds between OPTIONS probes that mark the gateway up or down; 0 turns them off.
+    #[serde(default = "default_options_interval")]
+    pub options_interval_secs: u64,
+}
+
+fn default_options_interval() -> u64 {
+    30
 }
 
 /// Signalling transport toward a gateway.

@@ -1,0 +1,69 @@
+//! The service's life cycle as an operator sees it: SIGTERM during calls drains (new calls get
+//! 503), ends the rest with BYE on both legs, and exits 0.
+
+use std::time::Duration;
+
+use e2e::{Caller, Lab, Mediation, Setup, Sim};
+
+#[test]
+fn sigterm_during_a_call_ends_it_with_bye_on_both_legs_and_exits_zero() {
+    let lab = Lab::new();
+    let setup = Setup {
+        drain_timeout_secs: 1,
+        ..Setup::default()
+    };
+    let nh = Sim::answer(
+        &lab,
+        "lifecycle-nexthop",
+        setup.next_hop_port,
+        Some("nexthop"),
+        "offer",
+    );
+    let mut m = Mediation::start(&lab, &setup);
+    let port = m.ports.gateway_tls;
+    let lab_ref = &lab;
+    std::thread::scope(|scope| {
+        let caller = scope.spawn(move || {
+            Caller {
+                lab: lab_ref,
+                port,
+                transport: "tls",
+                cert: Some("gateway"),
+                srtp: "offer",
+                to: "sip:+15551234@mediation.example.test",
+                duration: 20,
+                extra: vec![],
+            }
+            .run("lifecycle-call")
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        let code = m.terminate(Duration::from_secs(15));
+        assert_eq!(
+            code,
+            Some(0),
+            "clean exit after draining; log:\n{}",
+            m.log_text()
+        );
+        let (_, report) = caller.join().unwrap();
+        let call = &report["calls"][0];
+        assert_eq!(call["sip_status"].as_u64(), Some(200), "{report:#}");
+        assert_eq!(
+            call["hangup_by"], "peer",
+            "the gateway's call was ended by a BYE from us: {report:#}"
+        );
+        assert!(
+            call["packets_received"].as_u64().unwrap_or(0) > 100,
+            "{report:#}"
+        );
+    });
+    let nh_report = nh.stop();
+    assert_eq!(
+        nh_report["calls"][0]["hangup_by"], "peer",
+        "next hop got a BYE too: {nh_report:#}"
+    );
+    let log = m.log_text();
+    assert!(
+        log.contains("drain timeout: ending the remaining calls with BYE"),
+        "{log}"
+    );
+}

@@ -26,33 +26,81 @@ pub struct Readiness {
 }
 
 /// Binds the endpoint and serves it until `shutdown` turns true; returns the bound address.
+/// With `tls`, only HTTPS clients presenting a certificate that configuration accepts are
+/// served.
 pub async fn serve(
     addr: SocketAddr,
     state: Readiness,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {addr} (metrics): {e}"))
     })?;
     let local = listener.local_addr()?;
+    let tls_on = tls.is_some();
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(Arc::new(state));
-    tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.changed().await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "metrics endpoint failed");
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = shutdown.changed().await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "metrics endpoint failed");
+                }
+            });
         }
-    });
-    tracing::info!(%local, "metrics endpoint listening");
+        Some(config) => {
+            tokio::spawn(serve_https(listener, app, config, shutdown));
+        }
+    }
+    tracing::info!(%local, https = tls_on, "metrics endpoint listening");
     Ok(local)
+}
+
+/// HTTPS with client certificates: each connection is handshaken, then served by hyper.
+async fn serve_https(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    config: Arc<rustls::ServerConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let tcp = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(_) => continue,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+            let tls = match handshake.await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "metrics client refused");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
+    }
 }
 
 async fn metrics(State(s): State<Arc<Readiness>>) -> impl IntoResponse {

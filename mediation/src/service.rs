@@ -120,6 +120,10 @@ impl Service {
             metrics: metrics.clone(),
         };
         let pool_total = pool.capacity();
+        let metrics_tls = match &config.metrics.tls {
+            Some(m) => Some(scraper_tls(&config, &material, &m.client_ca)?),
+            None => None,
+        };
         let metrics_addr = crate::http::serve(
             config.metrics.listen,
             crate::http::Readiness {
@@ -127,6 +131,7 @@ impl Service {
                 ports: pool,
                 certificate_not_after: not_after,
             },
+            metrics_tls,
             shutdown_rx.clone(),
         )
         .await?;
@@ -199,4 +204,37 @@ impl Service {
         let _ = self.shutdown.send(true);
         let _ = self.core.await;
     }
+}
+
+/// The HTTPS configuration of the metrics endpoint: our certificate, and client certificates
+/// required from scrapers, chaining to `client_ca`.
+fn scraper_tls(
+    config: &Config,
+    material: &TlsMaterial,
+    client_ca: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, StartError> {
+    use rustls_pki_types::pem::PemObject;
+    let problem = |problem: String| crate::tls::MaterialError {
+        field: "metrics.tls.client_ca".into(),
+        path: client_ca.display().to_string(),
+        problem,
+    };
+    let pem = std::fs::read(client_ca).map_err(|e| problem(format!("cannot read: {e}")))?;
+    let roots = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| problem(format!("not PEM certificates: {e}")))?;
+    if roots.is_empty() {
+        return Err(problem("holds no PEM certificate".into()).into());
+    }
+    let for_scrapers = TlsMaterial {
+        chain: material.chain.clone(),
+        key: material.key.clone_key(),
+        roots,
+        crls: material.crls.clone(),
+    };
+    Ok(server_config(
+        &for_scrapers,
+        config.tls.min_version,
+        config.tls.fips,
+    )?)
 }

@@ -113,6 +113,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     ]
     .into_iter()
     .chain(tls.crls.iter_mut())
+    .chain(config.metrics.tls.as_mut().map(|t| &mut t.client_ca))
     {
         if p.is_relative() {
             *p = base.join(&*p);
@@ -182,6 +183,12 @@ impl<'a, 's> Checker<'a, 's> {
         }
         for (i, path) in tls.crls.iter().enumerate() {
             self.file(&[Key("tls"), Key("crls"), Index(i)], path);
+        }
+        if let Some(m) = &c.metrics.tls {
+            self.file(
+                &[Key("metrics"), Key("tls"), Key("client_ca")],
+                &m.client_ca,
+            );
         }
         if !(1..=120).contains(&tls.handshake_timeout_secs) {
             self.problem(

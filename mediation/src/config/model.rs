@@ -354,14 +354,27 @@ pub struct MetricsConfig {
     /// Address of the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
     #[serde(default = "default_metrics_listen")]
     pub listen: SocketAddr,
+    /// Serve HTTPS instead, requiring a client certificate (Prometheus `tls_config`).
+    #[serde(default)]
+    pub tls: Option<MetricsTlsConfig>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             listen: default_metrics_listen(),
+            tls: None,
         }
     }
+}
+
+/// `[metrics.tls]`: HTTPS with client-certificate authentication for scrapers. The server
+/// presents `[tls].certificate`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsTlsConfig {
+    /// PEM CAs a scraper's client certificate must chain to.
+    pub client_ca: PathBuf,
 }
 
 fn default_metrics_listen() -> SocketAddr {

@@ -184,10 +184,15 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
         let (dialogs, transactions) = engine.dialogs_and_transactions();
         metrics.active_dialogs.set(dialogs as i64);
         metrics.sip_transactions.set(transactions as i64);
+        let (in_use, total) = port_usage(&mut engine);
         metrics
             .media_ports
             .with_label_values(&["in_use"])
-            .set(ports_in_use(&mut engine));
+            .set(in_use);
+        metrics
+            .media_ports
+            .with_label_values(&["free"])
+            .set(total - in_use);
     }
     for (_, (relay, _)) in relays.drain() {
         relay.stop().await;
@@ -216,8 +221,10 @@ fn silent_calls(
         .collect()
 }
 
-fn ports_in_use(engine: &mut Engine<SocketPorts>) -> i64 {
-    engine.ports_mut().pool.in_use() as i64
+/// Media port pairs (in use, in total).
+fn port_usage(engine: &mut Engine<SocketPorts>) -> (i64, i64) {
+    let pool = &engine.ports_mut().pool;
+    (pool.in_use() as i64, pool.capacity() as i64)
 }
 
 fn leg(engine: &mut Engine<SocketPorts>, plan: LegPlan) -> Option<LegMedia> {

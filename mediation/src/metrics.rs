@@ -55,7 +55,7 @@ pub struct Metrics {
     /// `certificate_expiry_timestamp_seconds{cert}`: our certificate (`server`), each trusted CA
     /// (`ca:<common name>`) and each peer certificate seen (`peer:<gateway or next_hop>`).
     pub certificate_expiry: IntGaugeVec,
-    /// `media_ports{state}`: RTP/RTCP port pairs `in_use` and `total`.
+    /// `media_ports{state}`: RTP/RTCP port pairs `in_use`, `free` and `total`.
     pub media_ports: IntGaugeVec,
     /// `fips_mode`: 1 when `[tls].fips` is on.
     pub fips_mode: IntGauge,
@@ -228,7 +228,7 @@ impl Metrics {
             media_ports: gauge_vec(
                 &r,
                 "media_ports",
-                "Media RTP/RTCP port pairs, in use and in total",
+                "Media RTP/RTCP port pairs in use, free and in total",
                 &["state"],
             ),
             fips_mode,

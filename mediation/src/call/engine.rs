@@ -198,6 +198,16 @@ struct Probe {
     up: Option<bool>,
 }
 
+/// The outcome of negotiating the callee's answer.
+struct Negotiated {
+    /// The SDP answer for the caller.
+    a_sdp: String,
+    /// The relay plan.
+    plans: Result<[LegPlan; 2], String>,
+    /// The callee leg's decision.
+    b_decision: Decision,
+}
+
 /// How long a gateway has to answer an OPTIONS probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -795,6 +805,7 @@ impl<P: PortAllocator> Engine<P> {
             deadline: now + self.cfg.answer_timeout,
             started: now,
             media_started: false,
+            early_answer: None,
             span: span.clone(),
         };
         tracing::info!(
@@ -907,23 +918,52 @@ impl<P: PortAllocator> Engine<P> {
         let reason = reason.split_once(' ').map_or("", |(_, r)| r).to_string();
         match code {
             100 => {}
-            101..=199 => self.on_provisional(id, code, &reason),
+            101..=199 => self.on_provisional(id, code, &reason, &msg),
             200..=299 => self.on_answer(now, id, &msg, &s),
             _ => self.on_failure(now, id, code, &reason, &s),
         }
     }
 
-    fn on_provisional(&mut self, id: u64, code: u16, reason: &str) {
+    fn on_provisional(&mut self, id: u64, code: u16, reason: &str, msg: &SipMessage) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.b.provisional = true;
-        if call.phase == Phase::Proceeding {
-            // Early media (183 with SDP) is the SIP-depth issue's work: relayed without a body.
-            let r = call.a_response(code, reason).encode();
-            let conn = call.a.conn;
-            self.send(conn, r);
+        if call.phase != Phase::Proceeding {
+            return;
         }
+        let b_conn = call.b.conn;
+        // Early media (ringback, announcements from the PSTN): a 18x with SDP is the callee's
+        // answer; negotiate it now, relay media before the 200, and repeat it in the 200.
+        if !msg.body().is_empty() && self.call_early(id).is_none() {
+            match self.negotiate(id, msg.body(), b_conn) {
+                Ok(n) => {
+                    tracing::info!(call = id, code, "early media from the callee");
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.early_answer = Some(n.a_sdp);
+                    }
+                    self.start_media(id, n.plans);
+                }
+                Err((why, _)) => {
+                    tracing::info!(
+                        call = id,
+                        why,
+                        "early SDP refused; relaying the 18x without it"
+                    );
+                }
+            }
+        }
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let mut r = call.a_response(code, reason);
+        if let Some(early) = &call.early_answer {
+            r = r
+                .header("Contact", call.a.local.contact.clone())
+                .sdp(early.clone());
+        }
+        let (conn, bytes) = (call.a.conn, r.encode());
+        self.send(conn, bytes);
     }
 
     fn on_failure(&mut self, _now: Instant, id: u64, code: u16, reason: &str, s: &Summary) {
@@ -1043,20 +1083,107 @@ impl<P: PortAllocator> Engine<P> {
             self.remove(id);
             return;
         }
+        let (a_sdp, plans, b_decision) = match self.call_early(id) {
+            // Early media already negotiated: the 200 repeats that answer (RFC 3261 §13.2.1).
+            Some(early) => (early, None, self.calls[&id].b.decision),
+            None => match self.negotiate(id, msg.body(), b_conn) {
+                Ok(n) => (n.a_sdp, Some(n.plans), Some(n.b_decision)),
+                Err((why, decision)) => {
+                    let call = &self.calls[&id];
+                    if let Some(d) = decision.filter(|_| call.direction == Direction::FromNextHop) {
+                        let gateway = call.gateway.clone();
+                        self.count_decision(&gateway, d);
+                    }
+                    return self.fail_after_answer(id, 488, "Not Acceptable Here", &why);
+                }
+            },
+        };
+        let Some(b_decision) = b_decision else {
+            return;
+        };
+        let call = self.calls.get_mut(&id).expect("present");
+        let ok = call
+            .a_response(200, "OK")
+            .header("Contact", call.a.local.contact.clone())
+            .header("Allow", ALLOW)
+            .sdp(a_sdp)
+            .encode();
+        let a_conn = call.a.conn;
+        call.phase = Phase::Answered;
+        let gateway_media = call.gateway_media().map_or("none", |m| m.label());
+        let (gw_decision, nh_decision) = match call.direction {
+            Direction::FromGateway => (call.a.decision, b_decision),
+            Direction::FromNextHop => (b_decision, call.a.decision),
+        };
+        tracing::info!(
+            call = id,
+            direction = call.direction.label(),
+            gateway = call.gateway,
+            gateway_leg = %gw_decision,
+            gateway_reason = gw_decision.reason(),
+            next_hop_leg = %nh_decision,
+            "call answered"
+        );
+        call.span.record(
+            "gateway_media",
+            gw_decision.media().map_or("none", |m| m.label()),
+        );
+        call.span.record("reason", gw_decision.reason());
+        let gateway = call.gateway.clone();
+        self.metrics
+            .call_setup
+            .with_label_values(&[call.direction.label()])
+            .observe(now.saturating_duration_since(call.started).as_secs_f64());
+        self.count_decision(&gateway, gw_decision);
+        self.metrics
+            .active_calls
+            .with_label_values(&[gateway_media])
+            .inc();
+        self.count_call(id, "answered");
+        self.send(a_conn, ok);
+        if let Some(plans) = plans {
+            self.start_media(id, plans);
+        }
+    }
+
+    /// The caller's answer SDP if early media was already set up.
+    fn call_early(&self, id: u64) -> Option<String> {
+        self.calls.get(&id).and_then(|c| c.early_answer.clone())
+    }
+
+    /// Starts the relay, or ends the call if its plan could not be made.
+    fn start_media(&mut self, id: u64, plans: Result<[LegPlan; 2], String>) {
+        match plans {
+            Ok(legs) => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.media_started = true;
+                }
+                self.out
+                    .push_back(Output::Media(MediaCommand::Start { call: id, legs }));
+            }
+            Err(e) => {
+                tracing::error!(call = id, error = %e, "media could not be set up; ending call");
+                self.hang_up(id, ConnId(0));
+            }
+        }
+    }
+
+    /// Negotiates the callee's answer (in a 2xx, or a 18x for early media): the callee leg's
+    /// decision, and the answer we give the caller. `Err` carries why it is unusable and the
+    /// refusing decision, if the policy refused.
+    fn negotiate(
+        &mut self,
+        id: u64,
+        body: &[u8],
+        b_conn: ConnId,
+    ) -> Result<Negotiated, (String, Option<Decision>)> {
         let b_peer_is_tls = self
             .conns
             .get(&b_conn)
             .is_some_and(|p| p.is_verified_mtls());
-        let answer = match sdp::parse(msg.body()) {
+        let answer = match sdp::parse(body) {
             Ok(a) if a.audio().is_some_and(|au| au.port != 0) => a,
-            _ => {
-                return self.fail_after_answer(
-                    id,
-                    488,
-                    "Not Acceptable Here",
-                    "the callee's answer has no usable audio",
-                )
-            }
+            _ => return Err(("the callee's answer has no usable audio".into(), None)),
         };
         let audio = answer.audio().expect("checked");
         let call = self.calls.get(&id).expect("present");
@@ -1090,19 +1217,13 @@ impl<P: PortAllocator> Engine<P> {
             }
         };
         if let Decision::Refuse(_) = b_decision {
-            if call.direction == Direction::FromNextHop {
-                let gateway = call.gateway.clone();
-                self.count_decision(&gateway, b_decision);
-            }
-            return self.fail_after_answer(id, 488, "Not Acceptable Here", b_decision.reason());
+            return Err((b_decision.reason().to_string(), Some(b_decision)));
         }
         if audio.proto == Proto::Savp && negotiated.is_none() {
-            return self.fail_after_answer(
-                id,
-                488,
-                "Not Acceptable Here",
-                "the callee answered SRTP without a matching key",
-            );
+            return Err((
+                "the callee answered SRTP without a matching key".into(),
+                None,
+            ));
         }
         // The caller's answer: the callee's codecs, our address and port, our key if SRTP.
         let call = self.calls.get_mut(&id).expect("present");
@@ -1128,55 +1249,11 @@ impl<P: PortAllocator> Engine<P> {
             },
         );
         let plans = media_plan::plans(call, &a_answer_crypto, negotiated.as_ref(), &audio);
-        let ok = call
-            .a_response(200, "OK")
-            .header("Contact", call.a.local.contact.clone())
-            .header("Allow", ALLOW)
-            .sdp(a_sdp)
-            .encode();
-        let a_conn = call.a.conn;
-        call.phase = Phase::Answered;
-        call.media_started = true;
-        let gateway_media = call.gateway_media().map_or("none", |m| m.label());
-        let (gw_decision, nh_decision) = match call.direction {
-            Direction::FromGateway => (call.a.decision, b_decision),
-            Direction::FromNextHop => (b_decision, call.a.decision),
-        };
-        tracing::info!(
-            call = id,
-            direction = call.direction.label(),
-            gateway = call.gateway,
-            gateway_leg = %gw_decision,
-            gateway_reason = gw_decision.reason(),
-            next_hop_leg = %nh_decision,
-            "call answered"
-        );
-        call.span.record(
-            "gateway_media",
-            gw_decision.media().map_or("none", |m| m.label()),
-        );
-        call.span.record("reason", gw_decision.reason());
-        let gateway = call.gateway.clone();
-        self.metrics
-            .call_setup
-            .with_label_values(&[call.direction.label()])
-            .observe(now.saturating_duration_since(call.started).as_secs_f64());
-        self.count_decision(&gateway, gw_decision);
-        self.metrics
-            .active_calls
-            .with_label_values(&[gateway_media])
-            .inc();
-        self.count_call(id, "answered");
-        self.send(a_conn, ok);
-        match plans {
-            Ok(legs) => self
-                .out
-                .push_back(Output::Media(MediaCommand::Start { call: id, legs })),
-            Err(e) => {
-                tracing::error!(call = id, error = %e, "media could not be set up; ending call");
-                self.hang_up(id, ConnId(0));
-            }
-        }
+        Ok(Negotiated {
+            a_sdp,
+            plans,
+            b_decision,
+        })
     }
 
     /// The callee answered but the answer is unusable: end B, refuse A.
@@ -1380,9 +1457,11 @@ impl<P: PortAllocator> Engine<P> {
         self.by_a
             .remove(&(call.a.call_id.clone(), call.a.remote_tag.clone()));
         self.by_b.remove(&call.b.call_id);
-        if call.media_started {
+        if matches!(call.phase, Phase::Answered | Phase::Confirmed) {
             let media = call.gateway_media().map_or("none", |m| m.label());
             self.metrics.active_calls.with_label_values(&[media]).dec();
+        }
+        if call.media_started {
             self.out
                 .push_back(Output::Media(MediaCommand::Stop { call: id }));
         } else if call.a.port != 0 {

@@ -139,6 +139,8 @@ pub struct Call {
     pub started: Instant,
     /// Media relay running.
     pub media_started: bool,
+    /// The answer the caller got in an early-media 18x (repeated in the 200).
+    pub early_answer: Option<String>,
     /// Its log span.
     pub span: tracing::Span,
 }

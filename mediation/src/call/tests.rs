@@ -905,3 +905,104 @@ fn draining_refuses_new_calls_with_503_and_end_all_byes_the_rest() {
     assert!(sent(&outs, nh)[0].starts_with("BYE "));
     assert_eq!(h.engine.active(), 0);
 }
+
+#[test]
+fn early_media_in_183_starts_the_relay_and_the_200_repeats_the_answer() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("c30", "sip:+15551234@gw1", &offer));
+    let (gw, _) = connected(&outs).unwrap();
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: gw,
+            peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+        },
+    );
+    let b_invite = sent(&outs, gw).remove(0);
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let early = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(
+        gw,
+        &respond(&b_invite, 183, "Session Progress", Some(&early)),
+    );
+    let progress = &sent(&outs, nh)[0];
+    assert_eq!(status(progress), 183);
+    assert!(
+        progress.contains("m=audio 30002 RTP/SAVP"),
+        "early answer to the caller: {progress}"
+    );
+    assert!(
+        media_start(&outs).is_some(),
+        "ringback flows before the answer"
+    );
+    let answer_in_183 = progress.split("\r\n\r\n").nth(1).unwrap().to_string();
+    let outs = h.feed(gw, &respond(&b_invite, 200, "OK", Some(&early)));
+    let ok = &sent(&outs, nh)[0];
+    assert_eq!(status(ok), 200);
+    assert_eq!(
+        ok.split("\r\n\r\n").nth(1).unwrap(),
+        answer_in_183,
+        "the 200 repeats the early answer"
+    );
+    assert!(
+        media_start(&outs).is_none(),
+        "the relay is not started twice"
+    );
+    assert_eq!(h.metrics.active_calls.with_label_values(&["srtp"]).get(), 1);
+}
+
+#[test]
+fn cancel_during_early_media_stops_the_relay_without_counting_an_active_call() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("c31", "sip:+15551234@gw1", &offer));
+    let (gw, _) = connected(&outs).unwrap();
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: gw,
+            peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+        },
+    );
+    let b_invite = sent(&outs, gw).remove(0);
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let early = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    h.feed(
+        gw,
+        &respond(&b_invite, 183, "Session Progress", Some(&early)),
+    );
+    let cancel = ack_and_bye("c31", "<sip:+15551234@gw1>", "CANCEL", 1)
+        .replace("branch=z9hG4bK-CANCEL1", "branch=z9hG4bK-c31");
+    h.feed(nh, &cancel);
+    let outs = h.feed(gw, &respond(&b_invite, 487, "Request Terminated", None));
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::Media(MediaCommand::Stop { .. }))));
+    assert_eq!(h.metrics.active_calls.with_label_values(&["srtp"]).get(), 0);
+    assert_eq!(h.engine.calls(), 0);
+}

@@ -18,6 +18,7 @@ use super::legs::{ALeg, BLeg, Call, Direction, Local, Phase};
 use super::media_plan::{self, LegPlan};
 use super::message::{self, branch, token, Outgoing, ReceivedRequest};
 use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
+use super::reoffer;
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
 use crate::metrics::Metrics;
 use crate::sdp::{self, Proto};
@@ -362,6 +363,7 @@ impl<P: PortAllocator> Engine<P> {
                     self.end_now(now, id, "shutdown");
                 }
             }
+            Input::MediaTimeout { call } if self.calls.get(&call).is_some_and(|c| c.on_hold) => {}
             Input::MediaTimeout { call } => {
                 tracing::info!(
                     call,
@@ -489,14 +491,139 @@ impl<P: PortAllocator> Engine<P> {
                 self.on_cancel(now, id);
             }
             (_, None) => self.reply(conn, &msg, 481, "Call/Transaction Does Not Exist", None),
+            (rsip::Method::Invite | rsip::Method::Update, Some(id)) => {
+                let from_b = self
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.b.call_id == s.call_id);
+                self.on_reoffer(conn, &msg, id, from_b);
+            }
             (_, Some(_)) => self.reply(
                 conn,
                 &msg,
                 501,
                 "Not Implemented",
-                Some("in-dialog requests other than BYE are not handled yet"),
+                Some("in-dialog requests other than re-INVITE, UPDATE and BYE are not handled yet"),
             ),
         }
+    }
+
+    /// A re-INVITE or UPDATE inside an answered call: answered on its own leg (session refresh,
+    /// hold and resume); the other leg is not disturbed. Media of a held call is exempt from
+    /// the media timeout.
+    fn on_reoffer(&mut self, conn: ConnId, msg: &SipMessage, id: u64, from_b: bool) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if !matches!(call.phase, Phase::Answered | Phase::Confirmed) {
+            self.reply(conn, msg, 491, "Request Pending", None);
+            return;
+        }
+        let is_update = matches!(msg, SipMessage::Request(r) if r.method == rsip::Method::Update);
+        let version = if from_b {
+            call.b.sdp_version
+        } else {
+            call.a.sdp_version
+        } + 1;
+        let ours = if from_b {
+            sdp::leg_sdp(
+                &call.a.offer,
+                &sdp::LegSdpParams {
+                    session_id: call.b.sdp_session,
+                    version,
+                    address: self.cfg.advertise,
+                    port: call.b.port,
+                    proto: if call.b.ours.is_some() {
+                        Proto::Savp
+                    } else {
+                        Proto::Avp
+                    },
+                    crypto: call.b.ours.iter().cloned().collect(),
+                    rtcp_mux: false,
+                },
+            )
+        } else {
+            let a_audio = call.a.offer.audio().expect("checked at INVITE");
+            let codecs = call.b_answer.as_ref().unwrap_or(&call.a.offer);
+            sdp::answer_sdp(
+                &call.a.offer,
+                codecs,
+                &sdp::LegSdpParams {
+                    session_id: call.a.sdp_session,
+                    version,
+                    address: self.cfg.advertise,
+                    port: call.a.port,
+                    proto: a_audio.proto.clone(),
+                    crypto: call.a.ours.iter().cloned().collect(),
+                    rtcp_mux: a_audio.rtcp_mux,
+                },
+            )
+        };
+        let (answer, hold) = if msg.body().is_empty() {
+            // No offer: a refresh. UPDATE gets a bare 200; a re-INVITE gets our SDP as the
+            // offer (the answer comes in the ACK and changes nothing here).
+            ((!is_update).then_some(ours), None)
+        } else {
+            let offer = match sdp::parse(msg.body()) {
+                Ok(o) => o,
+                Err(_) => {
+                    self.reply(
+                        conn,
+                        msg,
+                        488,
+                        "Not Acceptable Here",
+                        Some("unparseable SDP"),
+                    );
+                    return;
+                }
+            };
+            let theirs = if from_b {
+                call.b.theirs.as_ref()
+            } else {
+                call.a.chosen.as_ref().filter(|_| call.a.ours.is_some())
+            };
+            match reoffer::answer(&offer, theirs, &ours, version) {
+                reoffer::Verdict::Answer { sdp, hold } => (Some(sdp), Some(hold)),
+                reoffer::Verdict::Refuse(why) => {
+                    tracing::info!(call = id, why, "re-offer refused");
+                    self.reply(conn, msg, 488, "Not Acceptable Here", Some(why));
+                    return;
+                }
+            }
+        };
+        let Some(received) = ReceivedRequest::of(msg) else {
+            return;
+        };
+        let call = self.calls.get_mut(&id).expect("present");
+        let (local_tag, contact) = if from_b {
+            (call.b.local_tag.clone(), call.b.local.contact.clone())
+        } else {
+            (call.a.local_tag.clone(), call.a.local.contact.clone())
+        };
+        let mut ok = received
+            .respond(200, "OK", &local_tag)
+            .header("Contact", contact)
+            .header("Allow", ALLOW);
+        if let Some(sdp) = answer {
+            if from_b {
+                call.b.sdp_version = version;
+            } else {
+                call.a.sdp_version = version;
+            }
+            ok = ok.sdp(sdp);
+        }
+        if let Some(hold) = hold {
+            if hold != call.on_hold {
+                tracing::info!(
+                    call = id,
+                    hold,
+                    "call {}",
+                    if hold { "put on hold" } else { "resumed" }
+                );
+            }
+            call.on_hold = hold;
+        }
+        self.send(conn, ok.encode());
     }
 
     fn new_call(&mut self, now: Instant, conn: ConnId, msg: &SipMessage) {
@@ -708,10 +835,11 @@ impl<P: PortAllocator> Engine<P> {
         } else {
             Vec::new()
         };
+        let b_session = now_session_id();
         let b_sdp = sdp::leg_sdp(
             &offer,
             &sdp::LegSdpParams {
-                session_id: now_session_id(),
+                session_id: b_session,
                 version: 1,
                 address: self.cfg.advertise,
                 port: b_port,
@@ -755,6 +883,10 @@ impl<P: PortAllocator> Engine<P> {
             route_set: Vec::new(),
             local_cseq: 1,
             offered,
+            ours: None,
+            theirs: None,
+            sdp_session: b_session,
+            sdp_version: 1,
             decision: None,
             port: b_port,
             local: b_local,
@@ -780,6 +912,9 @@ impl<P: PortAllocator> Engine<P> {
             local_cseq: 0,
             offer,
             chosen,
+            ours: None,
+            sdp_session: now_session_id(),
+            sdp_version: 1,
             decision: a_decision,
             port: a_port,
             local: a_local,
@@ -806,6 +941,8 @@ impl<P: PortAllocator> Engine<P> {
             started: now,
             media_started: false,
             early_answer: None,
+            b_answer: None,
+            on_hold: false,
             span: span.clone(),
         };
         tracing::info!(
@@ -1013,11 +1150,13 @@ impl<P: PortAllocator> Engine<P> {
             gateway = call.gateway,
             "gateway refused the SRTP offer; offering plain RTP (srtp = \"optional\")"
         );
+        call.b.sdp_session = now_session_id();
+        call.b.sdp_version = 1;
         let body = sdp::leg_sdp(
             &call.a.offer,
             &sdp::LegSdpParams {
-                session_id: now_session_id(),
-                version: 2,
+                session_id: call.b.sdp_session,
+                version: 1,
                 address: self.cfg.advertise,
                 port: call.b.port,
                 proto: Proto::Avp,
@@ -1234,12 +1373,17 @@ impl<P: PortAllocator> Engine<P> {
             _ => Vec::new(),
         };
         // The caller's offer gives the m-line layout (RFC 3264 §6), the callee's answer the codecs.
+        call.a.ours = a_answer_crypto.first().cloned();
+        if let Some((ours, theirs)) = &negotiated {
+            call.b.ours = Some(ours.clone());
+            call.b.theirs = Some(theirs.clone());
+        }
         let a_sdp = sdp::answer_sdp(
             &call.a.offer,
             &answer,
             &sdp::LegSdpParams {
-                session_id: now_session_id(),
-                version: 1,
+                session_id: call.a.sdp_session,
+                version: call.a.sdp_version,
                 address: self.cfg.advertise,
                 port: call.a.port,
                 proto: a_audio.proto.clone(),
@@ -1249,6 +1393,7 @@ impl<P: PortAllocator> Engine<P> {
             },
         );
         let plans = media_plan::plans(call, &a_answer_crypto, negotiated.as_ref(), &audio);
+        call.b_answer = Some(answer);
         Ok(Negotiated {
             a_sdp,
             plans,

@@ -75,6 +75,12 @@ pub struct ALeg {
     pub offer: PeerSdp,
     /// The crypto attribute of the offer we accepted, if SRTP.
     pub chosen: Option<CryptoAttribute>,
+    /// The crypto attribute we answered with (our key), if SRTP.
+    pub ours: Option<CryptoAttribute>,
+    /// `o=` session id of the SDP we send on this leg.
+    pub sdp_session: u64,
+    /// `o=` version of the last SDP we sent on this leg.
+    pub sdp_version: u64,
     /// The encryption decision for this leg.
     pub decision: Decision,
     /// Our RTP port on this leg.
@@ -109,6 +115,14 @@ pub struct BLeg {
     pub local_cseq: u32,
     /// The crypto attributes we offered.
     pub offered: Vec<CryptoAttribute>,
+    /// The one the callee accepted (our key), once answered.
+    pub ours: Option<CryptoAttribute>,
+    /// The callee's key, once answered.
+    pub theirs: Option<CryptoAttribute>,
+    /// `o=` session id of the SDP we send on this leg.
+    pub sdp_session: u64,
+    /// `o=` version of the last SDP we sent on this leg.
+    pub sdp_version: u64,
     /// The encryption decision, once the answer arrived.
     pub decision: Option<Decision>,
     /// Our RTP port on this leg.
@@ -141,6 +155,10 @@ pub struct Call {
     pub media_started: bool,
     /// The answer the caller got in an early-media 18x (repeated in the 200).
     pub early_answer: Option<String>,
+    /// The callee's answer (its codecs answer the caller's re-offers).
+    pub b_answer: Option<PeerSdp>,
+    /// A re-offer put the call on hold (exempt from the media timeout).
+    pub on_hold: bool,
     /// Its log span.
     pub span: tracing::Span,
 }

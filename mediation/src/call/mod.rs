@@ -7,6 +7,7 @@ pub mod legs;
 pub mod media_plan;
 pub mod message;
 pub mod policy;
+pub mod reoffer;
 
 pub use engine::{Engine, EngineConfig, Input, MediaCommand, Output, PortAllocator, Target};
 pub use media_plan::{LegPlan, Protection};

@@ -1006,3 +1006,118 @@ fn cancel_during_early_media_stops_the_relay_without_counting_an_active_call() {
     assert_eq!(h.metrics.active_calls.with_label_values(&["srtp"]).get(), 0);
     assert_eq!(h.engine.calls(), 0);
 }
+
+fn reinvite(call_id: &str, to: &str, body: &str, cseq: u32) -> String {
+    format!(
+        "INVITE sip:mediation@192.0.2.10:5067;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 10.0.0.1:5067;branch=z9hG4bK-re{cseq}\r\nMax-Forwards: 70\r\n\
+         From: <sip:+15550001@10.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} INVITE\r\nContact: <sip:gw@10.0.0.1:5067;transport=tls>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn reinvite_hold_and_resume_are_answered_on_their_leg_and_hold_is_exempt_from_media_timeout() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c40", "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
+        },
+    );
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
+    let ok = sent(&outs, gw).remove(0);
+    let to = to_header(&ok);
+    let our_key = ok
+        .lines()
+        .find(|l| l.starts_with("a=crypto:"))
+        .unwrap()
+        .to_string();
+
+    // Hold: same keys, sendonly.
+    let hold = offer.replace("a=sendrecv", "a=sendonly");
+    let outs = h.feed(gw, &reinvite("c40", &to, &hold, 2));
+    assert!(sent(&outs, nh).is_empty(), "the other leg is not disturbed");
+    let held = &sent(&outs, gw)[0];
+    assert_eq!(status(held), 200, "{held}");
+    assert!(
+        held.contains("a=recvonly") && held.contains("m=audio 30002 RTP/SAVP"),
+        "{held}"
+    );
+    assert!(held.contains(&our_key), "same key on our side: {held}");
+    let version = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("o="))
+            .unwrap()
+            .split(' ')
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(version(held), "2", "{held}");
+    h.engine.handle(h.now, Input::MediaTimeout { call: 1 });
+    assert_eq!(h.engine.calls(), 1, "a held call is not ended for silence");
+
+    // Resume.
+    let outs = h.feed(gw, &reinvite("c40", &to, &offer, 3));
+    let resumed = &sent(&outs, gw)[0];
+    assert!(
+        resumed.contains("a=sendrecv") && version(resumed) == "3",
+        "{resumed}"
+    );
+
+    // New keys: not supported yet, refused without ending the call.
+    let rekey = offer.replace(GW_KEY, NH_KEY);
+    let outs = h.feed(gw, &reinvite("c40", &to, &rekey, 4));
+    assert_eq!(status(&sent(&outs, gw)[0]), 488);
+    assert_eq!(h.engine.calls(), 1);
+
+    // A session refresh from the next hop's side (no SDP) gets our SDP as an offer.
+    let b_call_id = b_invite
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID: "))
+        .unwrap()
+        .to_string();
+    let b_from = b_invite
+        .lines()
+        .find_map(|l| l.strip_prefix("From: "))
+        .unwrap()
+        .to_string();
+    let refresh = format!(
+        "INVITE sip:mediation@192.0.2.10:5070;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 10.0.0.2:5061;branch=z9hG4bK-nh1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:+15551234@10.0.0.2>;tag=callee\r\nTo: {b_from}\r\nCall-ID: {b_call_id}\r\n\
+         CSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let outs = h.feed(nh, &refresh);
+    let r = &sent(&outs, nh)[0];
+    assert_eq!(status(r), 200, "{r}");
+    assert!(
+        r.contains("m=audio 30004 RTP/SAVP") && r.matches("a=crypto:").count() == 1,
+        "{r}"
+    );
+    assert_eq!(version(r), "2", "{r}");
+}

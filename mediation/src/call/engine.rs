@@ -137,6 +137,8 @@ pub struct EngineConfig {
     pub suites: Vec<SrtpSuite>,
     /// How long an INVITE may wait for a final answer.
     pub answer_timeout: Duration,
+    /// Calls held at once, at most.
+    pub max_calls: usize,
     /// Port of our next-hop listener (for Contact).
     pub next_hop_port: u16,
     /// Port of our gateway TLS listener.
@@ -161,6 +163,7 @@ impl EngineConfig {
             gateways: c.gateways.clone(),
             suites: c.media.srtp_suites.clone(),
             answer_timeout: Duration::from_secs(c.sip.answer_timeout_secs),
+            max_calls: c.sip.max_calls,
             next_hop_port,
             gateway_tls_port,
             gateway_tcp_port,
@@ -651,6 +654,41 @@ impl<P: PortAllocator> Engine<P> {
             self.send(conn, reply);
             return;
         }
+        if self.calls.len() >= self.cfg.max_calls {
+            tracing::warn!(
+                calls = self.calls.len(),
+                "max_calls reached: new call refused"
+            );
+            let reply = invite
+                .respond(503, "Service Unavailable", &token(10))
+                .header("Retry-After", "5")
+                .header("Warning", "399 mediation \"max_calls reached\"")
+                .encode();
+            self.send(conn, reply);
+            self.metrics
+                .calls
+                .with_label_values(&[
+                    match peer.peer {
+                        Peer::Gateway(_) => "inbound",
+                        Peer::NextHop => "outbound",
+                    },
+                    peer.gateway().unwrap_or(""),
+                    "none",
+                    "max_calls",
+                ])
+                .inc();
+            return;
+        }
+        if self.is_loop(msg) {
+            self.reply(
+                conn,
+                msg,
+                482,
+                "Loop Detected",
+                Some("our own Via is in this request"),
+            );
+            return;
+        }
         let max_forwards = headers::max_forwards(msg);
         if max_forwards == 0 {
             self.reply(conn, msg, 483, "Too Many Hops", None);
@@ -962,6 +1000,28 @@ impl<P: PortAllocator> Engine<P> {
         let deadline = call.deadline;
         self.calls.insert(id, call);
         self.arm(id, deadline);
+    }
+
+    /// A request that already went through us (one of our Via sent-by values is in it) has
+    /// looped (RFC 3261 §16.3 item 4 applies to proxies; a B2BUA that relayed it would
+    /// otherwise relay it again and again).
+    fn is_loop(&self, msg: &SipMessage) -> bool {
+        let host = match self.cfg.advertise {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        let ours: Vec<String> = [
+            self.cfg.next_hop_port,
+            self.cfg.gateway_tls_port,
+            self.cfg.gateway_tcp_port,
+        ]
+        .iter()
+        .filter(|p| **p != 0)
+        .map(|p| format!("{host}:{p};"))
+        .collect();
+        headers::values(msg, "Via")
+            .iter()
+            .any(|via| ours.iter().any(|o| via.contains(o.as_str())))
     }
 
     /// The gateway a Request-URI from the next hop names: by host (gateway name, identity or

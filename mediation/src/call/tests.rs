@@ -74,6 +74,7 @@ impl Harness {
             gateways,
             suites: SrtpSuite::ALL.to_vec(),
             answer_timeout: Duration::from_secs(90),
+            max_calls: 3,
             next_hop_port: 5070,
             gateway_tls_port: 5067,
             gateway_tcp_port: 5068,
@@ -1120,4 +1121,52 @@ fn reinvite_hold_and_resume_are_answered_on_their_leg_and_hold_is_exempt_from_me
         "{r}"
     );
     assert_eq!(version(r), "2", "{r}");
+}
+
+#[test]
+fn max_calls_gives_503_with_retry_after_and_loops_get_482() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    for i in 0..3 {
+        let outs = h.feed(
+            gw,
+            &invite(&format!("m{i}"), "sip:+15551234@192.0.2.10", &offer),
+        );
+        assert_eq!(status(&sent(&outs, gw)[0]), 100);
+    }
+    let outs = h.feed(gw, &invite("m3", "sip:+15551234@192.0.2.10", &offer));
+    let busy = &sent(&outs, gw)[0];
+    assert_eq!(status(busy), 503);
+    assert!(busy.contains("Retry-After: 5"), "{busy}");
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["inbound", "gw1", "none", "max_calls"])
+            .get(),
+        1
+    );
+
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let looped = invite("loop", "sip:+15551234@gw1", &offer).replace(
+        "Via: SIP/2.0/TLS 10.0.0.1:5067;branch=z9hG4bK-loop\r\n",
+        "Via: SIP/2.0/TLS 10.0.0.1:5067;branch=z9hG4bK-loop\r\nVia: SIP/2.0/TLS 192.0.2.10:5070;branch=z9hG4bK-ours\r\n",
+    );
+    let outs = h.feed(nh, &looped);
+    assert_eq!(status(&sent(&outs, nh)[0]), 482);
+    assert!(connected(&outs).is_none());
 }

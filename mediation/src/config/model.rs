@@ -314,10 +314,17 @@ pub struct SipConfig {
     /// Most header lines accepted in one message.
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
+    /// Calls held at once, at most; beyond it a new INVITE gets `503` with `Retry-After`.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: usize,
     /// On SIGTERM: seconds calls in progress may go on (new calls get 503) before the rest are
     /// ended with BYE.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout_secs: u64,
+}
+
+fn default_max_calls() -> usize {
+    2000
 }
 
 fn default_drain_timeout() -> u64 {
@@ -331,6 +338,7 @@ impl Default for SipConfig {
             max_message_bytes: default_max_message(),
             max_headers: default_max_headers(),
             drain_timeout_secs: default_drain_timeout(),
+            max_calls: default_max_calls(),
         }
     }
 }

@@ -139,6 +139,8 @@ pub struct EngineConfig {
     pub answer_timeout: Duration,
     /// Calls held at once, at most.
     pub max_calls: usize,
+    /// Copy P-Asserted-Identity and Privacy to the far leg.
+    pub forward_pai: bool,
     /// Port of our next-hop listener (for Contact).
     pub next_hop_port: u16,
     /// Port of our gateway TLS listener.
@@ -164,6 +166,7 @@ impl EngineConfig {
             suites: c.media.srtp_suites.clone(),
             answer_timeout: Duration::from_secs(c.sip.answer_timeout_secs),
             max_calls: c.sip.max_calls,
+            forward_pai: c.sip.forward_pai,
             next_hop_port,
             gateway_tls_port,
             gateway_tcp_port,
@@ -957,7 +960,7 @@ impl<P: PortAllocator> Engine<P> {
             port: a_port,
             local: a_local,
         };
-        let invite_b = Outgoing::request("INVITE", &b.uri)
+        let mut invite_b = Outgoing::request("INVITE", &b.uri)
             .header("Via", format!("{};branch={}", b.local.via, b.branch))
             .header("Max-Forwards", (max_forwards - 1).to_string())
             .header("From", b.from.clone())
@@ -965,9 +968,15 @@ impl<P: PortAllocator> Engine<P> {
             .header("Call-ID", b.call_id.clone())
             .header("CSeq", "1 INVITE")
             .header("Contact", b.local.contact.clone())
-            .header("Allow", ALLOW)
-            .sdp(b_sdp)
-            .encode();
+            .header("Allow", ALLOW);
+        if self.cfg.forward_pai {
+            for name in ["P-Asserted-Identity", "Privacy"] {
+                for value in headers::values(msg, name) {
+                    invite_b = invite_b.header(name, value.to_string());
+                }
+            }
+        }
+        let invite_b = invite_b.sdp(b_sdp).encode();
         let call = Call {
             id,
             direction,

@@ -75,6 +75,7 @@ impl Harness {
             suites: SrtpSuite::ALL.to_vec(),
             answer_timeout: Duration::from_secs(90),
             max_calls: 3,
+            forward_pai: true,
             next_hop_port: 5070,
             gateway_tls_port: 5067,
             gateway_tcp_port: 5068,
@@ -1169,4 +1170,34 @@ fn max_calls_gives_503_with_retry_after_and_loops_get_482() {
     let outs = h.feed(nh, &looped);
     assert_eq!(status(&sent(&outs, nh)[0]), 482);
     assert!(connected(&outs).is_none());
+}
+
+#[test]
+fn p_asserted_identity_and_privacy_pass_through() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let inv = invite("pai", "sip:+15551234@192.0.2.10", &offer).replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nP-Asserted-Identity: <sip:+15550001@gw1.example.test>\r\nPrivacy: id\r\n",
+    );
+    let outs = h.feed(gw, &inv);
+    let (nh, _) = connected(&outs).unwrap();
+    let b = sent(&outs, nh).remove(0);
+    assert!(
+        b.contains("P-Asserted-Identity: <sip:+15550001@gw1.example.test>\r\n"),
+        "{b}"
+    );
+    assert!(b.contains("Privacy: id\r\n"), "{b}");
+    assert!(b.contains("Max-Forwards: 69\r\n"), "decremented: {b}");
 }

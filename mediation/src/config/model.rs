@@ -314,6 +314,9 @@ pub struct SipConfig {
     /// Most header lines accepted in one message.
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
+    /// Copy `P-Asserted-Identity` and `Privacy` from the caller's INVITE to the callee's.
+    #[serde(default = "default_true")]
+    pub forward_pai: bool,
     /// Calls held at once, at most; beyond it a new INVITE gets `503` with `Retry-After`.
     #[serde(default = "default_max_calls")]
     pub max_calls: usize,
@@ -321,6 +324,10 @@ pub struct SipConfig {
     /// ended with BYE.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout_secs: u64,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_max_calls() -> usize {
@@ -339,6 +346,7 @@ impl Default for SipConfig {
             max_headers: default_max_headers(),
             drain_timeout_secs: default_drain_timeout(),
             max_calls: default_max_calls(),
+            forward_pai: true,
         }
     }
 }

@@ -1,0 +1,194 @@
+//! Interop with SIPp (Debian `sip-tester`, TCP), a SIP stack nobody here wrote, playing the
+//! plain-TCP gateway: the call flows gateways use, through a real `mediation` process, with a
+//! `gateway-sim` next hop over MTLS. SIPp's own statistics must show zero failed calls.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use e2e::{free_port, Caller, Lab, Mediation, Setup, Sim};
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sipp")
+        .join(name)
+}
+
+/// Runs SIPp to completion; returns (exit ok, successful calls, failed calls, output).
+fn sipp(lab: &Lab, name: &str, args: &[String]) -> (bool, u64, u64, String) {
+    let stats = lab.path(&format!("{name}.csv"));
+    let out = Command::new("sipp")
+        .args(args)
+        .args([
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-trace_stat",
+            "-stf",
+        ])
+        .arg(&stats)
+        .arg("-trace_err")
+        .arg("-error_file")
+        .arg(lab.path(&format!("{name}-errors.log")))
+        .stdin(Stdio::null())
+        .output()
+        .expect("sipp must be installed (tests/run.sh installs sip-tester)");
+    let text = std::fs::read_to_string(&stats).unwrap_or_default();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(';').collect()).collect();
+    let field = |name: &str| -> u64 {
+        let Some(head) = rows.first() else { return 0 };
+        let Some(i) = head.iter().position(|h| *h == name) else {
+            return 0;
+        };
+        rows.last()
+            .and_then(|r| r.get(i))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let errors =
+        std::fs::read_to_string(lab.path(&format!("{name}-errors.log"))).unwrap_or_default();
+    let output = format!(
+        "{}\n{}\nerrors:\n{errors}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success(),
+        field("SuccessfulCall(C)"),
+        field("FailedCall(C)"),
+        output,
+    )
+}
+
+/// SIPp as the TCP gateway calling in; `next_hop` options for the answering simulator.
+fn gateway_calls_in(scenario_file: Option<&str>, calls: u32, next_hop_extra: &[&str]) {
+    let lab = Lab::new();
+    let setup = Setup::default();
+    let mut args: Vec<String> = vec![
+        "answer".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", setup.next_hop_port),
+        "--srtp".into(),
+        "offer".into(),
+        "--tls".into(),
+        "--cert".into(),
+        lab.arg("nexthop.pem"),
+        "--key".into(),
+        lab.arg("nexthop-key.pem"),
+        "--ca".into(),
+        lab.arg("ca.pem"),
+    ];
+    args.extend(next_hop_extra.iter().map(|s| s.to_string()));
+    let nh = Sim::spawn(&lab, "sipp-nexthop", &args);
+    e2e::wait_port(setup.next_hop_port);
+    let m = Mediation::start(&lab, &setup);
+    let name = scenario_file.unwrap_or("uac");
+    let mut sipp_args: Vec<String> = match scenario_file {
+        Some(f) => vec!["-sf".into(), scenario(f).display().to_string()],
+        None => vec!["-sn".into(), "uac".into()],
+    };
+    sipp_args.extend([
+        format!("127.0.0.1:{}", m.ports.gateway_tcp),
+        "-s".into(),
+        "+15551234".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        calls.to_string(),
+        "-r".into(),
+        "5".into(),
+    ]);
+    let (ok, good, failed, output) = sipp(&lab, name, &sipp_args);
+    println!("SIPp {name}: {good} successful, {failed} failed");
+    assert!(
+        ok,
+        "SIPp {name} failed:\n{output}\nmediation:\n{}",
+        m.log_text()
+    );
+    assert_eq!((good, failed), (u64::from(calls), 0), "{output}");
+    drop(nh);
+}
+
+#[test]
+fn sipp_basic_calls_over_tcp() {
+    gateway_calls_in(None, 10, &[]);
+}
+
+#[test]
+fn sipp_far_end_hangs_up() {
+    gateway_calls_in(Some("uac_far_bye.xml"), 3, &["--duration", "1"]);
+}
+
+#[test]
+fn sipp_cancel_while_ringing() {
+    gateway_calls_in(Some("uac_cancel.xml"), 3, &["--ring", "5"]);
+}
+
+#[test]
+fn sipp_hold_and_resume_by_reinvite() {
+    gateway_calls_in(Some("uac_hold.xml"), 3, &[]);
+}
+
+/// SIPp as the TCP gateway answering; the next-hop simulator calls out to it.
+fn next_hop_calls_out(uas: &str, duration: u32) -> (serde_json::Value, String) {
+    let lab = Lab::new();
+    let setup = Setup::default();
+    let m = Mediation::start(&lab, &setup);
+    let gw2_port = setup.gw2_port;
+    let args: Vec<String> = vec![
+        "-sf".into(),
+        scenario(uas).display().to_string(),
+        "-p".into(),
+        gw2_port.to_string(),
+        "-m".into(),
+        "1".into(),
+    ];
+    let (report, (ok, good, failed, output)) = std::thread::scope(|scope| {
+        let server = scope.spawn(|| sipp(&lab, uas, &args));
+        e2e::wait_port(gw2_port);
+        let (_, report) = Caller {
+            lab: &lab,
+            port: m.ports.next_hop,
+            transport: "tls",
+            cert: Some("nexthop"),
+            srtp: "offer",
+            to: "sip:+15551234@gw2",
+            duration,
+            extra: vec![],
+        }
+        .run(&format!("call-{uas}"));
+        (report, server.join().unwrap())
+    });
+    assert!(
+        ok && good == 1 && failed == 0,
+        "SIPp {uas}:\n{output}\nmediation:\n{}",
+        m.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    (report, m.log_text())
+}
+
+#[test]
+fn sipp_busy_gateway_486_is_relayed() {
+    let (report, _) = next_hop_calls_out("uas_486.xml", 1);
+    assert_eq!(
+        report["calls"][0]["sip_status"].as_u64(),
+        Some(486),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn sipp_early_media_183_then_answer() {
+    let (report, log) = next_hop_calls_out("uas_183.xml", 1);
+    assert_eq!(
+        report["calls"][0]["sip_status"].as_u64(),
+        Some(200),
+        "{report:#}"
+    );
+    assert!(log.contains("early media from the callee"), "{log}");
+}

@@ -162,7 +162,21 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             gateway_tcp = ?service.bound.gateway_tcp,
             "mediation running"
         );
-        shutdown_signal().await;
+        // SIGHUP reloads certificates and CRLs; SIGTERM or Ctrl-C stops.
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("SIGHUP handler")?;
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = hup.recv() => {
+                    if let Err(e) = service.reload_tls() {
+                        tracing::error!(error = %e, "TLS reload refused; keeping the material in use");
+                    }
+                }
+            }
+        }
         let drain = std::time::Duration::from_secs(config.sip.drain_timeout_secs);
         tracing::info!(drain_secs = drain.as_secs(), "stopping: draining calls");
         service.shutdown_gracefully(drain).await;

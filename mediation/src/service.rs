@@ -41,6 +41,7 @@ pub struct Service {
     /// Its counters.
     pub metrics: Metrics,
     shutdown: watch::Sender<bool>,
+    reload: Reload,
     control: mpsc::Sender<Control>,
     active: watch::Receiver<usize>,
     core: tokio::task::JoinHandle<()>,
@@ -59,28 +60,13 @@ impl Service {
         let material = TlsMaterial::load(&config.tls)?;
         let server = server_config(&material, config.tls.min_version, config.tls.fips)?;
         let client = client_config(&material, config.tls.min_version, config.tls.fips)?;
-        let mut not_after = 0;
-        for (i, cert) in material.chain.iter().chain(&material.roots).enumerate() {
-            if let Some((t, cn)) = crate::tls::expiry(cert) {
-                let label = if i == 0 {
-                    "server".to_string()
-                } else {
-                    format!("ca:{cn}")
-                };
-                if i == 0 {
-                    not_after = t;
-                }
-                metrics
-                    .certificate_expiry
-                    .with_label_values(&[&label])
-                    .set(t);
-            }
-        }
+        let not_after = record_expiry(&metrics, &material);
         let pool = PortPool::new(
             config.media.bind,
             config.media.ports.first..=config.media.ports.last,
         )?;
         let admission = Arc::new(Admission::new(&config, server, metrics.clone()).await?);
+        let reload_admission = admission.clone();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (events_tx, events_rx) = mpsc::channel(1024);
         let limits = FramingLimits {
@@ -112,8 +98,9 @@ impl Service {
             SocketPorts::new(pool.clone()),
             metrics.clone(),
         );
+        let client = Arc::new(std::sync::RwLock::new(client));
         let connector = Connector {
-            tls: client,
+            tls: client.clone(),
             timeout: config.tls.handshake_timeout(),
             limits,
             events: events_tx,
@@ -155,15 +142,29 @@ impl Service {
                 shutdown: shutdown_rx,
             },
         ));
+        let reload = Reload {
+            config: config.clone(),
+            admission: reload_admission,
+            client,
+            metrics: metrics.clone(),
+        };
         Ok(Service {
             bound,
             metrics_addr,
             metrics,
             shutdown,
+            reload,
             control,
             active,
             core,
         })
+    }
+
+    /// Re-reads the certificate, key, CAs and CRLs (SIGHUP): new connections use them at once,
+    /// established connections and calls are untouched. A broken file is refused with the
+    /// reason and the material in use is kept.
+    pub fn reload_tls(&self) -> Result<(), StartError> {
+        self.reload.run()
     }
 
     /// Graceful stop (SIGTERM): new calls get `503` with `Retry-After`, calls in progress may go
@@ -204,6 +205,54 @@ impl Service {
         let _ = self.shutdown.send(true);
         let _ = self.core.await;
     }
+}
+
+/// What a TLS reload replaces.
+struct Reload {
+    config: Arc<Config>,
+    admission: Arc<Admission>,
+    client: Arc<std::sync::RwLock<Arc<rustls::ClientConfig>>>,
+    metrics: Metrics,
+}
+
+impl Reload {
+    fn run(&self) -> Result<(), StartError> {
+        let tls = &self.config.tls;
+        let material = TlsMaterial::load(tls)?;
+        let server = server_config(&material, tls.min_version, tls.fips)?;
+        let client = client_config(&material, tls.min_version, tls.fips)?;
+        self.admission.set_server_config(server);
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = client;
+        record_expiry(&self.metrics, &material);
+        tracing::info!(crls = material.crls.len(), "TLS material reloaded");
+        Ok(())
+    }
+}
+
+/// Sets the expiry gauges of our certificate and the trusted CAs; returns our certificate's.
+fn record_expiry(metrics: &Metrics, material: &TlsMaterial) -> i64 {
+    let mut not_after = 0;
+    for (i, cert) in material
+        .chain
+        .iter()
+        .take(1)
+        .chain(&material.roots)
+        .enumerate()
+    {
+        if let Some((t, cn)) = crate::tls::expiry(cert) {
+            let label = if i == 0 {
+                not_after = t;
+                "server".to_string()
+            } else {
+                format!("ca:{cn}")
+            };
+            metrics
+                .certificate_expiry
+                .with_label_values(&[&label])
+                .set(t);
+        }
+    }
+    not_after
 }
 
 /// The HTTPS configuration of the metrics endpoint: our certificate, and client certificates

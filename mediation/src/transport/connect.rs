@@ -17,8 +17,8 @@ use crate::sip::FramingLimits;
 /// Opens outbound connections.
 #[derive(Clone)]
 pub struct Connector {
-    /// Our client TLS configuration.
-    pub tls: Arc<rustls::ClientConfig>,
+    /// Our client TLS configuration (replaced on reload; each connection takes the current one).
+    pub tls: Arc<std::sync::RwLock<Arc<rustls::ClientConfig>>>,
     /// How long connecting plus the handshake may take.
     pub timeout: Duration,
     /// Framing limits for what the peer sends back.
@@ -81,7 +81,8 @@ impl Connector {
         };
         let name = ServerName::try_from(identity.clone())
             .map_err(|e| format!("bad identity {identity}: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+        let config = self.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(|e| {

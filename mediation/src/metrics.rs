@@ -38,6 +38,8 @@ pub struct Metrics {
     /// `gateway_media_decisions_total{gateway,gateway_media,reason}`: each call's gateway-leg
     /// encryption decision and why (`gateway_media` is `none` when the call was refused).
     pub gateway_media_decisions: IntCounterVec,
+    /// `gateway_failovers_total{gateway}`: calls moved away from this gateway.
+    pub failovers: IntCounterVec,
     /// `active_calls{gateway_media}`.
     pub active_calls: IntGaugeVec,
     /// `sdes_keys_ignored_total{reason}`.
@@ -182,6 +184,7 @@ impl Metrics {
                 "Gateway-leg encryption decisions by gateway, outcome and reason",
                 &["gateway", "gateway_media", "reason"],
             ),
+            failovers: counter(&r, "gateway_failovers_total", "Calls moved to the next gateway of their route, by the gateway that failed", &["gateway"]),
             active_calls: gauge_vec(
                 &r,
                 "active_calls",

@@ -66,6 +66,18 @@ fn contradictions_are_refused_naming_field_and_line() {
             "no RTP/RTCP port pair",
         ),
         (
+            "gateways = [\"gw1\", \"gw2\"]",
+            "gateways = [\"gw1\", \"gw9\"]",
+            "route[0].gateways[1]",
+            "no [[gateway]] is named \"gw9\"",
+        ),
+        (
+            "pattern = \"^\\\\+1\"",
+            "pattern = \"^(\"",
+            "route[0].pattern",
+            "not a regular expression",
+        ),
+        (
             "min_version = \"1.2\"",
             "min_version = \"1.1\"",
             "tls.min_version",

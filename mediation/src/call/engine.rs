@@ -16,7 +16,7 @@ use rsip::SipMessage;
 use super::headers::{self, Summary};
 use super::legs::{ALeg, BLeg, Call, Direction, Local, Phase};
 use super::media_plan::{self, LegPlan};
-use super::message::{self, branch, token, Outgoing, ReceivedRequest};
+use super::message::{branch, token, Outgoing, ReceivedRequest};
 use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use super::reoffer;
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
@@ -141,6 +141,10 @@ pub struct EngineConfig {
     pub max_calls: usize,
     /// Copy P-Asserted-Identity and Privacy to the far leg.
     pub forward_pai: bool,
+    /// Routes for calls from the next hop, in order.
+    pub routes: Vec<Route>,
+    /// How long a gateway has to send a provisional response before the next one is tried.
+    pub failover_timeout: Duration,
     /// Port of our next-hop listener (for Contact).
     pub next_hop_port: u16,
     /// Port of our gateway TLS listener.
@@ -167,6 +171,15 @@ impl EngineConfig {
             answer_timeout: Duration::from_secs(c.sip.answer_timeout_secs),
             max_calls: c.sip.max_calls,
             forward_pai: c.sip.forward_pai,
+            routes: c
+                .routes
+                .iter()
+                .map(|r| Route {
+                    pattern: r.pattern.clone(),
+                    gateways: r.gateways.clone(),
+                })
+                .collect(),
+            failover_timeout: Duration::from_secs(c.sip.failover_timeout_secs),
             next_hop_port,
             gateway_tls_port,
             gateway_tcp_port,
@@ -203,6 +216,28 @@ struct Probe {
     pending: Option<(String, Instant, ConnId)>,
     /// Last verdict.
     up: Option<bool>,
+}
+
+/// A route: calls to numbers matching `pattern` go to `gateways`, in order.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Matched against the called number (the Request-URI's user part).
+    pub pattern: regex::Regex,
+    /// Gateway names, tried in order.
+    pub gateways: Vec<String>,
+}
+
+/// What every INVITE toward the callee carries, kept for failover.
+#[derive(Debug, Clone)]
+pub struct CalleeRequest {
+    /// The called number.
+    pub user: String,
+    /// The caller's number (From user part).
+    pub caller: String,
+    /// Max-Forwards, already decremented.
+    pub max_forwards: u32,
+    /// P-Asserted-Identity and Privacy to pass on.
+    pub pai: Vec<(&'static str, String)>,
 }
 
 /// The outcome of negotiating the callee's answer.
@@ -342,6 +377,11 @@ impl<P: PortAllocator> Engine<P> {
             .set(i64::from(up));
     }
 
+    /// Replaces the routes (tests build them by hand).
+    pub fn set_routes(&mut self, routes: Vec<Route>) {
+        self.cfg.routes = routes;
+    }
+
     /// The port allocator (the service takes bound sockets from it when media starts).
     pub fn ports_mut(&mut self) -> &mut P {
         &mut self.ports
@@ -398,6 +438,16 @@ impl<P: PortAllocator> Engine<P> {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
+            if call.failover_at.is_some_and(|t| t <= now) {
+                call.failover_at = None;
+                if call.phase == Phase::Proceeding && !call.b.provisional {
+                    let cancel = call.b_same_transaction("CANCEL", None);
+                    let conn = call.b.conn;
+                    self.send(conn, cancel);
+                    self.fail_over(now, id, "no provisional response in time");
+                }
+                continue;
+            }
             if call.deadline > now {
                 continue; // re-armed
             }
@@ -699,10 +749,10 @@ impl<P: PortAllocator> Engine<P> {
         }
         let request_uri = req.uri.to_string();
         // Route: gateway → next hop; next hop → the gateway the Request-URI names.
-        let (direction, gateway) = match &peer.peer {
-            Peer::Gateway(name) => (Direction::FromGateway, name.clone()),
-            Peer::NextHop => match self.gateway_for(&request_uri) {
-                Some(g) => (Direction::FromNextHop, g),
+        let (direction, gateway, alternates) = match &peer.peer {
+            Peer::Gateway(name) => (Direction::FromGateway, name.clone(), Vec::new()),
+            Peer::NextHop => match self.gateways_for(&request_uri) {
+                Some((g, rest)) => (Direction::FromNextHop, g, rest),
                 None => {
                     self.reply(
                         conn,
@@ -824,44 +874,6 @@ impl<P: PortAllocator> Engine<P> {
             return refuse(self, 488, "Not Acceptable Here", why, "refused");
         }
 
-        // B leg: where to, and what we offer.
-        let target = match direction {
-            Direction::FromGateway => Target {
-                peer: Peer::NextHop,
-                address: self.cfg.next_hop_address.clone(),
-                tls_identity: Some(self.cfg.next_hop_identity.clone()),
-            },
-            Direction::FromNextHop => {
-                let g = self
-                    .cfg
-                    .gateways
-                    .iter()
-                    .find(|g| g.name == gateway)
-                    .expect("routed to a configured gateway");
-                Target {
-                    peer: Peer::Gateway(g.name.clone()),
-                    address: g.address.clone(),
-                    tls_identity: (g.transport == GatewayTransport::Tls)
-                        .then(|| g.identity.clone().unwrap_or_default()),
-                }
-            }
-        };
-        let b_offers_srtp = match direction {
-            Direction::FromGateway => policy::offer_srtp_to_next_hop(self.cfg.encryption),
-            Direction::FromNextHop => {
-                let g = self
-                    .cfg
-                    .gateways
-                    .iter()
-                    .find(|g| g.name == gateway)
-                    .expect("configured");
-                let sig = match g.transport {
-                    GatewayTransport::Tcp => GatewaySignalling::Tcp,
-                    GatewayTransport::Tls => GatewaySignalling::VerifiedMtls,
-                };
-                policy::offer_srtp_to_gateway(sig, g.srtp)
-            }
-        };
         let (Some(a_port), Some(b_port)) = (self.ports.allocate(), self.ports.allocate()) else {
             return refuse(
                 self,
@@ -871,75 +883,31 @@ impl<P: PortAllocator> Engine<P> {
                 "no_media_ports",
             );
         };
-        let offered = if b_offers_srtp {
-            sdp::offer_crypto(&self.cfg.suites)
-        } else {
-            Vec::new()
-        };
-        let b_session = now_session_id();
-        let b_sdp = sdp::leg_sdp(
-            &offer,
-            &sdp::LegSdpParams {
-                session_id: b_session,
-                version: 1,
-                address: self.cfg.advertise,
-                port: b_port,
-                proto: if b_offers_srtp {
-                    Proto::Savp
-                } else {
-                    Proto::Avp
-                },
-                crypto: offered.clone(),
-                rtcp_mux: false,
-            },
-        );
-
         let id = self.next_id;
         self.next_id += 1;
         let a_local = self.local_for(&peer.peer, peer.is_verified_mtls());
-        let b_local = self.local_for(&target.peer, target.tls_identity.is_some());
-        let user = headers::user_of(headers::uri_of(&request_uri))
-            .unwrap_or("")
-            .to_string();
-        let from_user = headers::user_of(headers::uri_of(invite.from()))
-            .unwrap_or("anonymous")
-            .to_string();
-        let transport = if target.tls_identity.is_some() {
-            "tls"
-        } else {
-            "tcp"
+        let callee = CalleeRequest {
+            user: headers::user_of(headers::uri_of(&request_uri))
+                .unwrap_or("")
+                .to_string(),
+            caller: headers::user_of(headers::uri_of(invite.from()))
+                .unwrap_or("anonymous")
+                .to_string(),
+            max_forwards: max_forwards - 1,
+            pai: if self.cfg.forward_pai {
+                ["P-Asserted-Identity", "Privacy"]
+                    .into_iter()
+                    .flat_map(|n| {
+                        headers::values(msg, n)
+                            .into_iter()
+                            .map(move |v| (n, v.to_string()))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
         };
-        let b_uri = format!("sip:{user}@{};transport={transport}", target.address);
-        let b_host = target.address.clone();
-        let b = BLeg {
-            conn: self.conn_to(&target),
-            call_id: format!("{}@{}", token(20), self.cfg.advertise),
-            local_tag: token(10),
-            remote_tag: None,
-            uri: b_uri,
-            branch: branch(),
-            from: String::new(),
-            to: format!("<sip:{user}@{b_host}>"),
-            remote_target: None,
-            route_set: Vec::new(),
-            local_cseq: 1,
-            offered,
-            ours: None,
-            theirs: None,
-            sdp_session: b_session,
-            sdp_version: 1,
-            decision: None,
-            port: b_port,
-            local: b_local,
-            provisional: false,
-        };
-        let b = BLeg {
-            from: format!(
-                "<sip:{from_user}@{}>;tag={}",
-                self.cfg.advertise, b.local_tag
-            ),
-            ..b
-        };
+        let (b, invite_b) = self.b_leg(direction, &gateway, &offer, b_port, &callee, true);
         let a = ALeg {
             conn,
             peer: peer.clone(),
@@ -960,23 +928,6 @@ impl<P: PortAllocator> Engine<P> {
             port: a_port,
             local: a_local,
         };
-        let mut invite_b = Outgoing::request("INVITE", &b.uri)
-            .header("Via", format!("{};branch={}", b.local.via, b.branch))
-            .header("Max-Forwards", (max_forwards - 1).to_string())
-            .header("From", b.from.clone())
-            .header("To", b.to.clone())
-            .header("Call-ID", b.call_id.clone())
-            .header("CSeq", "1 INVITE")
-            .header("Contact", b.local.contact.clone())
-            .header("Allow", ALLOW);
-        if self.cfg.forward_pai {
-            for name in ["P-Asserted-Identity", "Privacy"] {
-                for value in headers::values(msg, name) {
-                    invite_b = invite_b.header(name, value.to_string());
-                }
-            }
-        }
-        let invite_b = invite_b.sdp(b_sdp).encode();
         let call = Call {
             id,
             direction,
@@ -991,6 +942,9 @@ impl<P: PortAllocator> Engine<P> {
             b_answer: None,
             on_hold: false,
             span: span.clone(),
+            callee,
+            alternates,
+            failover_at: None,
         };
         tracing::info!(
             call = id,
@@ -1009,6 +963,177 @@ impl<P: PortAllocator> Engine<P> {
         let deadline = call.deadline;
         self.calls.insert(id, call);
         self.arm(id, deadline);
+        self.arm_failover(now, id);
+    }
+
+    /// The callee's leg toward `gateway` (or the next hop, for calls from a gateway) and its
+    /// INVITE: a new dialog (Call-ID, tag, branch), our port `b_port`, and an offer with fresh
+    /// keys when the policy allows SRTP there and `srtp_allowed`.
+    fn b_leg(
+        &mut self,
+        direction: Direction,
+        gateway: &str,
+        offer: &sdp::PeerSdp,
+        b_port: u16,
+        callee: &CalleeRequest,
+        srtp_allowed: bool,
+    ) -> (BLeg, Bytes) {
+        let (target, offers_srtp) = match direction {
+            Direction::FromGateway => (
+                Target {
+                    peer: Peer::NextHop,
+                    address: self.cfg.next_hop_address.clone(),
+                    tls_identity: Some(self.cfg.next_hop_identity.clone()),
+                },
+                policy::offer_srtp_to_next_hop(self.cfg.encryption),
+            ),
+            Direction::FromNextHop => {
+                let g = self
+                    .cfg
+                    .gateways
+                    .iter()
+                    .find(|g| g.name == gateway)
+                    .expect("routed to a configured gateway");
+                let sig = match g.transport {
+                    GatewayTransport::Tcp => GatewaySignalling::Tcp,
+                    GatewayTransport::Tls => GatewaySignalling::VerifiedMtls,
+                };
+                (
+                    Target {
+                        peer: Peer::Gateway(g.name.clone()),
+                        address: g.address.clone(),
+                        tls_identity: (g.transport == GatewayTransport::Tls)
+                            .then(|| g.identity.clone().unwrap_or_default()),
+                    },
+                    policy::offer_srtp_to_gateway(sig, g.srtp),
+                )
+            }
+        };
+        let offers_srtp = offers_srtp && srtp_allowed;
+        let offered = if offers_srtp {
+            sdp::offer_crypto(&self.cfg.suites)
+        } else {
+            Vec::new()
+        };
+        let sdp_session = now_session_id();
+        let body = sdp::leg_sdp(
+            offer,
+            &sdp::LegSdpParams {
+                session_id: sdp_session,
+                version: 1,
+                address: self.cfg.advertise,
+                port: b_port,
+                proto: if offers_srtp { Proto::Savp } else { Proto::Avp },
+                crypto: offered.clone(),
+                rtcp_mux: false,
+            },
+        );
+        let local = self.local_for(&target.peer, target.tls_identity.is_some());
+        let transport = if target.tls_identity.is_some() {
+            "tls"
+        } else {
+            "tcp"
+        };
+        let local_tag = token(10);
+        let b = BLeg {
+            conn: self.conn_to(&target),
+            call_id: format!("{}@{}", token(20), self.cfg.advertise),
+            from: format!(
+                "<sip:{}@{}>;tag={local_tag}",
+                callee.caller, self.cfg.advertise
+            ),
+            local_tag,
+            remote_tag: None,
+            uri: format!(
+                "sip:{}@{};transport={transport}",
+                callee.user, target.address
+            ),
+            branch: branch(),
+            to: format!("<sip:{}@{}>", callee.user, target.address),
+            remote_target: None,
+            route_set: Vec::new(),
+            local_cseq: 1,
+            offered,
+            ours: None,
+            theirs: None,
+            sdp_session,
+            sdp_version: 1,
+            decision: None,
+            port: b_port,
+            local,
+            provisional: false,
+        };
+        let mut invite = Outgoing::request("INVITE", &b.uri)
+            .header("Via", format!("{};branch={}", b.local.via, b.branch))
+            .header("Max-Forwards", callee.max_forwards.to_string())
+            .header("From", b.from.clone())
+            .header("To", b.to.clone())
+            .header("Call-ID", b.call_id.clone())
+            .header("CSeq", "1 INVITE")
+            .header("Contact", b.local.contact.clone())
+            .header("Allow", ALLOW);
+        for (name, value) in &callee.pai {
+            invite = invite.header(name, value.clone());
+        }
+        (b, invite.sdp(body).encode())
+    }
+
+    /// Replaces the callee's leg with a new INVITE toward `gateway` (failover, or the same
+    /// gateway without SRTP); the old leg's dialog is forgotten.
+    fn replace_b_leg(&mut self, now: Instant, id: u64, gateway: &str, srtp_allowed: bool) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let (direction, port) = (call.direction, call.b.port);
+        let offer = call.a.offer.clone();
+        let callee = call.callee.clone();
+        let (b, invite) = self.b_leg(direction, gateway, &offer, port, &callee, srtp_allowed);
+        let call = self.calls.get_mut(&id).expect("present");
+        let old = std::mem::replace(&mut call.b, b);
+        call.gateway = gateway.to_string();
+        let (conn, call_id) = (call.b.conn, call.b.call_id.clone());
+        self.by_b.remove(&old.call_id);
+        self.by_b.insert(call_id, id);
+        self.send(conn, invite);
+        self.arm_failover(now, id);
+    }
+
+    /// With another gateway to try, gives the current one `failover_timeout` to answer with
+    /// a provisional response.
+    fn arm_failover(&mut self, now: Instant, id: u64) {
+        let at = now + self.cfg.failover_timeout;
+        if let Some(call) = self.calls.get_mut(&id) {
+            if call.alternates.is_empty() {
+                call.failover_at = None;
+                return;
+            }
+            call.failover_at = Some(at);
+            self.timers.insert((at, id));
+        }
+    }
+
+    /// Moves an unanswered call to its next gateway, if it has one; true when it did.
+    fn fail_over(&mut self, now: Instant, id: u64, why: &str) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        if call.phase != Phase::Proceeding || call.media_started || call.alternates.is_empty() {
+            return false;
+        }
+        let next = call.alternates.remove(0);
+        tracing::warn!(
+            call = id,
+            from = call.gateway,
+            to = next,
+            why,
+            "failing over to the next gateway"
+        );
+        self.metrics
+            .failovers
+            .with_label_values(&[&call.gateway.clone()])
+            .inc();
+        self.replace_b_leg(now, id, &next, true);
+        true
     }
 
     /// A request that already went through us (one of our Via sent-by values is in it) has
@@ -1031,6 +1156,22 @@ impl<P: PortAllocator> Engine<P> {
         headers::values(msg, "Via")
             .iter()
             .any(|via| ours.iter().any(|o| via.contains(o.as_str())))
+    }
+
+    /// The gateways a call from the next hop goes to, in order: the first `[[route]]` whose
+    /// pattern matches the called number (gateways marked down by OPTIONS skipped), else the
+    /// gateway the Request-URI's host names, else the only gateway.
+    fn gateways_for(&self, uri: &str) -> Option<(String, Vec<String>)> {
+        let user = headers::user_of(headers::uri_of(uri)).unwrap_or("");
+        if let Some(route) = self.cfg.routes.iter().find(|r| r.pattern.is_match(user)) {
+            let mut up = route
+                .gateways
+                .iter()
+                .filter(|g| self.probes.get(*g).and_then(|p| p.up) != Some(false));
+            let first = up.next()?.clone();
+            return Some((first, up.cloned().collect()));
+        }
+        self.gateway_for(uri).map(|g| (g, Vec::new()))
     }
 
     /// The gateway a Request-URI from the next hop names: by host (gateway name, identity or
@@ -1172,13 +1313,28 @@ impl<P: PortAllocator> Engine<P> {
         self.send(conn, bytes);
     }
 
-    fn on_failure(&mut self, _now: Instant, id: u64, code: u16, reason: &str, s: &Summary) {
+    fn on_failure(&mut self, now: Instant, id: u64, code: u16, reason: &str, s: &Summary) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
         let ack = call.b_same_transaction("ACK", s.to_tag.as_deref());
-        if code == 488 && self.retry_without_srtp(id, ack.clone()) {
+        if code == 488 && self.retry_without_srtp(now, id, ack.clone()) {
             return;
+        }
+        if matches!(code, 503 | 408) {
+            let conn = self.calls.get(&id).map(|c| c.b.conn);
+            if self
+                .calls
+                .get(&id)
+                .is_some_and(|c| !c.alternates.is_empty())
+            {
+                if let Some(conn) = conn {
+                    self.send(conn, ack.clone());
+                }
+                if self.fail_over(now, id, &format!("answered {code}")) {
+                    return;
+                }
+            }
         }
         let Some(call) = self.calls.get(&id) else {
             return;
@@ -1198,8 +1354,8 @@ impl<P: PortAllocator> Engine<P> {
     /// A gateway with `srtp = "optional"` refused our SRTP offer (488): acknowledge it and offer
     /// plain RTP instead, in a new INVITE (RFC 3261 §8.1.3.5 leaves a new request after a
     /// failure to the UAC). True when retried.
-    fn retry_without_srtp(&mut self, id: u64, ack: Bytes) -> bool {
-        let Some(call) = self.calls.get_mut(&id) else {
+    fn retry_without_srtp(&mut self, now: Instant, id: u64, ack: Bytes) -> bool {
+        let Some(call) = self.calls.get(&id) else {
             return false;
         };
         let optional = self
@@ -1219,52 +1375,11 @@ impl<P: PortAllocator> Engine<P> {
             gateway = call.gateway,
             "gateway refused the SRTP offer; offering plain RTP (srtp = \"optional\")"
         );
-        call.b.sdp_session = now_session_id();
-        call.b.sdp_version = 1;
-        let body = sdp::leg_sdp(
-            &call.a.offer,
-            &sdp::LegSdpParams {
-                session_id: call.b.sdp_session,
-                version: 1,
-                address: self.cfg.advertise,
-                port: call.b.port,
-                proto: Proto::Avp,
-                crypto: Vec::new(),
-                rtcp_mux: false,
-            },
-        );
         // A new dialog attempt with its own Call-ID and tag: some peers keep the refused
         // INVITE's Call-ID around and would take a second INVITE on it for a retransmission.
-        let old_call_id = std::mem::replace(
-            &mut call.b.call_id,
-            format!("{}@{}", token(20), self.cfg.advertise),
-        );
-        let new_call_id = call.b.call_id.clone();
-        call.b.offered.clear();
-        call.b.branch = branch();
-        call.b.local_tag = token(10);
-        call.b.from = format!(
-            "{};tag={}",
-            message::without_tag(&call.b.from),
-            call.b.local_tag
-        );
-        let b = &call.b;
-        let invite = Outgoing::request("INVITE", &b.uri)
-            .header("Via", format!("{};branch={}", b.local.via, b.branch))
-            .header("Max-Forwards", "70")
-            .header("From", b.from.clone())
-            .header("To", b.to.clone())
-            .header("Call-ID", b.call_id.clone())
-            .header("CSeq", "1 INVITE")
-            .header("Contact", b.local.contact.clone())
-            .header("Allow", ALLOW)
-            .sdp(body)
-            .encode();
-        let conn = b.conn;
-        self.by_b.remove(&old_call_id);
-        self.by_b.insert(new_call_id, id);
+        let (conn, gateway) = (call.b.conn, call.gateway.clone());
         self.send(conn, ack);
-        self.send(conn, invite);
+        self.replace_b_leg(now, id, &gateway, false);
         true
     }
 
@@ -1566,18 +1681,21 @@ impl<P: PortAllocator> Engine<P> {
         for (id, caller_gone) in affected {
             let span = self.span_of(id);
             let _entered = span.enter();
-            let Some(call) = self.calls.get(&id) else {
+            let Some(phase) = self.calls.get(&id).map(|c| c.phase) else {
                 continue;
             };
-            match (call.phase, caller_gone) {
+            match (phase, caller_gone) {
                 (Phase::Proceeding, true) => {
                     self.count_call(id, "caller_gone");
                     self.abandon(now, id);
                 }
+                (Phase::Proceeding, false) if self.fail_over(now, id, "connection failed") => {}
                 (Phase::Proceeding, false) => {
                     tracing::info!(call = id, "connection to the callee failed or closed: 503");
+                    let call = &self.calls[&id];
                     let r = call.a_response(503, "Service Unavailable").encode();
-                    self.send(call.a.conn, r);
+                    let conn = call.a.conn;
+                    self.send(conn, r);
                     self.count_call(id, "callee_unreachable");
                     self.release_ports(id);
                     self.remove(id);
@@ -1588,7 +1706,6 @@ impl<P: PortAllocator> Engine<P> {
         }
     }
 
-    /// Ends a call whatever its phase (shutdown, media timeout).
     /// The call's log span (a cheap handle), or none.
     fn span_of(&self, id: u64) -> tracing::Span {
         self.calls
@@ -1596,6 +1713,7 @@ impl<P: PortAllocator> Engine<P> {
             .map_or_else(tracing::Span::none, |c| c.span.clone())
     }
 
+    /// Ends a call whatever its phase (shutdown, media timeout).
     fn end_now(&mut self, now: Instant, id: u64, why: &str) {
         let span = self.span_of(id);
         let _entered = span.enter();

@@ -161,6 +161,12 @@ pub struct Call {
     pub on_hold: bool,
     /// Its log span.
     pub span: tracing::Span,
+    /// What every INVITE toward the callee carries (kept for failover).
+    pub callee: super::engine::CalleeRequest,
+    /// Gateways still to try if the current one fails (calls from the next hop).
+    pub alternates: Vec<String>,
+    /// When the current gateway counts as silent (no provisional response) and the next is tried.
+    pub failover_at: Option<Instant>,
 }
 
 impl Call {

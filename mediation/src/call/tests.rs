@@ -76,6 +76,8 @@ impl Harness {
             answer_timeout: Duration::from_secs(90),
             max_calls: 3,
             forward_pai: true,
+            routes: Vec::new(),
+            failover_timeout: Duration::from_secs(10),
             next_hop_port: 5070,
             gateway_tls_port: 5067,
             gateway_tcp_port: 5068,
@@ -1200,4 +1202,158 @@ fn p_asserted_identity_and_privacy_pass_through() {
     );
     assert!(b.contains("Privacy: id\r\n"), "{b}");
     assert!(b.contains("Max-Forwards: 69\r\n"), "decremented: {b}");
+}
+
+fn routed(h: &mut Harness) {
+    h.engine.set_routes(vec![super::engine::Route {
+        pattern: regex::Regex::new(r"^\+1").unwrap(),
+        gateways: vec!["gw1".into(), "gw2".into()],
+    }]);
+}
+
+/// The INVITE sent on a connection the engine opened, and that connection.
+fn invite_on_new_connection(outs: &[Output]) -> (ConnId, Peer, String) {
+    let (conn, who) = connected(outs).expect("a new connection");
+    let invite = sent(outs, conn)
+        .into_iter()
+        .find(|m| m.starts_with("INVITE "))
+        .expect("an INVITE");
+    (conn, who, invite)
+}
+
+#[test]
+fn route_fails_over_on_connection_failure_503_and_silence() {
+    for failure in ["connection", "503", "silence"] {
+        let mut h = Harness::new(
+            EncryptionLevel::Required,
+            vec![
+                gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional),
+                gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional),
+            ],
+        );
+        routed(&mut h);
+        let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+        let offer = sdp(
+            4000,
+            "RTP/SAVP",
+            Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+        );
+        let outs = h.feed(
+            nh,
+            &invite(&format!("f-{failure}"), "sip:+15551234@anything", &offer),
+        );
+        let (gw1, who, first) = invite_on_new_connection(&outs);
+        assert_eq!(who, Peer::Gateway("gw1".into()), "{failure}");
+        let outs = match failure {
+            "connection" => {
+                h.engine.handle(h.now, Input::Closed { conn: gw1 });
+                h.drain()
+            }
+            "503" => {
+                h.engine.handle(
+                    h.now,
+                    Input::Opened {
+                        conn: gw1,
+                        peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+                    },
+                );
+                let outs = h.feed(gw1, &respond(&first, 503, "Service Unavailable", None));
+                assert!(
+                    sent(&outs, gw1)[0].starts_with("ACK "),
+                    "{failure}: the 503 is acknowledged"
+                );
+                outs
+            }
+            _ => {
+                h.engine.handle(
+                    h.now,
+                    Input::Opened {
+                        conn: gw1,
+                        peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+                    },
+                );
+                h.now += Duration::from_secs(10);
+                h.engine.handle_timeout(h.now);
+                let outs = h.drain();
+                assert!(
+                    sent(&outs, gw1)[0].starts_with("CANCEL "),
+                    "{failure}: the silent gateway is cancelled"
+                );
+                outs
+            }
+        };
+        assert!(
+            sent(&outs, nh).is_empty(),
+            "{failure}: the caller sees nothing of the failover"
+        );
+        let (gw2, who, second) = invite_on_new_connection(&outs);
+        assert_eq!(who, Peer::Gateway("gw2".into()), "{failure}");
+        assert!(
+            second.contains("RTP/AVP") && !second.contains("a=crypto"),
+            "{failure}: gw2 is TCP: {second}"
+        );
+        h.engine.handle(
+            h.now,
+            Input::Opened {
+                conn: gw2,
+                peer: peer(
+                    Peer::Gateway("gw2".into()),
+                    Signalling::Tcp,
+                    Listener::Outbound,
+                ),
+            },
+        );
+        let outs = h.feed(
+            gw2,
+            &respond(&second, 200, "OK", Some(&sdp(5000, "RTP/AVP", None))),
+        );
+        assert_eq!(status(&sent(&outs, nh)[0]), 200, "{failure}");
+        assert_eq!(
+            h.metrics.failovers.with_label_values(&["gw1"]).get(),
+            1,
+            "{failure}"
+        );
+        assert_eq!(
+            h.metrics
+                .calls
+                .with_label_values(&["outbound", "gw2", "rtp", "answered"])
+                .get(),
+            1,
+            "{failure}"
+        );
+    }
+}
+
+#[test]
+fn a_gateway_marked_down_by_options_is_skipped() {
+    let mut g1 = gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional);
+    g1.options_interval_secs = 30;
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![
+            g1,
+            gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional),
+        ],
+    );
+    routed(&mut h);
+    h.engine.start(h.now);
+    h.now += Duration::from_secs(1);
+    h.engine.handle_timeout(h.now);
+    let outs = h.drain();
+    let (probe_conn, _) = connected(&outs).unwrap();
+    h.engine.handle(h.now, Input::Closed { conn: probe_conn });
+    assert_eq!(h.metrics.gateway_up.with_label_values(&["gw1"]).get(), 0);
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("skip", "sip:+15551234@anything", &offer));
+    let (_, who, _) = invite_on_new_connection(&outs);
+    assert_eq!(
+        who,
+        Peer::Gateway("gw2".into()),
+        "gw1 is down: straight to gw2"
+    );
 }

@@ -254,6 +254,24 @@ impl<'a, 's> Checker<'a, 's> {
             }
         }
 
+        // [[route]]: every gateway named must exist.
+        for (i, r) in c.routes.iter().enumerate() {
+            if r.gateways.is_empty() {
+                self.problem(
+                    &[Key("route"), Index(i), Key("gateways")],
+                    "expected at least one gateway name",
+                );
+            }
+            for (j, g) in r.gateways.iter().enumerate() {
+                if !c.gateways.iter().any(|gw| &gw.name == g) {
+                    self.problem(
+                        &[Key("route"), Index(i), Key("gateways"), Index(j)],
+                        format!("no [[gateway]] is named \"{g}\""),
+                    );
+                }
+            }
+        }
+
         // [media]
         let ports = c.media.ports;
         if ports.pairs() == 0 {

@@ -27,6 +27,9 @@ pub struct Config {
     pub gateways: Vec<GatewayConfig>,
     /// `[media]`: the relay's sockets and SRTP suites.
     pub media: MediaConfig,
+    /// `[[route]]`: which gateways calls from the next hop go to, by called number.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
     /// `[sip]`: protocol timers and limits.
     #[serde(default)]
     pub sip: SipConfig,
@@ -190,6 +193,28 @@ fn default_options_interval() -> u64 {
     30
 }
 
+/// `[[route]]`: calls from the next hop whose called number matches `pattern` go to
+/// `gateways`, tried in order (a gateway marked down by OPTIONS is skipped).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// A regular expression matched against the called number (the Request-URI user part).
+    #[serde(with = "serde_regex")]
+    pub pattern: regex::Regex,
+    /// Gateway names, in order of preference.
+    pub gateways: Vec<String>,
+}
+
+mod serde_regex {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<regex::Regex, D::Error> {
+        let text = String::deserialize(d)?;
+        regex::Regex::new(&text)
+            .map_err(|e| serde::de::Error::custom(format!("not a regular expression: {e}")))
+    }
+}
+
 /// Signalling transport toward a gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -317,6 +342,10 @@ pub struct SipConfig {
     /// Copy `P-Asserted-Identity` and `Privacy` from the caller's INVITE to the callee's.
     #[serde(default = "default_true")]
     pub forward_pai: bool,
+    /// Seconds a gateway has to send a provisional response before the call moves to the next
+    /// gateway of its route (Lync's fast failover).
+    #[serde(default = "default_failover_timeout")]
+    pub failover_timeout_secs: u64,
     /// Calls held at once, at most; beyond it a new INVITE gets `503` with `Retry-After`.
     #[serde(default = "default_max_calls")]
     pub max_calls: usize,
@@ -324,6 +353,10 @@ pub struct SipConfig {
     /// ended with BYE.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout_secs: u64,
+}
+
+fn default_failover_timeout() -> u64 {
+    10
 }
 
 fn default_true() -> bool {
@@ -347,6 +380,7 @@ impl Default for SipConfig {
             drain_timeout_secs: default_drain_timeout(),
             max_calls: default_max_calls(),
             forward_pai: true,
+            failover_timeout_secs: default_failover_timeout(),
         }
     }
 }

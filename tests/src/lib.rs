@@ -122,6 +122,10 @@ pub struct Setup {
     pub drain_timeout_secs: u64,
     /// `[media] media_timeout_secs`.
     pub media_timeout_secs: u64,
+    /// `options_interval_secs` of both gateways.
+    pub options_interval_secs: u64,
+    /// Appended to the configuration (e.g. `[[route]]` tables).
+    pub extra: String,
 }
 
 impl Default for Setup {
@@ -136,6 +140,8 @@ impl Default for Setup {
             media_ports: 400,
             drain_timeout_secs: 2,
             media_timeout_secs: 30,
+            options_interval_secs: 30,
+            extra: String::new(),
         }
     }
 }
@@ -183,12 +189,14 @@ address = "127.0.0.1:{gw1}"
 transport = "tls"
 identity = "gw1.example.test"
 srtp = "{gw1_srtp}"
+options_interval_secs = {options}
 
 [[gateway]]
 name = "gw2"
 address = "127.0.0.1:{gw2}"
 transport = "tcp"
 srtp = "{gw2_srtp}"
+options_interval_secs = {options}
 
 [media]
 bind = "127.0.0.1"
@@ -206,6 +214,8 @@ listen = "127.0.0.1:{metrics}"
 [log]
 format = "json"
 level = "info"
+
+{extra}
 "#,
             nh = ports.next_hop,
             nh_target = setup.next_hop_port,
@@ -221,6 +231,8 @@ level = "info"
             metrics = ports.metrics,
             media_timeout = setup.media_timeout_secs,
             drain = setup.drain_timeout_secs,
+            options = setup.options_interval_secs,
+            extra = setup.extra,
         );
         std::fs::write(&config, text).unwrap();
         let log = lab.path(&format!("mediation-{}.log", ports.next_hop));

@@ -659,7 +659,8 @@ impl<P: PortAllocator> Engine<P> {
         let mut ok = received
             .respond(200, "OK", &local_tag)
             .header("Contact", contact)
-            .header("Allow", ALLOW);
+            .header("Allow", ALLOW)
+            .session_timer(headers::session_timer(msg));
         if let Some(sdp) = answer {
             if from_b {
                 call.b.sdp_version = version;
@@ -919,6 +920,7 @@ impl<P: PortAllocator> Engine<P> {
                 .unwrap_or_else(|| headers::uri_of(invite.from()).to_string()),
             invite,
             local_cseq: 0,
+            session_timer: headers::session_timer(msg),
             offer,
             chosen,
             ours: None,
@@ -1429,6 +1431,7 @@ impl<P: PortAllocator> Engine<P> {
             .a_response(200, "OK")
             .header("Contact", call.a.local.contact.clone())
             .header("Allow", ALLOW)
+            .session_timer(call.a.session_timer)
             .sdp(a_sdp)
             .encode();
         let a_conn = call.a.conn;

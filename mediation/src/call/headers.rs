@@ -46,6 +46,10 @@ fn header_value<'a>(h: &'a Header, name: &str) -> Option<&'a str> {
         Header::MaxForwards(v) => ("Max-Forwards", v.value()),
         Header::RecordRoute(v) => ("Record-Route", v.value()),
         Header::ContentType(v) => ("Content-Type", v.value()),
+        Header::Supported(v) => ("Supported", v.value()),
+        Header::Require(v) => ("Require", v.value()),
+        Header::Route(v) => ("Route", v.value()),
+        Header::Allow(v) => ("Allow", v.value()),
         Header::Other(n, v) => (n.as_str(), v.as_str()),
         _ => return None,
     };
@@ -117,6 +121,17 @@ pub fn summary(msg: &SipMessage) -> Option<Summary> {
         cseq_method: method.trim().to_ascii_uppercase(),
         branch: value(msg, "Via").and_then(|v| param(v, "branch")),
     })
+}
+
+/// RFC 4028 session timer asked for by a request: the `Session-Expires` delta-seconds and
+/// whether the sender supports the `timer` extension (then our 2xx carries `Require: timer`).
+pub fn session_timer(msg: &SipMessage) -> Option<(u32, bool)> {
+    let value = value(msg, "Session-Expires")?;
+    let delta = value.split(';').next()?.trim().parse().ok()?;
+    let supported = values(msg, "Supported")
+        .iter()
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")));
+    Some((delta, supported))
 }
 
 /// Max-Forwards of a request (70 when absent, as RFC 3261 §8.1.1.6 recommends senders use).

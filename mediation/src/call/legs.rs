@@ -71,6 +71,8 @@ pub struct ALeg {
     pub remote_target: String,
     /// Our CSeq for requests we send on this leg.
     pub local_cseq: u32,
+    /// The session timer the caller asked for (RFC 4028), answered in our 2xx.
+    pub session_timer: Option<(u32, bool)>,
     /// The caller's offer.
     pub offer: PeerSdp,
     /// The crypto attribute of the offer we accepted, if SRTP.

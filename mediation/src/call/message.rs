@@ -40,6 +40,18 @@ impl Outgoing {
         self
     }
 
+    /// Answers the session timer a request asked for (RFC 4028 §9): we let the caller refresh
+    /// (`refresher=uac`) and answer its refreshes ourselves.
+    pub fn session_timer(mut self, asked: Option<(u32, bool)>) -> Self {
+        if let Some((delta, supported)) = asked {
+            self = self.header("Session-Expires", format!("{delta};refresher=uac"));
+            if supported {
+                self = self.header("Require", "timer");
+            }
+        }
+        self
+    }
+
     /// Sets an `application/sdp` body.
     pub fn sdp(mut self, body: String) -> Self {
         self.body = Some(body);

@@ -1357,3 +1357,57 @@ fn a_gateway_marked_down_by_options_is_skipped() {
         "gw1 is down: straight to gw2"
     );
 }
+
+#[test]
+fn session_timer_asked_by_the_caller_is_answered_in_the_200_and_in_refreshes() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let inv = invite("st", "sip:+15551234@192.0.2.10", &offer).replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nSupported: timer, 100rel\r\nSession-Expires: 1800;refresher=uac\r\n",
+    );
+    let outs = h.feed(gw, &inv);
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
+        },
+    );
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
+    let ok = sent(&outs, gw).remove(0);
+    assert!(
+        ok.contains("Session-Expires: 1800;refresher=uac\r\n") && ok.contains("Require: timer\r\n"),
+        "{ok}"
+    );
+    let refresh = reinvite("st", &to_header(&ok), &offer, 2).replace(
+        "CSeq: 2 INVITE\r\n",
+        "CSeq: 2 INVITE\r\nSession-Expires: 1800\r\n",
+    );
+    let outs = h.feed(gw, &refresh);
+    let r = &sent(&outs, gw)[0];
+    assert_eq!(status(r), 200);
+    assert!(
+        r.contains("Session-Expires: 1800;refresher=uac\r\n") && !r.contains("Require: timer"),
+        "{r}"
+    );
+}

@@ -240,6 +240,24 @@ impl Metrics {
         }
     }
 
+    /// Records when a peer's certificate expires (`certificate_expiry_timestamp_seconds{cert=
+    /// "peer:<gateway>"}` or `"peer:next_hop"`).
+    pub fn peer_certificate_seen(
+        &self,
+        peer: &crate::transport::Peer,
+        cert: &rustls_pki_types::CertificateDer<'_>,
+    ) {
+        if let Some((not_after, _)) = crate::tls::expiry(cert) {
+            let label = match peer {
+                crate::transport::Peer::NextHop => "peer:next_hop".to_string(),
+                crate::transport::Peer::Gateway(g) => format!("peer:{g}"),
+            };
+            self.certificate_expiry
+                .with_label_values(&[&label])
+                .set(not_after);
+        }
+    }
+
     /// The text exposition format of every metric.
     pub fn render(&self) -> String {
         prometheus::TextEncoder::new()

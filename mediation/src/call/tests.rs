@@ -828,18 +828,23 @@ fn options_probes_mark_gateways_up_and_down() {
     assert_eq!(up(&h, "gw1"), 0);
 }
 
-/// Sets up an answered SRTP call gw1 → next hop; returns (gateway conn, next-hop conn).
-fn answered_call(h: &mut Harness, call_id: &str) -> (ConnId, ConnId) {
+/// The caller's SRTP offer used by the answered-call tests.
+fn gw_offer() -> String {
+    sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    )
+}
+
+/// Plays an answered SRTP call gw1 → next hop from `invite_text`; returns the gateway and
+/// next-hop connections, the 200 the caller got and the INVITE the next hop got.
+fn answered_call_from(h: &mut Harness, invite_text: &str) -> (ConnId, ConnId, String, String) {
     let gw = h.open(
         1,
         peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
     );
-    let offer = sdp(
-        4000,
-        "RTP/SAVP",
-        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
-    );
-    let outs = h.feed(gw, &invite(call_id, "sip:+15551234@192.0.2.10", &offer));
+    let outs = h.feed(gw, invite_text);
     let (nh, _) = connected(&outs).unwrap();
     let b_invite = sent(&outs, nh).remove(0);
     h.engine.handle(
@@ -856,7 +861,15 @@ fn answered_call(h: &mut Harness, call_id: &str) -> (ConnId, ConnId) {
         Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
     );
     let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
-    assert_eq!(status(&sent(&outs, gw)[0]), 200);
+    let ok = sent(&outs, gw).remove(0);
+    assert_eq!(status(&ok), 200);
+    (gw, nh, ok, b_invite)
+}
+
+/// An answered SRTP call gw1 → next hop; returns (gateway conn, next-hop conn).
+fn answered_call(h: &mut Harness, call_id: &str) -> (ConnId, ConnId) {
+    let (gw, nh, _, _) =
+        answered_call_from(h, &invite(call_id, "sip:+15551234@192.0.2.10", &gw_offer()));
     (gw, nh)
 }
 
@@ -1028,33 +1041,9 @@ fn reinvite_hold_and_resume_are_answered_on_their_leg_and_hold_is_exempt_from_me
         EncryptionLevel::Required,
         vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
     );
-    let gw = h.open(
-        1,
-        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
-    );
-    let offer = sdp(
-        4000,
-        "RTP/SAVP",
-        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
-    );
-    let outs = h.feed(gw, &invite("c40", "sip:+15551234@192.0.2.10", &offer));
-    let (nh, _) = connected(&outs).unwrap();
-    let b_invite = sent(&outs, nh).remove(0);
-    h.engine.handle(
-        h.now,
-        Input::Opened {
-            conn: nh,
-            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
-        },
-    );
-    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
-    let answer = sdp(
-        5000,
-        "RTP/SAVP",
-        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
-    );
-    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
-    let ok = sent(&outs, gw).remove(0);
+    let offer = gw_offer();
+    let (gw, nh, ok, b_invite) =
+        answered_call_from(&mut h, &invite("c40", "sip:+15551234@192.0.2.10", &offer));
     let to = to_header(&ok);
     let our_key = ok
         .lines()
@@ -1364,37 +1353,12 @@ fn session_timer_asked_by_the_caller_is_answered_in_the_200_and_in_refreshes() {
         EncryptionLevel::Required,
         vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
     );
-    let gw = h.open(
-        1,
-        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
-    );
-    let offer = sdp(
-        4000,
-        "RTP/SAVP",
-        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
-    );
+    let offer = gw_offer();
     let inv = invite("st", "sip:+15551234@192.0.2.10", &offer).replace(
         "Max-Forwards: 70\r\n",
         "Max-Forwards: 70\r\nSupported: timer, 100rel\r\nSession-Expires: 1800;refresher=uac\r\n",
     );
-    let outs = h.feed(gw, &inv);
-    let (nh, _) = connected(&outs).unwrap();
-    let b_invite = sent(&outs, nh).remove(0);
-    h.engine.handle(
-        h.now,
-        Input::Opened {
-            conn: nh,
-            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
-        },
-    );
-    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
-    let answer = sdp(
-        5000,
-        "RTP/SAVP",
-        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
-    );
-    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
-    let ok = sent(&outs, gw).remove(0);
+    let (gw, _, ok, _) = answered_call_from(&mut h, &inv);
     assert!(
         ok.contains("Session-Expires: 1800;refresher=uac\r\n") && ok.contains("Require: timer\r\n"),
         "{ok}"

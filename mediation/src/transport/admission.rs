@@ -160,16 +160,7 @@ impl Admission {
             .tls_handshakes
             .with_label_values(&[listener.label(), version.label(), "ok"])
             .inc();
-        if let Some((not_after, _)) = crate::tls::expiry(&leaf) {
-            let label = match &peer {
-                Peer::NextHop => "peer:next_hop".to_string(),
-                Peer::Gateway(g) => format!("peer:{g}"),
-            };
-            self.metrics
-                .certificate_expiry
-                .with_label_values(&[&label])
-                .set(not_after);
-        }
+        self.metrics.peer_certificate_seen(&peer, &leaf);
         let identity = PeerIdentity {
             peer,
             signalling: Signalling::Mtls { version },

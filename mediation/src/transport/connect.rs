@@ -95,16 +95,8 @@ impl Connector {
             })?;
         let version = TlsVersionSeen::from_rustls(tls.get_ref().1.protocol_version())
             .ok_or("no TLS version negotiated")?;
-        let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
-        if let Some((not_after, _)) = leaf.and_then(crate::tls::expiry) {
-            let label = match &peer {
-                Peer::NextHop => "peer:next_hop".to_string(),
-                Peer::Gateway(g) => format!("peer:{g}"),
-            };
-            self.metrics
-                .certificate_expiry
-                .with_label_values(&[&label])
-                .set(not_after);
+        if let Some(leaf) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+            self.metrics.peer_certificate_seen(&peer, leaf);
         }
         self.metrics
             .tls_handshakes

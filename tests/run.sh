@@ -13,6 +13,11 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v tshark >/dev/null || need+=(tshark)
 [ -e /usr/lib/x86_64-linux-gnu/libsrtp2.so.1 ] || need+=(libsrtp2-1)
 /usr/bin/python3 -c 'import pylibsrtp' 2>/dev/null || need+=(python3-pylibsrtp)
+# The container test uses compose when a Docker Engine is here (it reports itself skipped,
+# saying why, when there is none).
+if docker info >/dev/null 2>&1; then
+  command -v docker-compose >/dev/null || need+=(docker-compose)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing missing peers: ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -1704,7 +1704,14 @@ impl<P: PortAllocator> Engine<P> {
                     self.remove(id);
                 }
                 (Phase::Abandoned, _) => self.remove(id),
-                (Phase::Answered | Phase::Confirmed, _) => self.hang_up(id, conn),
+                (Phase::Answered | Phase::Confirmed, _) => {
+                    tracing::info!(
+                        call = id,
+                        "a leg's connection was lost: ending the other with BYE"
+                    );
+                    self.count_call(id, "connection_lost");
+                    self.hang_up(id, conn);
+                }
             }
         }
     }

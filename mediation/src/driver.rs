@@ -174,6 +174,19 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                         _ => tracing::error!(call, "media sockets missing for a started call"),
                     }
                 }
+                Output::Media(MediaCommand::Rekey {
+                    call,
+                    leg,
+                    protection,
+                }) => {
+                    // The relay's side A is the gateway leg (see `media_plan::plans`).
+                    let side = if leg == "gateway" { Side::A } else { Side::B };
+                    if let (Some((relay, _)), crate::media::Protection::Srtp { tx, rx }) =
+                        (relays.get(&call), protection)
+                    {
+                        relay.rekey(side, tx, rx);
+                    }
+                }
                 Output::Media(MediaCommand::Stop { call }) => {
                     // Dropping the handle stops the relay and returns its ports.
                     relays.remove(&call);

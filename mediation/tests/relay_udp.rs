@@ -473,3 +473,64 @@ async fn dropping_the_handle_ends_the_relay_and_frees_the_ports() {
     }
     panic!("ports not returned after the handle was dropped");
 }
+
+/// New keys by re-INVITE: what we send switches at once, what arrives under the old keys (in
+/// flight) is still accepted for a moment, and the new keys start their own rollover counter.
+#[tokio::test]
+async fn rekeying_keeps_packets_in_flight_under_the_old_keys() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let old = Keys::new(SrtpSuite::AesCm128HmacSha1_80);
+    let (a, a_ports) = leg(&pool, "gateway", Protection::Rtp, &gw_phone);
+    let (b, b_ports) = leg(&pool, "next_hop", old.protection(), &nh_phone);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+    let mut old_tx = old.phone_tx();
+    for seq in 1..=10u16 {
+        let srtp = old_tx.protect_rtp(&rtp(seq, 0xBEEF)).unwrap();
+        nh_phone.rtp.send_to(&srtp, b_ports.rtp).await.unwrap();
+        assert_eq!(recv(&gw_phone.rtp).await.0, rtp(seq, 0xBEEF));
+    }
+    // A packet protected with the old key but still on its way when the keys change.
+    let in_flight = old_tx.protect_rtp(&rtp(11, 0xBEEF)).unwrap();
+
+    let new = Keys::new(SrtpSuite::AeadAes128Gcm);
+    relay.rekey(Side::B, new.ours.clone(), new.theirs.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    nh_phone.rtp.send_to(&in_flight, b_ports.rtp).await.unwrap();
+    assert_eq!(
+        recv(&gw_phone.rtp).await.0,
+        rtp(11, 0xBEEF),
+        "old-key packet in flight accepted"
+    );
+
+    // The peer's new key, from sequence 12 on.
+    let mut new_tx = new.phone_tx();
+    for seq in 12..=20u16 {
+        let srtp = new_tx.protect_rtp(&rtp(seq, 0xBEEF)).unwrap();
+        nh_phone.rtp.send_to(&srtp, b_ports.rtp).await.unwrap();
+        assert_eq!(recv(&gw_phone.rtp).await.0, rtp(seq, 0xBEEF), "seq {seq}");
+    }
+    // What we send toward the next hop now uses our new key only.
+    gw_phone
+        .rtp
+        .send_to(&rtp(500, 0xCAFE), a_ports.rtp)
+        .await
+        .unwrap();
+    let (wire, _) = recv(&nh_phone.rtp).await;
+    assert_eq!(
+        new.phone_rx().unprotect_rtp(&wire).unwrap(),
+        rtp(500, 0xCAFE)
+    );
+    assert!(
+        old.phone_rx().unprotect_rtp(&wire).is_err(),
+        "not the old key"
+    );
+    // After the grace period, the old key is refused.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let late = old_tx.protect_rtp(&rtp(21, 0xBEEF)).unwrap();
+    nh_phone.rtp.send_to(&late, b_ports.rtp).await.unwrap();
+    wait_dropped(&relay, Side::B, 1).await;
+    nothing_arrives(&gw_phone.rtp, "an old-key packet after the grace period").await;
+    relay.stop().await;
+}

@@ -21,7 +21,7 @@ use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use super::reoffer;
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
 use crate::metrics::Metrics;
-use crate::sdp::{self, Proto};
+use crate::sdp::{self, CryptoAttribute, Proto};
 use crate::srtp::SrtpSuite;
 use crate::transport::{ConnId, Peer, PeerIdentity, Signalling, ALLOW};
 
@@ -91,6 +91,15 @@ pub enum MediaCommand {
         call: u64,
         /// The gateway-side and next-hop-side legs' plans.
         legs: [LegPlan; 2],
+    },
+    /// New SRTP keys for one leg of a running call.
+    Rekey {
+        /// The call.
+        call: u64,
+        /// `gateway` or `next_hop`.
+        leg: &'static str,
+        /// The new keys (always [`Protection::Srtp`]).
+        protection: super::media_plan::Protection,
     },
     /// Stop the call's relay and free its ports.
     Stop {
@@ -576,6 +585,58 @@ impl<P: PortAllocator> Engine<P> {
             return;
         }
         let is_update = matches!(msg, SipMessage::Request(r) if r.method == rsip::Method::Update);
+        let offer = if msg.body().is_empty() {
+            None
+        } else {
+            match sdp::parse(msg.body()) {
+                Ok(o) => Some(o),
+                Err(_) => {
+                    self.reply(
+                        conn,
+                        msg,
+                        488,
+                        "Not Acceptable Here",
+                        Some("unparseable SDP"),
+                    );
+                    return;
+                }
+            }
+        };
+        // The keys of this leg now: theirs (what they protect with) and ours.
+        let (theirs, ours_key) = if from_b {
+            (call.b.theirs.clone(), call.b.ours.clone())
+        } else {
+            (
+                call.a.chosen.clone().filter(|_| call.a.ours.is_some()),
+                call.a.ours.clone(),
+            )
+        };
+        // New keys in the offer of an SRTP leg: rekey (RFC 4568 §7.1.4), fresh keys of ours too.
+        let rekey = match (&offer, &theirs) {
+            (Some(o), Some(current)) => match o.audio() {
+                Some(audio) if !audio.crypto.is_empty() && !reoffer::has_key(&audio, current) => {
+                    match sdp::choose_crypto(&audio.crypto, &self.cfg.suites) {
+                        Some(chosen) => Some((chosen.clone(), sdp::answer_crypto(chosen))),
+                        None => {
+                            self.reply(
+                                conn,
+                                msg,
+                                488,
+                                "Not Acceptable Here",
+                                Some("no acceptable SRTP suite in the re-offer"),
+                            );
+                            return;
+                        }
+                    }
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let (theirs, ours_key) = match &rekey {
+            Some((chosen, answer)) => (Some(chosen.clone()), Some(answer.clone())),
+            None => (theirs, ours_key),
+        };
         let version = if from_b {
             call.b.sdp_version
         } else {
@@ -589,12 +650,12 @@ impl<P: PortAllocator> Engine<P> {
                     version,
                     address: self.cfg.advertise,
                     port: call.b.port,
-                    proto: if call.b.ours.is_some() {
+                    proto: if ours_key.is_some() {
                         Proto::Savp
                     } else {
                         Proto::Avp
                     },
-                    crypto: call.b.ours.iter().cloned().collect(),
+                    crypto: ours_key.iter().cloned().collect(),
                     rtcp_mux: false,
                 },
             )
@@ -610,43 +671,37 @@ impl<P: PortAllocator> Engine<P> {
                     address: self.cfg.advertise,
                     port: call.a.port,
                     proto: a_audio.proto.clone(),
-                    crypto: call.a.ours.iter().cloned().collect(),
+                    crypto: ours_key.iter().cloned().collect(),
                     rtcp_mux: a_audio.rtcp_mux,
                 },
             )
         };
-        let (answer, hold) = if msg.body().is_empty() {
+        let (answer, hold) = match &offer {
             // No offer: a refresh. UPDATE gets a bare 200; a re-INVITE gets our SDP as the
             // offer (the answer comes in the ACK and changes nothing here).
-            ((!is_update).then_some(ours), None)
-        } else {
-            let offer = match sdp::parse(msg.body()) {
-                Ok(o) => o,
-                Err(_) => {
-                    self.reply(
-                        conn,
-                        msg,
-                        488,
-                        "Not Acceptable Here",
-                        Some("unparseable SDP"),
-                    );
-                    return;
-                }
-            };
-            let theirs = if from_b {
-                call.b.theirs.as_ref()
-            } else {
-                call.a.chosen.as_ref().filter(|_| call.a.ours.is_some())
-            };
-            match reoffer::answer(&offer, theirs, &ours, version) {
+            None => ((!is_update).then_some(ours), None),
+            Some(offer) => match reoffer::answer(offer, theirs.as_ref(), &ours, version) {
                 reoffer::Verdict::Answer { sdp, hold } => (Some(sdp), Some(hold)),
                 reoffer::Verdict::Refuse(why) => {
                     tracing::info!(call = id, why, "re-offer refused");
                     self.reply(conn, msg, 488, "Not Acceptable Here", Some(why));
                     return;
                 }
-            }
+            },
         };
+        if let Some((chosen, ours)) = rekey {
+            if let Err(e) = self.rekey(id, from_b, chosen, ours) {
+                tracing::warn!(call = id, error = %e, "new SRTP keys unusable");
+                self.reply(
+                    conn,
+                    msg,
+                    488,
+                    "Not Acceptable Here",
+                    Some("unusable SRTP keys"),
+                );
+                return;
+            }
+        }
         let Some(received) = ReceivedRequest::of(msg) else {
             return;
         };
@@ -681,6 +736,38 @@ impl<P: PortAllocator> Engine<P> {
             call.on_hold = hold;
         }
         self.send(conn, ok.encode());
+    }
+
+    /// Takes the new keys of one leg: remembered for later re-offers, and handed to the relay.
+    fn rekey(
+        &mut self,
+        id: u64,
+        from_b: bool,
+        theirs: CryptoAttribute,
+        ours: CryptoAttribute,
+    ) -> Result<(), String> {
+        let call = self.calls.get_mut(&id).ok_or("no such call")?;
+        let label = match (call.direction, from_b) {
+            (Direction::FromGateway, false) | (Direction::FromNextHop, true) => "gateway",
+            _ => "next_hop",
+        };
+        let protection = media_plan::srtp_keys(&ours, &theirs)?;
+        if from_b {
+            call.b.theirs = Some(theirs);
+            call.b.ours = Some(ours);
+        } else {
+            call.a.chosen = Some(theirs);
+            call.a.ours = Some(ours);
+        }
+        tracing::info!(call = id, leg = label, "new SRTP keys from a re-offer");
+        if call.media_started {
+            self.out.push_back(Output::Media(MediaCommand::Rekey {
+                call: id,
+                leg: label,
+                protection,
+            }));
+        }
+        Ok(())
     }
 
     fn new_call(&mut self, now: Instant, conn: ConnId, msg: &SipMessage) {

@@ -51,16 +51,21 @@ fn key(attr: &CryptoAttribute) -> Result<MasterKey, String> {
     MasterKey::from_bytes(suite, params.key_salt.as_bytes()).map_err(|e| e.to_string())
 }
 
+/// SRTP protection from our attribute (what we send with) and theirs (what they send with).
+pub fn srtp_keys(ours: &CryptoAttribute, theirs: &CryptoAttribute) -> Result<Protection, String> {
+    Ok(Protection::Srtp {
+        tx: key(ours)?,
+        rx: key(theirs)?,
+    })
+}
+
 fn protection(
     media: Option<LegMedia>,
     ours: Option<&CryptoAttribute>,
     theirs: Option<&CryptoAttribute>,
 ) -> Result<Protection, String> {
     match (media, ours, theirs) {
-        (Some(LegMedia::Srtp), Some(ours), Some(theirs)) => Ok(Protection::Srtp {
-            tx: key(ours)?,
-            rx: key(theirs)?,
-        }),
+        (Some(LegMedia::Srtp), Some(ours), Some(theirs)) => srtp_keys(ours, theirs),
         (Some(LegMedia::Srtp), _, _) => Err("SRTP decided but keys are missing".into()),
         _ => Ok(Protection::Rtp),
     }

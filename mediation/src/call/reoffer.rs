@@ -1,7 +1,8 @@
 //! Answering a re-offer (re-INVITE or UPDATE inside an established call) on the leg it came
 //! from, without disturbing the other leg: session refreshes and hold/resume. We answer with
 //! the SDP we last sent on that leg, its `o=` version raised (RFC 3264 §8) and its direction the
-//! mirror of the offer's (RFC 3264 §6.1). New SRTP keys (rekeying) are not taken yet.
+//! mirror of the offer's (RFC 3264 §6.1). New SRTP keys are taken by the engine before it asks
+//! for the answer here, so `theirs` is the key the answer accepts.
 
 use crate::sdp::{CryptoAttribute, Direction, PeerSdp};
 
@@ -29,6 +30,15 @@ fn mirror(offered: Direction) -> &'static str {
     }
 }
 
+/// True when the offered audio stream still carries the key `current` (same suite and key).
+pub fn has_key(audio: &crate::sdp::AudioStream, current: &CryptoAttribute) -> bool {
+    audio.crypto.iter().any(|c| {
+        c.suite == current.suite
+            && matches!((c.keys.first(), current.keys.first()),
+                (Some(a), Some(b)) if a.key_salt.as_bytes() == b.key_salt.as_bytes())
+    })
+}
+
 /// Judges a re-offer on a leg whose current keys are `theirs` (the key they protect with;
 /// `None` on a plain leg) and answers it from `last`, the SDP we last sent there.
 pub fn answer(
@@ -41,11 +51,7 @@ pub fn answer(
         return Verdict::Refuse("re-offer without audio");
     };
     if let Some(current) = theirs {
-        let same_key = audio.crypto.iter().any(|c| {
-            c.suite == current.suite
-                && matches!((c.keys.first(), current.keys.first()),
-                    (Some(a), Some(b)) if a.key_salt.as_bytes() == b.key_salt.as_bytes())
-        });
+        let same_key = has_key(&audio, current);
         if audio.crypto.is_empty() {
             return Verdict::Refuse("re-offer drops SRTP on an SRTP leg");
         }

@@ -1083,9 +1083,36 @@ fn reinvite_hold_and_resume_are_answered_on_their_leg_and_hold_is_exempt_from_me
         "{resumed}"
     );
 
-    // New keys: not supported yet, refused without ending the call.
+    // New keys: the leg is rekeyed (fresh keys of ours too) and the relay told.
     let rekey = offer.replace(GW_KEY, NH_KEY);
     let outs = h.feed(gw, &reinvite("c40", &to, &rekey, 4));
+    let rekeyed = &sent(&outs, gw)[0];
+    assert_eq!(status(rekeyed), 200, "{rekeyed}");
+    let new_key = rekeyed
+        .lines()
+        .find(|l| l.starts_with("a=crypto:"))
+        .unwrap();
+    assert_ne!(new_key, our_key, "our key changes with theirs");
+    assert!(!rekeyed.contains(NH_KEY), "their key is never echoed");
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Media(MediaCommand::Rekey { leg: "gateway", .. }))),
+        "the relay gets the new keys"
+    );
+    assert!(sent(&outs, nh).is_empty(), "the other leg keeps its keys");
+    // A later refresh with the same new key is answered with the same new key of ours.
+    let outs = h.feed(gw, &reinvite("c40", &to, &rekey, 5));
+    let again = &sent(&outs, gw)[0];
+    assert!(again.contains(new_key), "{again}");
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Output::Media(MediaCommand::Rekey { .. }))));
+    // An offer with no suite we allow is refused without ending the call.
+    let unknown = offer.replace(
+        "AES_CM_128_HMAC_SHA1_80 inline:",
+        "F8_128_HMAC_SHA1_80 inline:",
+    );
+    let outs = h.feed(gw, &reinvite("c40", &to, &unknown, 6));
     assert_eq!(status(&sent(&outs, gw)[0]), 488);
     assert_eq!(h.engine.calls(), 1);
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn, Instrument};
 
@@ -24,7 +24,7 @@ use super::packet::{classify, PacketKind, Port};
 use super::ports::PortLease;
 use super::stats::{RelayStats, Side};
 use crate::metrics::Metrics;
-use crate::srtp::{Protector, SetupError, Unprotector};
+use crate::srtp::{MasterKey, Protector, ReplayWindow, SetupError, Unprotector};
 
 /// Receive buffer, one per call. A datagram that fills it was probably truncated and is
 /// dropped as malformed; voice packets are far smaller.
@@ -35,6 +35,10 @@ const BATCH: usize = 32;
 
 /// How often tallied packets are added to the Prometheus counters.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// After new keys, how long packets protected with the old ones (in flight, or sent before the
+/// peer switched) are still accepted.
+const REKEY_GRACE: Duration = Duration::from_secs(2);
 
 /// The relay could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +58,29 @@ pub struct RelayHandle {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
     stats: Arc<RelayStats>,
+    rekey: mpsc::UnboundedSender<Rekey>,
+}
+
+/// New SRTP keys for one leg (a re-INVITE or UPDATE with new `a=crypto`).
+#[derive(Debug)]
+struct Rekey {
+    side: Side,
+    tx: MasterKey,
+    rx: MasterKey,
 }
 
 impl RelayHandle {
     /// Packets in, out and dropped per leg, and when media last arrived.
     pub fn stats(&self) -> &Arc<RelayStats> {
         &self.stats
+    }
+
+    /// Switches an SRTP leg to new keys: what we send is protected with `tx` at once; what the
+    /// peer sends is checked with `rx`, and for [`REKEY_GRACE`] still with the old key too, so a
+    /// packet already on its way under the old key is not lost. New keys start with a rollover
+    /// counter of 0 (fresh contexts), as RFC 3711 and libsrtp do.
+    pub fn rekey(&self, side: Side, tx: MasterKey, rx: MasterKey) {
+        let _ = self.rekey.send(Rekey { side, tx, rx });
     }
 
     /// True once the relay task has ended.
@@ -87,8 +108,14 @@ pub fn spawn_relay(a: LegMedia, b: LegMedia, metrics: &Metrics) -> Result<RelayH
         stats: Arc::clone(&stats),
     };
     let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(relay.run(stopped).in_current_span());
-    Ok(RelayHandle { stop, task, stats })
+    let (rekey, rekeys) = mpsc::unbounded_channel();
+    let task = tokio::spawn(relay.run(stopped, rekeys).in_current_span());
+    Ok(RelayHandle {
+        stop,
+        task,
+        stats,
+        rekey,
+    })
 }
 
 /// One leg inside the running relay.
@@ -105,6 +132,9 @@ struct Leg {
     /// `Some` on SRTP legs: protects what we send and unprotects what the peer sends.
     tx: Option<Protector>,
     rx: Option<Unprotector>,
+    /// The receive context of the keys before the last rekey, until when it is still tried.
+    old_rx: Option<(Unprotector, Instant)>,
+    replay_window: ReplayWindow,
     counters: LegCounters,
 }
 
@@ -146,8 +176,21 @@ impl Leg {
             rtcp_remote: Remote::new(remote_rtcp),
             tx,
             rx,
+            old_rx: None,
+            replay_window,
             counters,
         })
+    }
+
+    /// Takes new keys (see [`RelayHandle::rekey`]).
+    fn rekey(&mut self, tx: &MasterKey, rx: &MasterKey, now: Instant) -> Result<(), SetupError> {
+        let (new_tx, new_rx) = (
+            Protector::new(tx)?,
+            Unprotector::new(rx, self.replay_window)?,
+        );
+        self.tx = Some(new_tx);
+        self.old_rx = self.rx.replace(new_rx).map(|old| (old, now + REKEY_GRACE));
+        Ok(())
     }
 
     fn socket(&self, port: Port) -> Option<&UdpSocket> {
@@ -182,6 +225,7 @@ impl Leg {
 enum Event {
     Stop,
     Flush,
+    Rekey(Rekey),
     Readable(Side, Port, io::Result<()>),
 }
 
@@ -201,7 +245,11 @@ async fn readable(socket: Option<&UdpSocket>) -> io::Result<()> {
 }
 
 impl Relay {
-    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+    async fn run(
+        mut self,
+        mut stop: oneshot::Receiver<()>,
+        mut rekeys: mpsc::UnboundedReceiver<Rekey>,
+    ) {
         info!(
             a = self.legs[0].label,
             b = self.legs[1].label,
@@ -215,6 +263,7 @@ impl Relay {
                 // A sent stop or a dropped handle both end the relay.
                 _ = &mut stop => Event::Stop,
                 _ = flush.tick() => Event::Flush,
+                Some(rekey) = rekeys.recv() => Event::Rekey(rekey),
                 r = a.rtp_socket.readable() => Event::Readable(Side::A, Port::Rtp, r),
                 r = readable(a.rtcp_socket.as_ref()) => Event::Readable(Side::A, Port::Rtcp, r),
                 r = b.rtp_socket.readable() => Event::Readable(Side::B, Port::Rtp, r),
@@ -223,6 +272,15 @@ impl Relay {
             match event {
                 Event::Stop => break,
                 Event::Flush => self.flush(),
+                Event::Rekey(Rekey { side, tx, rx }) => {
+                    let leg = &mut self.legs[side.index()];
+                    match leg.rekey(&tx, &rx, Instant::now()) {
+                        Ok(()) => info!(leg = leg.label, "SRTP keys changed"),
+                        Err(e) => {
+                            warn!(leg = leg.label, error = %e, "new SRTP keys refused; keeping the old ones")
+                        }
+                    }
+                }
                 Event::Readable(side, port, Ok(())) => self.drain(side, port),
                 Event::Readable(side, port, Err(e)) => {
                     let leg = self.legs[side.index()].label;
@@ -325,6 +383,34 @@ fn relay_one(
                 Ok(bytes) => {
                     unprotected = bytes;
                     &unprotected
+                }
+                Err(error)
+                    if inbound
+                        .old_rx
+                        .as_ref()
+                        .is_some_and(|(_, until)| now < *until) =>
+                {
+                    // Maybe still under the keys before the last rekey.
+                    let (old, _) = inbound.old_rx.as_mut().expect("checked");
+                    let retry = match kind {
+                        PacketKind::Rtp => old.unprotect_rtp(datagram),
+                        PacketKind::Rtcp => old.unprotect_rtcp(datagram),
+                    };
+                    match retry {
+                        Ok(bytes) => {
+                            unprotected = bytes;
+                            &unprotected
+                        }
+                        Err(_) => {
+                            inbound.counters.unprotect_failed(error);
+                            let reason = if source_match == SourceMatch::Other {
+                                DropReason::UnknownSource
+                            } else {
+                                DropReason::from_srtp(error, true)
+                            };
+                            return drop_in(inbound, reason);
+                        }
+                    }
                 }
                 Err(error) => {
                     inbound.counters.unprotect_failed(error);

@@ -375,42 +375,23 @@ fn relay_one(
     let clear: &[u8] = match &mut inbound.rx {
         None => datagram,
         Some(rx) => {
-            let result = match kind {
-                PacketKind::Rtp => rx.unprotect_rtp(datagram),
-                PacketKind::Rtcp => rx.unprotect_rtcp(datagram),
+            let unprotect = |context: &mut Unprotector| match kind {
+                PacketKind::Rtp => context.unprotect_rtp(datagram),
+                PacketKind::Rtcp => context.unprotect_rtcp(datagram),
             };
+            let mut result = unprotect(rx);
+            // Maybe still under the keys before the last rekey; the first error is the one
+            // counted if that fails too.
+            if let (Err(first), Some((old, until))) = (&result, inbound.old_rx.as_mut()) {
+                if now < *until {
+                    let first = *first;
+                    result = unprotect(old).map_err(|_| first);
+                }
+            }
             match result {
                 Ok(bytes) => {
                     unprotected = bytes;
                     &unprotected
-                }
-                Err(error)
-                    if inbound
-                        .old_rx
-                        .as_ref()
-                        .is_some_and(|(_, until)| now < *until) =>
-                {
-                    // Maybe still under the keys before the last rekey.
-                    let (old, _) = inbound.old_rx.as_mut().expect("checked");
-                    let retry = match kind {
-                        PacketKind::Rtp => old.unprotect_rtp(datagram),
-                        PacketKind::Rtcp => old.unprotect_rtcp(datagram),
-                    };
-                    match retry {
-                        Ok(bytes) => {
-                            unprotected = bytes;
-                            &unprotected
-                        }
-                        Err(_) => {
-                            inbound.counters.unprotect_failed(error);
-                            let reason = if source_match == SourceMatch::Other {
-                                DropReason::UnknownSource
-                            } else {
-                                DropReason::from_srtp(error, true)
-                            };
-                            return drop_in(inbound, reason);
-                        }
-                    }
                 }
                 Err(error) => {
                     inbound.counters.unprotect_failed(error);

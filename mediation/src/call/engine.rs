@@ -19,6 +19,7 @@ use super::media_plan::{self, LegPlan};
 use super::message::{branch, token, Outgoing, ReceivedRequest};
 use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use super::reoffer;
+use super::session_timer::{self, Due, LegSession, Pending, UasAnswer};
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
 use crate::metrics::Metrics;
 use crate::sdp::{self, CryptoAttribute, Proto};
@@ -160,6 +161,10 @@ pub struct EngineConfig {
     pub gateway_tls_port: u16,
     /// Port of our gateway TCP listener.
     pub gateway_tcp_port: u16,
+    /// Session interval asked for where session timers are enabled.
+    pub session_expires: u32,
+    /// Early dialogs kept per call.
+    pub max_early_dialogs: usize,
 }
 
 impl EngineConfig {
@@ -192,6 +197,8 @@ impl EngineConfig {
             next_hop_port,
             gateway_tls_port,
             gateway_tcp_port,
+            session_expires: c.sip.session_expires_secs,
+            max_early_dialogs: c.sip.max_early_dialogs,
         }
     }
 }
@@ -258,6 +265,12 @@ struct Negotiated {
     /// The callee leg's decision.
     b_decision: Decision,
 }
+
+/// How long our session refresh may go unanswered before it counts as 408.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(32);
+
+/// When a refresh refused for another reason is tried again.
+const REFRESH_RETRY: Duration = Duration::from_secs(10);
 
 /// How long a gateway has to answer an OPTIONS probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -447,6 +460,10 @@ impl<P: PortAllocator> Engine<P> {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
+            if matches!(call.phase, Phase::Answered | Phase::Confirmed) {
+                self.run_session_timers(now, id);
+                continue;
+            }
             if call.failover_at.is_some_and(|t| t <= now) {
                 call.failover_at = None;
                 if call.phase == Phase::Proceeding && !call.b.provisional {
@@ -561,7 +578,7 @@ impl<P: PortAllocator> Engine<P> {
                     .calls
                     .get(&id)
                     .is_some_and(|c| c.b.call_id == s.call_id);
-                self.on_reoffer(conn, &msg, id, from_b);
+                self.on_reoffer(now, conn, &msg, id, from_b);
             }
             (_, Some(_)) => self.reply(
                 conn,
@@ -576,12 +593,40 @@ impl<P: PortAllocator> Engine<P> {
     /// A re-INVITE or UPDATE inside an answered call: answered on its own leg (session refresh,
     /// hold and resume); the other leg is not disturbed. Media of a held call is exempt from
     /// the media timeout.
-    fn on_reoffer(&mut self, conn: ConnId, msg: &SipMessage, id: u64, from_b: bool) {
+    fn on_reoffer(&mut self, now: Instant, conn: ConnId, msg: &SipMessage, id: u64, from_b: bool) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if !matches!(call.phase, Phase::Answered | Phase::Confirmed) {
+        let ours_pending = if from_b {
+            call.b.session.pending.is_some()
+        } else {
+            call.a.session.pending.is_some()
+        };
+        // Glare: our own re-INVITE/UPDATE on this leg is unanswered (RFC 3261 §14.2, RFC 3311).
+        if !matches!(call.phase, Phase::Answered | Phase::Confirmed) || ours_pending {
             self.reply(conn, msg, 491, "Request Pending", None);
+            return;
+        }
+        let gateway_leg = (call.direction == Direction::FromGateway) != from_b;
+        let timer_answer = session_timer::as_uas(
+            headers::session_expires(msg),
+            headers::supports(msg, "timer"),
+            if gateway_leg {
+                self.session_timer_for(&call.gateway)
+            } else {
+                None
+            },
+            now,
+        );
+        if timer_answer == UasAnswer::TooSmall {
+            let Some(r) = ReceivedRequest::of(msg) else {
+                return;
+            };
+            let reply = r
+                .respond(422, "Session Interval Too Small", &token(10))
+                .header("Min-SE", session_timer::MIN_SE.to_string())
+                .encode();
+            self.send(conn, reply);
             return;
         }
         let is_update = matches!(msg, SipMessage::Request(r) if r.method == rsip::Method::Update);
@@ -711,16 +756,30 @@ impl<P: PortAllocator> Engine<P> {
         } else {
             (call.a.local_tag.clone(), call.a.local.contact.clone())
         };
+        // Any successful re-INVITE or UPDATE refreshes the session (RFC 4028 §10).
+        let (timer, require) = match timer_answer {
+            UasAnswer::Timer { timer, require } => (Some(timer), require),
+            _ => (None, false),
+        };
+        let session = if from_b {
+            &mut call.b.session
+        } else {
+            &mut call.a.session
+        };
+        session.timer = timer;
+        session.retry_at = None;
         let mut ok = received
             .respond(200, "OK", &local_tag)
             .header("Contact", contact)
             .header("Allow", ALLOW)
-            .session_timer(headers::session_timer(msg));
+            .session_expires(timer.map(|t| t.header(false)), require);
         if let Some(sdp) = answer {
             if from_b {
                 call.b.sdp_version = version;
+                call.b.last_sdp = sdp.clone();
             } else {
                 call.a.sdp_version = version;
+                call.a.last_sdp = Some(sdp.clone());
             }
             ok = ok.sdp(sdp);
         }
@@ -736,6 +795,221 @@ impl<P: PortAllocator> Engine<P> {
             call.on_hold = hold;
         }
         self.send(conn, ok.encode());
+        self.arm_session_timers(now, id);
+    }
+
+    /// Schedules the next look at a call's session timers.
+    fn arm_session_timers(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let at: Vec<Instant> = [&call.a.session, &call.b.session]
+            .into_iter()
+            .filter_map(|leg| match leg.due(now) {
+                Due::Wait(at) => at,
+                Due::Refresh | Due::Expired => Some(now),
+            })
+            .collect();
+        for at in at {
+            self.timers.insert((at, id));
+        }
+    }
+
+    /// Refreshes legs whose turn it is; ends the call when a leg's session expired.
+    fn run_session_timers(&mut self, now: Instant, id: u64) {
+        for from_b in [false, true] {
+            let Some(call) = self.calls.get(&id) else {
+                return;
+            };
+            let leg = if from_b {
+                &call.b.session
+            } else {
+                &call.a.session
+            };
+            match leg.due(now) {
+                Due::Expired => {
+                    tracing::warn!(
+                        call = id,
+                        leg = if from_b { "callee" } else { "caller" },
+                        "session timer expired without a refresh: ending the call"
+                    );
+                    self.count_call(id, "session_expired");
+                    self.end_now(now, id, "session_expired");
+                    return;
+                }
+                Due::Refresh => self.send_refresh(now, id, from_b),
+                Due::Wait(_) => {}
+            }
+        }
+        self.arm_session_timers(now, id);
+    }
+
+    /// Our session refresh on one leg: UPDATE without SDP when the peer allows it, else a
+    /// re-INVITE repeating the SDP we last sent (same version: no change, RFC 3264 §8).
+    fn send_refresh(&mut self, now: Instant, id: u64, from_b: bool) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let session = if from_b {
+            &call.b.session
+        } else {
+            &call.a.session
+        };
+        let Some(timer) = session.timer else {
+            return;
+        };
+        let method = if session.allows_update {
+            "UPDATE"
+        } else {
+            "INVITE"
+        };
+        let (request, conn, contact, sdp, cseq) = if from_b {
+            let r = call.b_new_request(method);
+            let b = &call.b;
+            (
+                r,
+                b.conn,
+                b.local.contact.clone(),
+                Some(b.last_sdp.clone()),
+                b.local_cseq,
+            )
+        } else {
+            let r = call.a_new_request(method);
+            let a = &call.a;
+            (
+                r,
+                a.conn,
+                a.local.contact.clone(),
+                a.last_sdp.clone(),
+                a.local_cseq,
+            )
+        };
+        let mut request = request
+            .header("Contact", contact)
+            .header("Allow", ALLOW)
+            .header("Supported", "timer")
+            .header("Session-Expires", timer.header(true));
+        if let (Some(sdp), "INVITE") = (sdp, method) {
+            request = request.sdp(sdp);
+        }
+        let session = if from_b {
+            &mut call.b.session
+        } else {
+            &mut call.a.session
+        };
+        session.pending = Some(Pending {
+            cseq,
+            method,
+            deadline: now + REFRESH_TIMEOUT,
+        });
+        session.retry_at = None;
+        tracing::debug!(call = id, method, "session refresh sent");
+        self.send(conn, request.encode());
+    }
+
+    /// The call and leg whose refresh this response answers.
+    fn refresh_of(&self, s: &Summary) -> Option<(u64, bool)> {
+        let id = self.find(s, false)?;
+        let call = self.calls.get(&id)?;
+        let from_b = call.b.call_id == s.call_id;
+        let session = if from_b {
+            &call.b.session
+        } else {
+            &call.a.session
+        };
+        session
+            .pending
+            .filter(|p| p.cseq == s.cseq && p.method == s.cseq_method)
+            .map(|_| (id, from_b))
+    }
+
+    /// The answer to our refresh: 2xx restarts the interval (ACKed if it was a re-INVITE;
+    /// new keys in its SDP are taken); 491 tries again after a pause (RFC 3261 §14.1); UPDATE
+    /// refused as unknown falls back to re-INVITE; 408 or 481 ends the call (RFC 4028 §10).
+    fn on_refresh_response(&mut self, now: Instant, id: u64, from_b: bool, msg: &SipMessage) {
+        let SipMessage::Response(resp) = msg else {
+            return;
+        };
+        let code = resp.status_code.code();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let session = if from_b {
+            &mut call.b.session
+        } else {
+            &mut call.a.session
+        };
+        let Some(pending) = session.pending else {
+            return;
+        };
+        if code < 200 {
+            return;
+        }
+        session.pending = None;
+        match code {
+            200..=299 => {
+                if let Some(t) = &mut session.timer {
+                    t.refreshed_by_us(headers::session_expires(msg), now);
+                }
+                if pending.method == "INVITE" {
+                    let (conn, ack) = if from_b {
+                        (call.b.conn, call.b_ack(pending.cseq))
+                    } else {
+                        (
+                            call.a.conn,
+                            call.a_dialog_request("ACK", pending.cseq).encode(),
+                        )
+                    };
+                    self.send(conn, ack);
+                    self.take_answer_keys(id, from_b, msg.body());
+                }
+            }
+            491 => {
+                // We chose the Call-ID on the callee's leg: wait 2.1–4 s there, 0–2 s on the
+                // caller's (RFC 3261 §14.1).
+                let base = if from_b { 2100 } else { 0 };
+                let jitter = u64::from(rand::random::<u16>() % 1900);
+                session.retry_at = Some(now + Duration::from_millis(base + jitter));
+            }
+            405 | 501 if pending.method == "UPDATE" => {
+                session.allows_update = false;
+                session.retry_at = Some(now);
+            }
+            408 | 481 => {
+                tracing::warn!(call = id, code, "session refresh failed: ending the call");
+                self.count_call(id, "session_expired");
+                return self.end_now(now, id, "session_expired");
+            }
+            _ => session.retry_at = Some(now + REFRESH_RETRY),
+        }
+        self.arm_session_timers(now, id);
+    }
+
+    /// New keys in an SDP answer on one leg (a fork's 2xx after another fork's early media, or
+    /// an answer to our refresh that rekeys): the leg switches to them.
+    fn take_answer_keys(&mut self, id: u64, from_b: bool, body: &[u8]) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let Some(audio) = sdp::parse(body).ok().and_then(|a| a.audio()) else {
+            return;
+        };
+        let (offered, current) = if from_b {
+            (call.b.offered.clone(), call.b.theirs.clone())
+        } else {
+            (call.a.ours.iter().cloned().collect(), call.a.chosen.clone())
+        };
+        let Some(current) = current.filter(|_| !offered.is_empty()) else {
+            return;
+        };
+        let Ok((ours, theirs)) = sdp::match_answer(&offered, &audio.crypto) else {
+            return;
+        };
+        if !reoffer::has_key(&audio, &current) {
+            if let Err(e) = self.rekey(id, from_b, theirs, ours) {
+                tracing::warn!(call = id, error = %e, "new SRTP keys in an answer unusable");
+            }
+        }
     }
 
     /// Takes the new keys of one leg: remembered for later re-offers, and handed to the relay.
@@ -853,6 +1127,22 @@ impl<P: PortAllocator> Engine<P> {
                 }
             },
         };
+        let timer_answer = session_timer::as_uas(
+            headers::session_expires(msg),
+            headers::supports(msg, "timer"),
+            (direction == Direction::FromGateway)
+                .then(|| self.session_timer_for(&gateway))
+                .flatten(),
+            now,
+        );
+        if timer_answer == UasAnswer::TooSmall {
+            let reply = invite
+                .respond(422, "Session Interval Too Small", &token(10))
+                .header("Min-SE", session_timer::MIN_SE.to_string())
+                .encode();
+            self.send(conn, reply);
+            return;
+        }
         // One span per call: every log line about it carries its id, direction, gateway and,
         // once decided, the gateway leg's media and why.
         let span = tracing::info_span!(
@@ -1007,7 +1297,12 @@ impl<P: PortAllocator> Engine<P> {
                 .unwrap_or_else(|| headers::uri_of(invite.from()).to_string()),
             invite,
             local_cseq: 0,
-            session_timer: headers::session_timer(msg),
+            timer_answer,
+            session: LegSession {
+                allows_update: headers::allows(msg, "UPDATE"),
+                ..LegSession::default()
+            },
+            last_sdp: None,
             offer,
             chosen,
             ours: None,
@@ -1151,6 +1446,14 @@ impl<P: PortAllocator> Engine<P> {
             port: b_port,
             local,
             provisional: false,
+            timer_asked: match direction {
+                Direction::FromNextHop => self.session_timer_for(gateway),
+                Direction::FromGateway => None,
+            },
+            session: LegSession::default(),
+            last_sdp: body.clone(),
+            early_tags: Vec::new(),
+            early_tag: None,
         };
         let mut invite = Outgoing::request("INVITE", &b.uri)
             .header("Via", format!("{};branch={}", b.local.via, b.branch))
@@ -1161,6 +1464,13 @@ impl<P: PortAllocator> Engine<P> {
             .header("CSeq", "1 INVITE")
             .header("Contact", b.local.contact.clone())
             .header("Allow", ALLOW);
+        if let Some(interval) = b.timer_asked {
+            // No refresher named: the callee chooses (RFC 4028 §7.1).
+            invite = invite
+                .header("Supported", "timer")
+                .header("Session-Expires", interval.to_string())
+                .header("Min-SE", session_timer::MIN_SE.to_string());
+        }
         for (name, value) in &callee.pai {
             invite = invite.header(name, value.clone());
         }
@@ -1265,6 +1575,15 @@ impl<P: PortAllocator> Engine<P> {
 
     /// The gateway a Request-URI from the next hop names: by host (gateway name, identity or
     /// address host), else the only gateway.
+    /// Our session interval toward `gateway`, when its trunk enables session timers.
+    fn session_timer_for(&self, gateway: &str) -> Option<u32> {
+        self.cfg
+            .gateways
+            .iter()
+            .any(|g| g.name == gateway && g.enable_session_timer)
+            .then_some(self.cfg.session_expires)
+    }
+
     fn gateway_for(&self, uri: &str) -> Option<String> {
         let host = headers::host_of(headers::uri_of(uri)).unwrap_or("");
         let named = self.cfg.gateways.iter().find(|g| {
@@ -1338,6 +1657,11 @@ impl<P: PortAllocator> Engine<P> {
             }
             return;
         }
+        if let Some((id, from_b)) = self.refresh_of(&s) {
+            let span = self.span_of(id);
+            let _entered = span.enter();
+            return self.on_refresh_response(now, id, from_b, &msg);
+        }
         let Some(id) = self.by_b.get(&s.call_id).copied() else {
             return; // a response on the A leg (to our BYE) or for a call already gone
         };
@@ -1354,19 +1678,35 @@ impl<P: PortAllocator> Engine<P> {
         let reason = reason.split_once(' ').map_or("", |(_, r)| r).to_string();
         match code {
             100 => {}
-            101..=199 => self.on_provisional(id, code, &reason, &msg),
+            101..=199 => self.on_provisional(id, code, &reason, &msg, &s),
             200..=299 => self.on_answer(now, id, &msg, &s),
             _ => self.on_failure(now, id, code, &reason, &s),
         }
     }
 
-    fn on_provisional(&mut self, id: u64, code: u16, reason: &str, msg: &SipMessage) {
+    fn on_provisional(&mut self, id: u64, code: u16, reason: &str, msg: &SipMessage, s: &Summary) {
+        let limit = self.cfg.max_early_dialogs;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.b.provisional = true;
         if call.phase != Phase::Proceeding {
             return;
+        }
+        // Each To tag is an early dialog (a fork, RFC 3261 §12.1.2); the caller sees them all as
+        // our one dialog, up to `max_early_dialogs`.
+        if let Some(tag) = &s.to_tag {
+            if !call.b.early_tags.contains(tag) {
+                if call.b.early_tags.len() >= limit {
+                    tracing::warn!(
+                        call = id,
+                        limit,
+                        "early dialog beyond max_early_dialogs ignored"
+                    );
+                    return;
+                }
+                call.b.early_tags.push(tag.clone());
+            }
         }
         let b_conn = call.b.conn;
         // Early media (ringback, announcements from the PSTN): a 18x with SDP is the callee's
@@ -1377,6 +1717,7 @@ impl<P: PortAllocator> Engine<P> {
                     tracing::info!(call = id, code, "early media from the callee");
                     if let Some(call) = self.calls.get_mut(&id) {
                         call.early_answer = Some(n.a_sdp);
+                        call.b.early_tag = s.to_tag.clone();
                     }
                     self.start_media(id, n.plans);
                 }
@@ -1476,16 +1817,30 @@ impl<P: PortAllocator> Engine<P> {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let b_conn = call.b.conn;
+        let contact = headers::value(msg, "Contact").map(|c| headers::uri_of(c).to_string());
+        if matches!(call.phase, Phase::Answered | Phase::Confirmed) {
+            if s.to_tag == call.b.remote_tag {
+                // The callee retransmits its 2xx until our ACK arrives (RFC 3261 §13.3.1.4).
+                let ack = call.b_ack(1);
+                self.send(b_conn, ack);
+            } else if let Some(tag) = &s.to_tag {
+                // A second fork answered too: keep the first, end this one (§13.2.2.4).
+                tracing::info!(call = id, "a second fork answered; ending it with BYE");
+                for m in call.b_end_fork(tag, contact.as_deref()) {
+                    self.send(b_conn, m);
+                }
+            }
+            return;
+        }
         call.b.remote_tag = s.to_tag.clone();
-        call.b.remote_target =
-            headers::value(msg, "Contact").map(|c| headers::uri_of(c).to_string());
+        call.b.remote_target = contact;
         call.b.route_set = headers::values(msg, "Record-Route")
             .into_iter()
             .rev()
             .map(String::from)
             .collect();
-        let ack = call.b_ack();
-        let b_conn = call.b.conn;
+        let ack = call.b_ack(1);
         self.send(b_conn, ack);
         let call = self.calls.get_mut(&id).expect("present");
         if call.phase != Phase::Proceeding {
@@ -1495,9 +1850,24 @@ impl<P: PortAllocator> Engine<P> {
             self.remove(id);
             return;
         }
+        call.b.session = LegSession {
+            timer: call
+                .b
+                .timer_asked
+                .map(|asked| session_timer::as_uac(asked, headers::session_expires(msg), now)),
+            allows_update: headers::allows(msg, "UPDATE"),
+            ..LegSession::default()
+        };
+        let from_other_fork = call.b.early_tag.is_some() && call.b.early_tag != s.to_tag;
         let (a_sdp, plans, b_decision) = match self.call_early(id) {
-            // Early media already negotiated: the 200 repeats that answer (RFC 3261 §13.2.1).
-            Some(early) => (early, None, self.calls[&id].b.decision),
+            // Early media already negotiated: the 200 repeats that answer (RFC 3261 §13.2.1);
+            // a 2xx from another fork than the early media's brings that fork's keys.
+            Some(early) => {
+                if from_other_fork {
+                    self.take_answer_keys(id, true, msg.body());
+                }
+                (early, None, self.calls[&id].b.decision)
+            }
             None => match self.negotiate(id, msg.body(), b_conn) {
                 Ok(n) => (n.a_sdp, Some(n.plans), Some(n.b_decision)),
                 Err((why, decision)) => {
@@ -1514,11 +1884,20 @@ impl<P: PortAllocator> Engine<P> {
             return;
         };
         let call = self.calls.get_mut(&id).expect("present");
+        let (timer, require) = match &call.a.timer_answer {
+            UasAnswer::Timer { timer, require } => (Some(*timer), *require),
+            _ => (None, false),
+        };
+        call.a.session.timer = timer.map(|t| session_timer::LegTimer {
+            refreshed_at: now,
+            ..t
+        });
+        call.a.last_sdp = Some(a_sdp.clone());
         let ok = call
             .a_response(200, "OK")
             .header("Contact", call.a.local.contact.clone())
             .header("Allow", ALLOW)
-            .session_timer(call.a.session_timer)
+            .session_expires(timer.map(|t| t.header(false)), require)
             .sdp(a_sdp)
             .encode();
         let a_conn = call.a.conn;
@@ -1554,6 +1933,7 @@ impl<P: PortAllocator> Engine<P> {
             .inc();
         self.count_call(id, "answered");
         self.send(a_conn, ok);
+        self.arm_session_timers(now, id);
         if let Some(plans) = plans {
             self.start_media(id, plans);
         }

@@ -123,15 +123,26 @@ pub fn summary(msg: &SipMessage) -> Option<Summary> {
     })
 }
 
-/// RFC 4028 session timer asked for by a request: the `Session-Expires` delta-seconds and
-/// whether the sender supports the `timer` extension (then our 2xx carries `Require: timer`).
-pub fn session_timer(msg: &SipMessage) -> Option<(u32, bool)> {
-    let value = value(msg, "Session-Expires")?;
-    let delta = value.split(';').next()?.trim().parse().ok()?;
-    let supported = values(msg, "Supported")
+/// The `Session-Expires` of a message (RFC 4028), when present and readable.
+pub fn session_expires(msg: &SipMessage) -> Option<crate::call::session_timer::SessionExpires> {
+    crate::call::session_timer::SessionExpires::parse(value(msg, "Session-Expires")?)
+}
+
+/// True when a comma-separated header (`name`: `Supported`, `Allow`, ...) lists `token`.
+fn lists(msg: &SipMessage, name: &str, token: &str) -> bool {
+    values(msg, name)
         .iter()
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")));
-    Some((delta, supported))
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+/// True when `Supported` lists the option tag.
+pub fn supports(msg: &SipMessage, tag: &str) -> bool {
+    lists(msg, "Supported", tag)
+}
+
+/// True when `Allow` lists the method.
+pub fn allows(msg: &SipMessage, method: &str) -> bool {
+    lists(msg, "Allow", method)
 }
 
 /// Max-Forwards of a request (70 when absent, as RFC 3261 §8.1.1.6 recommends senders use).

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::message::{branch, Outgoing, ReceivedRequest};
 use super::policy::{Decision, LegMedia};
+use super::session_timer::{LegSession, UasAnswer};
 use crate::sdp::{CryptoAttribute, PeerSdp};
 use crate::transport::{ConnId, PeerIdentity};
 
@@ -71,8 +72,12 @@ pub struct ALeg {
     pub remote_target: String,
     /// Our CSeq for requests we send on this leg.
     pub local_cseq: u32,
-    /// The session timer the caller asked for (RFC 4028), answered in our 2xx.
-    pub session_timer: Option<(u32, bool)>,
+    /// How the 2xx answers the caller's session timer request (RFC 4028).
+    pub timer_answer: UasAnswer,
+    /// The session timer running on this leg.
+    pub session: LegSession,
+    /// The last SDP we sent on this leg (our refresh re-INVITEs repeat it).
+    pub last_sdp: Option<String>,
     /// The caller's offer.
     pub offer: PeerSdp,
     /// The crypto attribute of the offer we accepted, if SRTP.
@@ -133,6 +138,16 @@ pub struct BLeg {
     pub local: Local,
     /// A provisional response arrived (a CANCEL may be sent).
     pub provisional: bool,
+    /// The session interval our INVITE asked for, when timers are enabled on this leg.
+    pub timer_asked: Option<u32>,
+    /// The session timer running on this leg.
+    pub session: LegSession,
+    /// The last SDP we sent on this leg.
+    pub last_sdp: String,
+    /// To tags of the early dialogs (forks) seen so far.
+    pub early_tags: Vec<String>,
+    /// The fork whose early SDP set up the media.
+    pub early_tag: Option<String>,
 }
 
 /// One call.
@@ -183,34 +198,44 @@ impl Call {
 
     /// A request within the B dialog (BYE; ACK for a 2xx uses [`Call::b_ack`]).
     pub fn b_request(&mut self, method: &str) -> Bytes {
+        self.b_new_request(method).encode()
+    }
+
+    /// A new request within the B dialog, its CSeq taken, for more headers to be added.
+    pub fn b_new_request(&mut self, method: &str) -> Outgoing {
         self.b.local_cseq += 1;
         let cseq = self.b.local_cseq;
-        self.b_in_dialog(method, cseq, &branch())
-    }
-
-    /// ACK for the 2xx to our INVITE (its own transaction, the INVITE's CSeq number: 1).
-    pub fn b_ack(&self) -> Bytes {
-        self.b_in_dialog("ACK", 1, &branch())
-    }
-
-    fn b_in_dialog(&self, method: &str, cseq: u32, branch: &str) -> Bytes {
         let b = &self.b;
-        let target = b.remote_target.clone().unwrap_or_else(|| b.uri.clone());
-        let to = match &b.remote_tag {
-            Some(tag) => format!("{};tag={tag}", b.to),
-            None => b.to.clone(),
-        };
-        let mut m = Outgoing::request(method, &target)
-            .header("Via", format!("{};branch={branch}", b.local.via));
-        for route in &b.route_set {
-            m = m.header("Route", route.clone());
-        }
-        m.header("Max-Forwards", "70")
-            .header("From", b.from.clone())
-            .header("To", to)
-            .header("Call-ID", b.call_id.clone())
-            .header("CSeq", format!("{cseq} {method}"))
-            .encode()
+        b_dialog_request(
+            b,
+            method,
+            cseq,
+            b.remote_tag.as_deref(),
+            b.remote_target.as_deref(),
+        )
+    }
+
+    /// ACK for the 2xx to our INVITE with CSeq number `cseq` (its own transaction).
+    pub fn b_ack(&self, cseq: u32) -> Bytes {
+        let b = &self.b;
+        b_dialog_request(
+            b,
+            "ACK",
+            cseq,
+            b.remote_tag.as_deref(),
+            b.remote_target.as_deref(),
+        )
+        .encode()
+    }
+
+    /// ACK and BYE for the dialog a second fork set up with its 2xx (tag `tag`, Contact
+    /// `target`): we keep the first answer and end the other (RFC 3261 §13.2.2.4).
+    pub fn b_end_fork(&self, tag: &str, target: Option<&str>) -> [Bytes; 2] {
+        let b = &self.b;
+        [
+            b_dialog_request(b, "ACK", 1, Some(tag), target).encode(),
+            b_dialog_request(b, "BYE", 2, Some(tag), target).encode(),
+        ]
     }
 
     /// ACK for a non-2xx final answer to our INVITE, or CANCEL of it: same transaction (branch,
@@ -234,6 +259,19 @@ impl Call {
     /// A request within the A dialog (we are the callee there): BYE.
     pub fn a_request(&mut self, method: &str) -> Bytes {
         self.a.local_cseq += 1;
+        let cseq = self.a.local_cseq;
+        self.a_dialog_request(method, cseq).encode()
+    }
+
+    /// A new request within the A dialog, its CSeq taken, for more headers to be added.
+    pub fn a_new_request(&mut self, method: &str) -> Outgoing {
+        self.a.local_cseq += 1;
+        let cseq = self.a.local_cseq;
+        self.a_dialog_request(method, cseq)
+    }
+
+    /// A request within the A dialog with CSeq number `cseq` (ACK repeats its INVITE's).
+    pub fn a_dialog_request(&self, method: &str, cseq: u32) -> Outgoing {
         let a = &self.a;
         Outgoing::request(method, &a.remote_target)
             .header("Via", format!("{};branch={}", a.local.via, branch()))
@@ -248,12 +286,37 @@ impl Call {
             )
             .header("To", a.invite.from().to_string())
             .header("Call-ID", a.call_id.clone())
-            .header("CSeq", format!("{} {method}", a.local_cseq))
-            .encode()
+            .header("CSeq", format!("{cseq} {method}"))
     }
 
     /// A response to the A leg's INVITE.
     pub fn a_response(&self, code: u16, reason: &str) -> Outgoing {
         self.a.invite.respond(code, reason, &self.a.local_tag)
     }
+}
+
+/// A request in the B dialog with the given CSeq, remote tag and target (the Request-URI of the
+/// INVITE until the callee's Contact is known).
+fn b_dialog_request(
+    b: &BLeg,
+    method: &str,
+    cseq: u32,
+    tag: Option<&str>,
+    target: Option<&str>,
+) -> Outgoing {
+    let target = target.unwrap_or(&b.uri);
+    let to = match tag {
+        Some(tag) => format!("{};tag={tag}", b.to),
+        None => b.to.clone(),
+    };
+    let mut m = Outgoing::request(method, target)
+        .header("Via", format!("{};branch={}", b.local.via, branch()));
+    for route in &b.route_set {
+        m = m.header("Route", route.clone());
+    }
+    m.header("Max-Forwards", "70")
+        .header("From", b.from.clone())
+        .header("To", to)
+        .header("Call-ID", b.call_id.clone())
+        .header("CSeq", format!("{cseq} {method}"))
 }

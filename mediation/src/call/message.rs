@@ -40,12 +40,12 @@ impl Outgoing {
         self
     }
 
-    /// Answers the session timer a request asked for (RFC 4028 §9): we let the caller refresh
-    /// (`refresher=uac`) and answer its refreshes ourselves.
-    pub fn session_timer(mut self, asked: Option<(u32, bool)>) -> Self {
-        if let Some((delta, supported)) = asked {
-            self = self.header("Session-Expires", format!("{delta};refresher=uac"));
-            if supported {
+    /// Adds a session timer's `Session-Expires` value (RFC 4028), and `Require: timer` when
+    /// the peer supports timers and must know.
+    pub fn session_expires(mut self, value: Option<String>, require: bool) -> Self {
+        if let Some(v) = value {
+            self = self.header("Session-Expires", v);
+            if require {
                 self = self.header("Require", "timer");
             }
         }

@@ -8,6 +8,7 @@ pub mod media_plan;
 pub mod message;
 pub mod policy;
 pub mod reoffer;
+pub mod session_timer;
 
 pub use engine::{Engine, EngineConfig, Input, MediaCommand, Output, PortAllocator, Target};
 pub use media_plan::{LegPlan, Protection};

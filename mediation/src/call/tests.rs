@@ -41,6 +41,7 @@ fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> GatewayCo
         sources: vec![],
         srtp,
         options_interval_secs: 0,
+        enable_session_timer: false,
     }
 }
 
@@ -81,6 +82,8 @@ impl Harness {
             next_hop_port: 5070,
             gateway_tls_port: 5067,
             gateway_tcp_port: 5068,
+            session_expires: 1800,
+            max_early_dialogs: 3,
         };
         Harness {
             engine: Engine::new(cfg, Ports::default(), metrics.clone()),
@@ -1392,13 +1395,341 @@ fn session_timer_asked_by_the_caller_is_answered_in_the_200_and_in_refreshes() {
     );
     let refresh = reinvite("st", &to_header(&ok), &offer, 2).replace(
         "CSeq: 2 INVITE\r\n",
-        "CSeq: 2 INVITE\r\nSession-Expires: 1800\r\n",
+        "CSeq: 2 INVITE\r\nSupported: timer\r\nSession-Expires: 1800\r\n",
     );
     let outs = h.feed(gw, &refresh);
     let r = &sent(&outs, gw)[0];
     assert_eq!(status(r), 200);
     assert!(
-        r.contains("Session-Expires: 1800;refresher=uac\r\n") && !r.contains("Require: timer"),
+        r.contains("Session-Expires: 1800;refresher=uac\r\n") && r.contains("Require: timer"),
         "{r}"
+    );
+    // The caller refreshes; when it stops, the call ends 32 s before the interval runs out.
+    h.now += Duration::from_secs(1767);
+    h.engine.handle_timeout(h.now);
+    assert!(
+        h.drain().is_empty(),
+        "refreshed at t=0: still within 1800 - 32 s"
+    );
+    h.now += Duration::from_secs(1);
+    h.engine.handle_timeout(h.now);
+    let outs = h.drain();
+    assert!(sent(&outs, gw)[0].starts_with("BYE "), "{outs:?}");
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["inbound", "gw1", "srtp", "session_expired"])
+            .get(),
+        1
+    );
+}
+
+#[test]
+fn session_interval_below_min_se_gets_422() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let inv = invite("se60", "sip:+15551234@192.0.2.10", &gw_offer()).replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nSupported: timer\r\nSession-Expires: 60\r\n",
+    );
+    let outs = h.feed(gw, &inv);
+    let r = &sent(&outs, gw)[0];
+    assert_eq!(status(r), 422, "{r}");
+    assert!(r.contains("Min-SE: 90\r\n"), "{r}");
+    assert!(connected(&outs).is_none() && h.engine.calls() == 0);
+}
+
+/// A call from the next hop to gw1, whose trunk enables session timers; the gateway answers
+/// with `answer_headers` added to its 200. Returns (next-hop conn, gateway conn, gateway's
+/// INVITE).
+fn call_to_timed_gateway(
+    h: &mut Harness,
+    call_id: &str,
+    answer_headers: &str,
+) -> (ConnId, ConnId, String) {
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite(call_id, "sip:+15551234@gw1", &offer));
+    let (gw, _) = connected(&outs).unwrap();
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: gw,
+            peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+        },
+    );
+    let b_invite = sent(&outs, gw).remove(0);
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let ok = respond(&b_invite, 200, "OK", Some(&answer)).replacen(
+        "Contact:",
+        &format!("{answer_headers}Contact:"),
+        1,
+    );
+    let outs = h.feed(gw, &ok);
+    assert!(sent(&outs, gw)[0].starts_with("ACK "));
+    assert_eq!(status(&sent(&outs, nh)[0]), 200);
+    (nh, gw, b_invite)
+}
+
+fn timed_gateway() -> Vec<GatewayConfig> {
+    let mut g = gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional);
+    g.enable_session_timer = true;
+    vec![g]
+}
+
+fn advance(h: &mut Harness, secs: u64) -> Vec<Output> {
+    h.now += Duration::from_secs(secs);
+    h.engine.handle_timeout(h.now);
+    h.drain()
+}
+
+#[test]
+fn enabled_session_timer_is_asked_for_refreshed_by_update_and_a_408_ends_the_call() {
+    let mut h = Harness::new(EncryptionLevel::Required, timed_gateway());
+    let (nh, gw, b_invite) = call_to_timed_gateway(
+        &mut h,
+        "st1",
+        "Session-Expires: 120;refresher=uac\r\nRequire: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n",
+    );
+    assert!(
+        b_invite.contains("Supported: timer\r\nSession-Expires: 1800\r\nMin-SE: 90\r\n"),
+        "{b_invite}"
+    );
+    assert!(
+        advance(&mut h, 59).is_empty(),
+        "refresh at half the interval"
+    );
+    let outs = advance(&mut h, 1);
+    let update = &sent(&outs, gw)[0];
+    assert!(update.starts_with("UPDATE "), "{update}");
+    assert!(
+        update.contains("CSeq: 2 UPDATE\r\n")
+            && update.contains("Session-Expires: 120;refresher=uac\r\n")
+            && update.contains(";tag=callee"),
+        "{update}"
+    );
+    assert!(sent(&outs, nh).is_empty(), "the other leg is not disturbed");
+    assert!(h.feed(gw, &respond(update, 200, "OK", None)).is_empty());
+
+    // Glare-free retry after 491, then 408 ends the call on both legs.
+    let outs = advance(&mut h, 60);
+    let update = sent(&outs, gw)[0].clone();
+    assert!(update.contains("CSeq: 3 UPDATE"), "{update}");
+    assert!(h
+        .feed(gw, &respond(&update, 491, "Request Pending", None))
+        .is_empty());
+    assert!(advance(&mut h, 2).is_empty(), "no retry before 2.1 s");
+    let outs = advance(&mut h, 2);
+    let update = sent(&outs, gw)[0].clone();
+    assert!(update.contains("CSeq: 4 UPDATE"), "{update}");
+    let outs = h.feed(gw, &respond(&update, 408, "Request Timeout", None));
+    assert!(sent(&outs, gw)[0].starts_with("BYE "), "{outs:?}");
+    assert!(sent(&outs, nh)[0].starts_with("BYE "), "{outs:?}");
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["outbound", "gw1", "srtp", "session_expired"])
+            .get(),
+        1
+    );
+}
+
+#[test]
+fn refresh_by_reinvite_repeats_our_sdp_is_acked_and_a_crossing_reinvite_gets_491() {
+    let mut h = Harness::new(EncryptionLevel::Required, timed_gateway());
+    // No Session-Expires in the 200 (the gateway knows no timers) and no UPDATE: we refresh
+    // with re-INVITE at half our own interval.
+    let (nh, gw, b_invite) = call_to_timed_gateway(&mut h, "st2", "");
+    let outs = advance(&mut h, 900);
+    let refresh = sent(&outs, gw)[0].clone();
+    assert!(
+        refresh.starts_with("INVITE ") && refresh.contains("CSeq: 2 INVITE"),
+        "{refresh}"
+    );
+    assert_eq!(
+        refresh.split("\r\n\r\n").nth(1),
+        b_invite.split("\r\n\r\n").nth(1),
+        "the same SDP, same version: no change"
+    );
+    // The gateway's own re-INVITE crosses ours: 491.
+    let theirs = format!(
+        "INVITE sip:mediation@192.0.2.10:5067;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 10.0.0.1:5067;branch=z9hG4bK-glare\r\nMax-Forwards: 70\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n",
+        to_header(&refresh),
+        refresh
+            .lines()
+            .find_map(|l| l.strip_prefix("From: "))
+            .unwrap(),
+        refresh
+            .lines()
+            .find_map(|l| l.strip_prefix("Call-ID: "))
+            .unwrap(),
+    );
+    let outs = h.feed(gw, &theirs);
+    assert_eq!(status(&sent(&outs, gw)[0]), 491);
+    // Our refresh is answered: ACKed with its CSeq; nothing toward the next hop.
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((
+            offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80"),
+            "AES_CM_128_HMAC_SHA1_80",
+            GW_KEY,
+        )),
+    );
+    let outs = h.feed(gw, &respond(&refresh, 200, "OK", Some(&answer)));
+    let ack = &sent(&outs, gw)[0];
+    assert!(
+        ack.starts_with("ACK ") && ack.contains("CSeq: 2 ACK"),
+        "{ack}"
+    );
+    assert!(sent(&outs, nh).is_empty());
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Media(MediaCommand::Rekey { .. }))),
+        "same keys: no rekey"
+    );
+    // After our refresh the gateway may re-INVITE again.
+    let outs = h.feed(gw, &theirs.replace("CSeq: 7", "CSeq: 8"));
+    assert_eq!(status(&sent(&outs, gw)[0]), 200);
+}
+
+#[test]
+fn forks_up_to_max_early_dialogs_are_relayed_a_second_2xx_is_ended_and_a_repeated_one_reacked() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(gw, &invite("fork", "sip:+15551234@192.0.2.10", &gw_offer()));
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
+        },
+    );
+    let from_fork = |text: String, fork: &str| text.replace(";tag=callee", &format!(";tag={fork}"));
+    // The harness allows 3 early dialogs: the 4th fork's 180 is not relayed.
+    for (fork, relayed) in [
+        ("f1", true),
+        ("f2", true),
+        ("f1", true),
+        ("f3", true),
+        ("f4", false),
+    ] {
+        let outs = h.feed(
+            nh,
+            &from_fork(respond(&b_invite, 180, "Ringing", None), fork),
+        );
+        assert_eq!(!sent(&outs, gw).is_empty(), relayed, "fork {fork}");
+    }
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let ok2 = from_fork(respond(&b_invite, 200, "OK", Some(&answer)), "f2");
+    let outs = h.feed(nh, &ok2);
+    assert_eq!(status(&sent(&outs, gw)[0]), 200);
+    // The first fork answers too: ACK and BYE for it alone.
+    let outs = h.feed(
+        nh,
+        &from_fork(respond(&b_invite, 200, "OK", Some(&answer)), "f1"),
+    );
+    let to_nh = sent(&outs, nh);
+    assert_eq!(to_nh.len(), 2, "{to_nh:?}");
+    assert!(
+        to_nh[0].starts_with("ACK ") && to_nh[0].contains(";tag=f1"),
+        "{to_nh:?}"
+    );
+    assert!(
+        to_nh[1].starts_with("BYE ") && to_nh[1].contains(";tag=f1"),
+        "{to_nh:?}"
+    );
+    assert!(sent(&outs, gw).is_empty(), "the caller sees nothing of it");
+    assert_eq!(h.engine.calls(), 1, "the call goes on");
+    // A retransmission of the chosen fork's 200 is ACKed again.
+    let outs = h.feed(nh, &ok2);
+    let to_nh = sent(&outs, nh);
+    assert!(
+        to_nh.len() == 1 && to_nh[0].starts_with("ACK ") && to_nh[0].contains(";tag=f2"),
+        "{to_nh:?}"
+    );
+    assert_eq!(h.engine.calls(), 1);
+}
+
+#[test]
+fn a_2xx_from_another_fork_than_the_early_media_brings_its_keys_to_the_relay() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("fk2", "sip:+15551234@gw1", &offer));
+    let (gw, _) = connected(&outs).unwrap();
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: gw,
+            peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+        },
+    );
+    let b_invite = sent(&outs, gw).remove(0);
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let early = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(
+        gw,
+        &respond(&b_invite, 183, "Session Progress", Some(&early))
+            .replace(";tag=callee", ";tag=e1"),
+    );
+    assert!(media_start(&outs).is_some());
+    let other_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+    let answer = sdp(
+        5002,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", other_key)),
+    );
+    let outs = h.feed(
+        gw,
+        &respond(&b_invite, 200, "OK", Some(&answer)).replace(";tag=callee", ";tag=e2"),
+    );
+    assert_eq!(status(&sent(&outs, nh)[0]), 200);
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Media(MediaCommand::Rekey { leg: "gateway", .. }))),
+        "{outs:?}"
     );
 }

@@ -197,6 +197,19 @@ impl<'a, 's> Checker<'a, 's> {
             );
         }
 
+        if !(90..=86_400).contains(&c.sip.session_expires_secs) {
+            self.problem(
+                &[Key("sip"), Key("session_expires_secs")],
+                "expected between 90 (RFC 4028's minimum) and 86400 seconds",
+            );
+        }
+        if c.sip.max_early_dialogs == 0 {
+            self.problem(
+                &[Key("sip"), Key("max_early_dialogs")],
+                "expected at least 1",
+            );
+        }
+
         // [next_hop]
         if split_host_port(&c.next_hop.address).is_none() {
             self.problem(

@@ -187,6 +187,11 @@ pub struct GatewayConfig {
     /// Seconds between OPTIONS probes that mark the gateway up or down; 0 turns them off.
     #[serde(default = "default_options_interval")]
     pub options_interval_secs: u64,
+    /// Run RFC 4028 session timers on this gateway's leg even when the gateway does not ask
+    /// (Lync's trunk `EnableSessionTimer`): we ask for `[sip] session_expires_secs` and
+    /// refresh, and a call whose gateway stops refreshing is ended.
+    #[serde(default)]
+    pub enable_session_timer: bool,
 }
 
 fn default_options_interval() -> u64 {
@@ -353,6 +358,21 @@ pub struct SipConfig {
     /// ended with BYE.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout_secs: u64,
+    /// Session interval we ask for on legs with session timers enabled (RFC 4028; at least 90).
+    #[serde(default = "default_session_expires")]
+    pub session_expires_secs: u32,
+    /// Early dialogs (forks answering with different To tags) kept per call; provisional
+    /// responses from further forks are not relayed.
+    #[serde(default = "default_max_early_dialogs")]
+    pub max_early_dialogs: usize,
+}
+
+fn default_session_expires() -> u32 {
+    1800
+}
+
+fn default_max_early_dialogs() -> usize {
+    20
 }
 
 fn default_failover_timeout() -> u64 {
@@ -381,6 +401,8 @@ impl Default for SipConfig {
             max_calls: default_max_calls(),
             forward_pai: true,
             failover_timeout_secs: default_failover_timeout(),
+            session_expires_secs: default_session_expires(),
+            max_early_dialogs: default_max_early_dialogs(),
         }
     }
 }

@@ -20,11 +20,14 @@ use super::message::{branch, token, Outgoing, ReceivedRequest};
 use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use super::reoffer;
 use super::session_timer::{self, Due, LegSession, Pending, UasAnswer};
+
+pub mod reoffer_relay;
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
 use crate::metrics::Metrics;
 use crate::sdp::{self, CryptoAttribute, Proto};
 use crate::srtp::SrtpSuite;
 use crate::transport::{ConnId, Peer, PeerIdentity, Signalling, ALLOW};
+use reoffer_relay::Reoffer;
 
 /// Hands out RTP ports (the RTCP port is the next one). The service's implementation binds
 /// real sockets; tests use a counter.
@@ -602,8 +605,12 @@ impl<P: PortAllocator> Engine<P> {
         } else {
             call.a.session.pending.is_some()
         };
-        // Glare: our own re-INVITE/UPDATE on this leg is unanswered (RFC 3261 §14.2, RFC 3311).
-        if !matches!(call.phase, Phase::Answered | Phase::Confirmed) || ours_pending {
+        // Glare: our own re-INVITE/UPDATE on this leg is unanswered, or a re-offer is already
+        // crossing the call (RFC 3261 §14.2, RFC 3311).
+        if !matches!(call.phase, Phase::Answered | Phase::Confirmed)
+            || ours_pending
+            || call.relayed.is_some()
+        {
             self.reply(conn, msg, 491, "Request Pending", None);
             return;
         }
@@ -678,6 +685,28 @@ impl<P: PortAllocator> Engine<P> {
             },
             _ => None,
         };
+        if let Some(offer) = offer
+            .as_ref()
+            .filter(|o| self.reoffer_needs_other_leg(id, from_b, o))
+        {
+            let offer = offer.clone();
+            let timer = match timer_answer {
+                UasAnswer::Timer { timer, require } => Some((timer, require)),
+                _ => None,
+            };
+            return self.relay_reoffer(
+                now,
+                Reoffer {
+                    id,
+                    from_b,
+                    conn,
+                    msg,
+                    offer,
+                    rekey,
+                    timer,
+                },
+            );
+        }
         let (theirs, ours_key) = match &rekey {
             Some((chosen, answer)) => (Some(chosen.clone()), Some(answer.clone())),
             None => (theirs, ours_key),
@@ -809,6 +838,7 @@ impl<P: PortAllocator> Engine<P> {
                 Due::Wait(at) => at,
                 Due::Refresh | Due::Expired => Some(now),
             })
+            .chain(call.relayed.as_ref().map(|r| r.deadline))
             .collect();
         for at in at {
             self.timers.insert((at, id));
@@ -817,6 +847,24 @@ impl<P: PortAllocator> Engine<P> {
 
     /// Refreshes legs whose turn it is; ends the call when a leg's session expired.
     fn run_session_timers(&mut self, now: Instant, id: u64) {
+        // A re-offer crossing the call holds back refreshes until it is answered.
+        if let Some(call) = self.calls.get_mut(&id) {
+            match call.relayed.take() {
+                Some(r) if r.deadline <= now => {
+                    tracing::warn!(call = id, "the far party never answered our re-offer");
+                    self.answer_first_party(id, &r, 408, "Request Timeout", None);
+                    self.count_call(id, "far_end_gone");
+                    return self.end_now(now, id, "far_end_gone");
+                }
+                Some(r) => {
+                    let at = r.deadline;
+                    call.relayed = Some(r);
+                    self.timers.insert((at, id));
+                    return;
+                }
+                None => {}
+            }
+        }
         for from_b in [false, true] {
             let Some(call) = self.calls.get(&id) else {
                 return;
@@ -1329,6 +1377,7 @@ impl<P: PortAllocator> Engine<P> {
             callee,
             alternates,
             failover_at: None,
+            relayed: None,
         };
         tracing::info!(
             call = id,
@@ -1656,6 +1705,11 @@ impl<P: PortAllocator> Engine<P> {
                 self.probe_result(&name, code < 500, &format!("OPTIONS answered {code}"));
             }
             return;
+        }
+        if let Some(id) = self.relayed_of(&s) {
+            let span = self.span_of(id);
+            let _entered = span.enter();
+            return self.on_relayed_response(now, id, &msg);
         }
         if let Some((id, from_b)) = self.refresh_of(&s) {
             let span = self.span_of(id);

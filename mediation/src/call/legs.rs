@@ -184,6 +184,8 @@ pub struct Call {
     pub alternates: Vec<String>,
     /// When the current gateway counts as silent (no provisional response) and the next is tried.
     pub failover_at: Option<Instant>,
+    /// A party's re-offer carried to the other party, waiting for its answer.
+    pub relayed: Option<super::engine::reoffer_relay::RelayedOffer>,
 }
 
 impl Call {
@@ -254,6 +256,31 @@ impl Call {
             .header("Call-ID", b.call_id.clone())
             .header("CSeq", format!("1 {method}"))
             .encode()
+    }
+
+    /// ACK for a non-2xx answer to our in-dialog re-INVITE on the callee's leg (`on_b`) or the
+    /// caller's: the re-INVITE's transaction (branch, CSeq number), RFC 3261 §17.1.1.3.
+    pub fn same_transaction_ack(
+        &self,
+        on_b: bool,
+        cseq: u32,
+        branch: &str,
+        to_tag: Option<&str>,
+    ) -> Bytes {
+        let mut ack = if on_b {
+            let b = &self.b;
+            b_dialog_request(
+                b,
+                "ACK",
+                cseq,
+                to_tag.or(b.remote_tag.as_deref()),
+                b.remote_target.as_deref(),
+            )
+        } else {
+            self.a_dialog_request("ACK", cseq)
+        };
+        ack.replace_via_branch(branch);
+        ack.encode()
     }
 
     /// A request within the A dialog (we are the callee there): BYE.

@@ -52,6 +52,24 @@ impl Outgoing {
         self
     }
 
+    /// Sets the `branch` of our Via (an ACK in its INVITE's transaction).
+    pub fn replace_via_branch(&mut self, branch: &str) {
+        if let Some((_, via)) = self.headers.iter_mut().find(|(n, _)| *n == "Via") {
+            if let Some(at) = via.find(";branch=") {
+                via.truncate(at);
+            }
+            via.push_str(";branch=");
+            via.push_str(branch);
+        }
+    }
+
+    /// The `branch` of our Via, once added.
+    pub fn via_branch(&self) -> Option<&str> {
+        let (_, via) = self.headers.iter().find(|(n, _)| *n == "Via")?;
+        via.split(';')
+            .find_map(|p| p.trim().strip_prefix("branch="))
+    }
+
     /// Sets an `application/sdp` body.
     pub fn sdp(mut self, body: String) -> Self {
         self.body = Some(body);

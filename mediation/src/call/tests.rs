@@ -1039,7 +1039,8 @@ fn reinvite(call_id: &str, to: &str, body: &str, cseq: u32) -> String {
 }
 
 #[test]
-fn reinvite_hold_and_resume_are_answered_on_their_leg_and_hold_is_exempt_from_media_timeout() {
+fn reinvite_hold_and_resume_cross_the_call_rekeys_stay_on_their_leg_and_hold_is_exempt_from_media_timeout(
+) {
     let mut h = Harness::new(
         EncryptionLevel::Required,
         vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
@@ -1054,17 +1055,6 @@ fn reinvite_hold_and_resume_are_answered_on_their_leg_and_hold_is_exempt_from_me
         .unwrap()
         .to_string();
 
-    // Hold: same keys, sendonly.
-    let hold = offer.replace("a=sendrecv", "a=sendonly");
-    let outs = h.feed(gw, &reinvite("c40", &to, &hold, 2));
-    assert!(sent(&outs, nh).is_empty(), "the other leg is not disturbed");
-    let held = &sent(&outs, gw)[0];
-    assert_eq!(status(held), 200, "{held}");
-    assert!(
-        held.contains("a=recvonly") && held.contains("m=audio 30002 RTP/SAVP"),
-        "{held}"
-    );
-    assert!(held.contains(&our_key), "same key on our side: {held}");
     let version = |m: &str| {
         m.lines()
             .find(|l| l.starts_with("o="))
@@ -1074,17 +1064,120 @@ fn reinvite_hold_and_resume_are_answered_on_their_leg_and_hold_is_exempt_from_me
             .unwrap()
             .to_string()
     };
+    let key_of = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("a=crypto:"))
+            .unwrap()
+            .to_string()
+    };
+    let nh_answer = |direction: &str| {
+        sdp(
+            5000,
+            "RTP/SAVP",
+            Some((
+                offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80"),
+                "AES_CM_128_HMAC_SHA1_80",
+                NH_KEY,
+            )),
+        )
+        .replace("a=sendrecv", direction)
+    };
+
+    // Hold: same keys, sendonly. It changes what the next hop hears: carried across as our
+    // re-INVITE there, with a fresh key of ours on that leg.
+    let hold = offer.replace("a=sendrecv", "a=sendonly");
+    let outs = h.feed(gw, &reinvite("c40", &to, &hold, 2));
+    assert!(
+        sent(&outs, gw).is_empty(),
+        "answered once the next hop answers"
+    );
+    let relayed = sent(&outs, nh)[0].clone();
+    assert!(
+        relayed.starts_with("INVITE ") && relayed.contains("CSeq: 2 INVITE\r\n"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("a=sendonly") && relayed.contains("m=audio 30004 RTP/SAVP"),
+        "{relayed}"
+    );
+    assert_eq!(version(&relayed), "2", "{relayed}");
+    assert_ne!(
+        key_of(&relayed),
+        key_of(&b_invite),
+        "fresh key toward the next hop"
+    );
+    assert!(!relayed.contains(GW_KEY), "the gateway's key never crosses");
+    // A second re-offer while this one crosses: 491.
+    let outs = h.feed(gw, &reinvite("c40", &to, &offer, 3));
+    assert_eq!(status(&sent(&outs, gw)[0]), 491);
+    // The next hop answers recvonly: ACKed; the gateway gets our recvonly answer.
+    let outs = h.feed(
+        nh,
+        &respond(&relayed, 200, "OK", Some(&nh_answer("a=recvonly"))),
+    );
+    let ack = &sent(&outs, nh)[0];
+    assert!(
+        ack.starts_with("ACK ") && ack.contains("CSeq: 2 ACK"),
+        "{ack}"
+    );
+    let held = &sent(&outs, gw)[0];
+    assert_eq!(status(held), 200, "{held}");
+    assert!(
+        held.contains("a=recvonly") && held.contains("m=audio 30002 RTP/SAVP"),
+        "{held}"
+    );
+    assert!(
+        held.contains(&our_key),
+        "same key on the gateway's leg: {held}"
+    );
     assert_eq!(version(held), "2", "{held}");
+    assert!(
+        outs.iter().any(|o| matches!(
+            o,
+            Output::Media(MediaCommand::Rekey {
+                leg: "next_hop",
+                ..
+            })
+        )),
+        "the next hop's leg takes our fresh key"
+    );
     h.engine.handle(h.now, Input::MediaTimeout { call: 1 });
     assert_eq!(h.engine.calls(), 1, "a held call is not ended for silence");
 
-    // Resume.
-    let outs = h.feed(gw, &reinvite("c40", &to, &offer, 3));
+    // Resume, carried across the same way.
+    let outs = h.feed(gw, &reinvite("c40", &to, &offer, 4));
+    let relayed = sent(&outs, nh)[0].clone();
+    assert!(
+        relayed.contains("a=sendrecv") && version(&relayed) == "3",
+        "{relayed}"
+    );
+    let outs = h.feed(
+        nh,
+        &respond(&relayed, 200, "OK", Some(&nh_answer("a=sendrecv"))),
+    );
     let resumed = &sent(&outs, gw)[0];
     assert!(
         resumed.contains("a=sendrecv") && version(resumed) == "3",
         "{resumed}"
     );
+    // A refusal from the far side is relayed with its code (and ACKed there).
+    let outs = h.feed(gw, &reinvite("c40", &to, &hold, 5));
+    let relayed = sent(&outs, nh)[0].clone();
+    let outs = h.feed(nh, &respond(&relayed, 488, "Not Acceptable Here", None));
+    let ack = &sent(&outs, nh)[0];
+    assert!(
+        ack.starts_with("ACK ") && ack.contains("CSeq: 4 ACK"),
+        "{ack}"
+    );
+    let branch = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("Via:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(branch(ack), branch(&relayed), "same transaction");
+    assert_eq!(status(&sent(&outs, gw)[0]), 488);
+    assert_eq!(h.engine.calls(), 1);
 
     // New keys: the leg is rekeyed (fresh keys of ours too) and the relay told.
     let rekey = offer.replace(GW_KEY, NH_KEY);
@@ -1142,7 +1235,9 @@ fn reinvite_hold_and_resume_are_answered_on_their_leg_and_hold_is_exempt_from_me
         r.contains("m=audio 30004 RTP/SAVP") && r.matches("a=crypto:").count() == 1,
         "{r}"
     );
-    assert_eq!(version(r), "2", "{r}");
+    // Our SDP toward the next hop went to version 3 with the relayed resume (the refused
+    // offer after it never took effect).
+    assert_eq!(version(r), "4", "{r}");
 }
 
 #[test]
@@ -1732,4 +1827,70 @@ fn a_2xx_from_another_fork_than_the_early_media_brings_its_keys_to_the_relay() {
             .any(|o| matches!(o, Output::Media(MediaCommand::Rekey { leg: "gateway", .. }))),
         "{outs:?}"
     );
+}
+
+#[test]
+fn a_codec_change_from_the_next_hop_crosses_to_the_gateway_and_an_unanswered_one_ends_the_call() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let (gw, nh, ok, b_invite) = answered_call_from(
+        &mut h,
+        &invite("c50", "sip:+15551234@192.0.2.10", &gw_offer()),
+    );
+    let field = |m: &str, name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .to_string()
+    };
+    // The next hop re-offers PCMA only (its own dialog: it is the caller there now).
+    let pcma = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    )
+    .replace("RTP/SAVP 0 101", "RTP/SAVP 8 101")
+    .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+    let reoffer = format!(
+        "INVITE sip:mediation@192.0.2.10:5070;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 10.0.0.2:5061;branch=z9hG4bK-codec\r\nMax-Forwards: 70\r\n\
+         From: <sip:+15551234@10.0.0.2>;tag=callee\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 9 INVITE\r\n\
+         Contact: <sip:nh@10.0.0.2:5061;transport=tls>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{pcma}",
+        field(&b_invite, "From: "),
+        field(&b_invite, "Call-ID: "),
+        pcma.len()
+    );
+    let outs = h.feed(nh, &reoffer);
+    assert!(sent(&outs, gw).len() == 1, "{outs:?}");
+    let relayed = sent(&outs, gw)[0].clone();
+    assert!(
+        relayed.starts_with("INVITE sip:gw@10.0.0.1:5067"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("m=audio 30002 RTP/SAVP 8 101") && relayed.contains("PCMA/8000"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains(&format!(
+            "From: {};tag=",
+            field(&ok, "To: ").split(";tag=").next().unwrap()
+        )) && relayed.contains("To: <sip:+15550001@10.0.0.1>;tag=caller"),
+        "our request in the caller's dialog: {relayed}"
+    );
+    // The gateway's own re-INVITE crosses ours: 491.
+    let outs = h.feed(gw, &reinvite("c50", &to_header(&ok), &gw_offer(), 2));
+    assert_eq!(status(&sent(&outs, gw)[0]), 491);
+    // Nobody answers ours: after 32 s the next hop gets 408 and the call ends.
+    h.now += Duration::from_secs(33);
+    h.engine.handle_timeout(h.now);
+    let outs = h.drain();
+    let to_nh = sent(&outs, nh);
+    assert_eq!(status(&to_nh[0]), 408, "{to_nh:?}");
+    assert!(to_nh[1].starts_with("BYE "), "{to_nh:?}");
+    assert!(sent(&outs, gw)[0].starts_with("BYE "));
+    assert_eq!(h.engine.calls(), 0);
 }

@@ -1,0 +1,400 @@
+//! Re-offers that change what the other party hears (hold and resume, a codec change) are
+//! carried across the call: the re-INVITE or UPDATE on one leg becomes our own re-offer on the
+//! other leg, with fresh SRTP keys there (their rollover counter starts at 0), and the far
+//! party's answer becomes our answer on the first leg. Re-offers that change nothing for the
+//! other party (session refreshes, new keys) stay on their leg (see `on_reoffer`).
+//!
+//! One re-offer crosses at a time: a re-offer from either party while one is in flight gets
+//! `491 Request Pending` (RFC 3261 §14.2), and so does one that crosses ours.
+
+use std::time::{Duration, Instant};
+
+use rsip::SipMessage;
+
+use super::super::headers::{self, Summary};
+use super::super::message::ReceivedRequest;
+use super::super::session_timer::LegTimer;
+use super::{Engine, PortAllocator};
+use crate::sdp::{self, CryptoAttribute, PeerSdp, Proto};
+use crate::transport::{ConnId, ALLOW};
+
+/// How long the far party has to answer our relayed re-offer.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(32);
+
+/// A re-offer from one party waiting for the other party's answer.
+#[derive(Debug)]
+pub struct RelayedOffer {
+    /// The re-offer came on the callee's leg (we re-offer on the caller's).
+    pub from_b: bool,
+    /// The request to answer.
+    pub request: ReceivedRequest,
+    /// Where it came from.
+    pub conn: ConnId,
+    /// Its SDP.
+    pub offer: PeerSdp,
+    /// Its new keys, taken once the far party accepts: (theirs, ours).
+    pub rekey: Option<(CryptoAttribute, CryptoAttribute)>,
+    /// The session timer for our answer, and whether to add `Require: timer`.
+    pub timer: Option<(LegTimer, bool)>,
+    /// The key we offered the far party (SRTP legs).
+    pub our_key: Option<CryptoAttribute>,
+    /// Our request on the far leg: CSeq number, method and Via branch.
+    pub cseq: u32,
+    /// `INVITE` or `UPDATE`.
+    pub method: &'static str,
+    /// Its branch (a non-2xx is acknowledged in the same transaction).
+    pub branch: String,
+    /// Our SDP in it, and its version.
+    pub sdp: (String, u64),
+    /// When it counts as unanswered.
+    pub deadline: Instant,
+}
+
+/// What a re-offer from one leg carries into [`Engine::relay_reoffer`].
+pub struct Reoffer<'a> {
+    /// The call.
+    pub id: u64,
+    /// It came on the callee's leg.
+    pub from_b: bool,
+    /// Its connection.
+    pub conn: ConnId,
+    /// The request.
+    pub msg: &'a SipMessage,
+    /// Its SDP.
+    pub offer: PeerSdp,
+    /// New keys it brings: (theirs, ours).
+    pub rekey: Option<(CryptoAttribute, CryptoAttribute)>,
+    /// The session timer for our answer.
+    pub timer: Option<(LegTimer, bool)>,
+}
+
+impl<P: PortAllocator> Engine<P> {
+    /// True when the re-offer changes what the other party hears: its codecs or its hold
+    /// state differ from the SDP this party sent last.
+    pub(super) fn reoffer_needs_other_leg(&self, id: u64, from_b: bool, offer: &PeerSdp) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        let last = if from_b {
+            call.b_answer.as_ref()
+        } else {
+            Some(&call.a.offer)
+        };
+        match (last.and_then(PeerSdp::audio), offer.audio()) {
+            (Some(last), Some(now)) => {
+                last.formats != now.formats || last.is_hold() != now.is_hold()
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends our re-offer for `r` to the other leg: the offer's codecs and direction, our
+    /// transport there, a fresh key of the suite in use when that leg is SRTP.
+    pub(super) fn relay_reoffer(&mut self, now: Instant, r: Reoffer<'_>) {
+        let Some(request) = ReceivedRequest::of(r.msg) else {
+            return;
+        };
+        let is_update = matches!(r.msg, SipMessage::Request(q) if q.method == rsip::Method::Update);
+        let advertise = self.cfg.advertise;
+        let Some(call) = self.calls.get_mut(&r.id) else {
+            return;
+        };
+        // The far leg: its key in use (ours), session, port, profile and SDP version.
+        let (current_key, session_id, version, port, proto, rtcp_mux, allows_update) = if r.from_b {
+            let a = &call.a;
+            let audio = a.offer.audio();
+            (
+                a.ours.clone(),
+                a.sdp_session,
+                a.sdp_version + 1,
+                a.port,
+                audio.as_ref().map_or(Proto::Avp, |au| au.proto.clone()),
+                audio.is_some_and(|au| au.rtcp_mux),
+                a.session.allows_update,
+            )
+        } else {
+            let b = &call.b;
+            (
+                b.ours.clone(),
+                b.sdp_session,
+                b.sdp_version + 1,
+                b.port,
+                if b.ours.is_some() {
+                    Proto::Savp
+                } else {
+                    Proto::Avp
+                },
+                false,
+                b.session.allows_update,
+            )
+        };
+        let our_key = current_key.as_ref().map(sdp::answer_crypto);
+        let body = sdp::leg_sdp(
+            &r.offer,
+            &sdp::LegSdpParams {
+                session_id,
+                version,
+                address: advertise,
+                port,
+                proto,
+                crypto: our_key.iter().cloned().collect(),
+                rtcp_mux,
+            },
+        );
+        let method = if is_update && allows_update {
+            "UPDATE"
+        } else {
+            "INVITE"
+        };
+        let (out, conn, cseq, contact) = if r.from_b {
+            let out = call.a_new_request(method);
+            (
+                out,
+                call.a.conn,
+                call.a.local_cseq,
+                call.a.local.contact.clone(),
+            )
+        } else {
+            let out = call.b_new_request(method);
+            (
+                out,
+                call.b.conn,
+                call.b.local_cseq,
+                call.b.local.contact.clone(),
+            )
+        };
+        let branch = out.via_branch().unwrap_or_default().to_string();
+        let bytes = out
+            .header("Contact", contact)
+            .header("Allow", ALLOW)
+            .sdp(body.clone())
+            .encode();
+        tracing::info!(
+            call = r.id,
+            method,
+            hold = r.offer.audio().is_some_and(|a| a.is_hold()),
+            "re-offer relayed to the other party"
+        );
+        call.relayed = Some(RelayedOffer {
+            from_b: r.from_b,
+            request,
+            conn: r.conn,
+            offer: r.offer,
+            rekey: r.rekey,
+            timer: r.timer,
+            our_key,
+            cseq,
+            method,
+            branch,
+            sdp: (body, version),
+            deadline: now + RELAY_TIMEOUT,
+        });
+        self.send(conn, bytes);
+        self.arm_session_timers(now, r.id);
+    }
+
+    /// The call whose relayed re-offer this response answers.
+    pub(super) fn relayed_of(&self, s: &Summary) -> Option<u64> {
+        let id = self.find(s, false)?;
+        let call = self.calls.get(&id)?;
+        let relayed = call.relayed.as_ref()?;
+        let far_call_id = if relayed.from_b {
+            &call.a.call_id
+        } else {
+            &call.b.call_id
+        };
+        (*far_call_id == s.call_id && relayed.cseq == s.cseq && relayed.method == s.cseq_method)
+            .then_some(id)
+    }
+
+    /// The far party answered our relayed re-offer: a 2xx is acknowledged and turned into our
+    /// answer to the first party (new keys taken on both legs); a failure is acknowledged and
+    /// relayed with its code (408 and 481 end the call, RFC 3261 §14.1).
+    pub(super) fn on_relayed_response(&mut self, now: Instant, id: u64, msg: &SipMessage) {
+        let SipMessage::Response(resp) = msg else {
+            return;
+        };
+        let code = resp.status_code.code();
+        if code < 200 {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(relayed) = call.relayed.take() else {
+            return;
+        };
+        let far_conn = if relayed.from_b {
+            call.a.conn
+        } else {
+            call.b.conn
+        };
+        let s = headers::summary(msg);
+        let reason = resp.status_code.to_string();
+        let reason = reason.split_once(' ').map_or("", |(_, r)| r).to_string();
+        if relayed.method == "INVITE" {
+            let ack = if code < 300 {
+                if relayed.from_b {
+                    call.a_dialog_request("ACK", relayed.cseq).encode()
+                } else {
+                    call.b_ack(relayed.cseq)
+                }
+            } else {
+                call.same_transaction_ack(
+                    !relayed.from_b,
+                    relayed.cseq,
+                    &relayed.branch,
+                    s.as_ref().and_then(|s| s.to_tag.as_deref()),
+                )
+            };
+            self.send(far_conn, ack);
+        }
+        let answer = (200..300)
+            .contains(&code)
+            .then(|| sdp::parse(msg.body()).ok())
+            .flatten()
+            .filter(|a| a.audio().is_some());
+        match (code, answer) {
+            (200..=299, Some(answer)) => self.answer_relayed(now, id, relayed, answer),
+            (200..=299, None) => {
+                tracing::warn!(call = id, "the far party's answer has no usable audio");
+                self.answer_first_party(id, &relayed, 488, "Not Acceptable Here", None);
+            }
+            (408 | 481, _) => {
+                self.answer_first_party(id, &relayed, code, &reason, None);
+                self.count_call(id, "far_end_gone");
+                self.end_now(now, id, "far_end_gone");
+            }
+            _ => self.answer_first_party(id, &relayed, code, &reason, None),
+        }
+    }
+
+    /// Our 2xx to the first party from the far party's `answer`.
+    fn answer_relayed(&mut self, now: Instant, id: u64, relayed: RelayedOffer, answer: PeerSdp) {
+        let far = !relayed.from_b;
+        // The far leg's keys: our fresh key and theirs from the answer.
+        if let Some(our_key) = &relayed.our_key {
+            let crypto = answer.audio().map(|a| a.crypto).unwrap_or_default();
+            match sdp::match_answer(std::slice::from_ref(our_key), &crypto) {
+                Ok((ours, theirs)) => {
+                    if let Err(e) = self.rekey(id, far, theirs, ours) {
+                        tracing::warn!(call = id, error = %e, "far party's new keys unusable");
+                    }
+                }
+                Err(e) => tracing::warn!(call = id, error = %e, "far party's answer keys"),
+            }
+        }
+        let our_answer_key = match relayed.rekey.clone() {
+            Some((theirs, ours)) => match self.rekey(id, relayed.from_b, theirs, ours.clone()) {
+                Ok(()) => Some(ours),
+                Err(e) => {
+                    tracing::warn!(call = id, error = %e, "new SRTP keys unusable");
+                    return self.answer_first_party(id, &relayed, 488, "Not Acceptable Here", None);
+                }
+            },
+            None => self.calls.get(&id).and_then(|c| {
+                if relayed.from_b {
+                    c.b.ours.clone()
+                } else {
+                    c.a.ours.clone()
+                }
+            }),
+        };
+        let advertise = self.cfg.advertise;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let offer_audio = relayed.offer.audio();
+        let (session_id, version, port) = if relayed.from_b {
+            (call.b.sdp_session, call.b.sdp_version + 1, call.b.port)
+        } else {
+            (call.a.sdp_session, call.a.sdp_version + 1, call.a.port)
+        };
+        let ours = sdp::answer_sdp(
+            &relayed.offer,
+            &answer,
+            &sdp::LegSdpParams {
+                session_id,
+                version,
+                address: advertise,
+                port,
+                proto: offer_audio.as_ref().map_or(Proto::Avp, |a| a.proto.clone()),
+                crypto: our_answer_key.into_iter().collect(),
+                rtcp_mux: !relayed.from_b && offer_audio.as_ref().is_some_and(|a| a.rtcp_mux),
+            },
+        );
+        let hold = offer_audio.is_some_and(|a| a.is_hold());
+        if hold != call.on_hold {
+            tracing::info!(
+                call = id,
+                hold,
+                "call {}",
+                if hold { "put on hold" } else { "resumed" }
+            );
+        }
+        call.on_hold = hold;
+        let (far_sdp, far_version) = relayed.sdp.clone();
+        if relayed.from_b {
+            call.b.sdp_version = version;
+            call.b.last_sdp = ours.clone();
+            call.b_answer = Some(relayed.offer.clone());
+            call.a.sdp_version = far_version;
+            call.a.last_sdp = Some(far_sdp);
+            call.a.offer = answer;
+        } else {
+            call.a.sdp_version = version;
+            call.a.last_sdp = Some(ours.clone());
+            call.a.offer = relayed.offer.clone();
+            call.b.sdp_version = far_version;
+            call.b.last_sdp = far_sdp;
+            call.b_answer = Some(answer);
+        }
+        // Both legs' sessions were just refreshed.
+        for session in [&mut call.a.session, &mut call.b.session] {
+            if let Some(t) = &mut session.timer {
+                t.refreshed_at = now;
+            }
+        }
+        let first = if relayed.from_b {
+            &mut call.b.session
+        } else {
+            &mut call.a.session
+        };
+        first.timer = relayed.timer.map(|(t, _)| t);
+        self.answer_first_party(id, &relayed, 200, "OK", Some(ours));
+        self.arm_session_timers(now, id);
+    }
+
+    /// Answers the first party's re-offer.
+    pub(super) fn answer_first_party(
+        &mut self,
+        id: u64,
+        r: &RelayedOffer,
+        code: u16,
+        reason: &str,
+        sdp: Option<String>,
+    ) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let (tag, contact) = if r.from_b {
+            (call.b.local_tag.clone(), call.b.local.contact.clone())
+        } else {
+            (call.a.local_tag.clone(), call.a.local.contact.clone())
+        };
+        let mut out = r.request.respond(code, reason, &tag);
+        if code < 300 {
+            out = out
+                .header("Contact", contact)
+                .header("Allow", ALLOW)
+                .session_expires(
+                    r.timer.map(|(t, _)| t.header(false)),
+                    r.timer.is_some_and(|(_, require)| require),
+                );
+        }
+        if let Some(sdp) = sdp {
+            out = out.sdp(sdp);
+        }
+        self.send(r.conn, out.encode());
+    }
+}

@@ -1,8 +1,10 @@
 //! Observability as an operator checks it: the rules and the scrape config pass promtool, every
-//! alert is proved by `promtool test rules`, a scrape after real calls lints clean and its
-//! counters moved by exactly what happened, and a real Prometheus server scrapes the service and
-//! answers the encryption-ratio query and every expression of the alerts and the dashboard.
+//! alert is proved to fire and not to fire by `promtool test rules`, a scrape after real calls
+//! lints clean, its counters moved by exactly what happened and it exports every metric the
+//! rules and the dashboard name, and a real Prometheus server scrapes the service, records the
+//! encryption ratio and answers every expression of the alerts and the dashboard.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -53,18 +55,53 @@ fn rules_and_scrape_config_pass_promtool_and_every_alert_is_proved() {
     assert!(ok, "{out}");
     let (ok, out) = promtool(&["check", "config", "prometheus.yml"], &dir, None);
     assert!(ok, "{out}");
-    // Every alert in alerts.yml has a test that expects it to fire.
+    // Every alert in alerts.yml has a test that expects it to fire and one that expects it not
+    // to, and every alert the tests name exists (promtool passes `exp_alerts: []` for a
+    // misspelt name).
     let rules = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
     let tests = std::fs::read_to_string(dir.join("alerts_test.yml")).unwrap();
-    for alert in rules
+    let alerts: BTreeSet<&str> = rules
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
-    {
+        .collect();
+    assert!(alerts.len() >= 10, "{alerts:?}");
+    let cases = alert_cases(&tests);
+    for alert in &alerts {
+        let case = cases.get(alert).copied().unwrap_or_default();
+        assert!(case.0, "{alert} has no test that expects it to fire");
+        assert!(case.1, "{alert} has no test that expects it not to fire");
+    }
+    for alert in cases.keys() {
         assert!(
-            tests.contains(&format!("alertname: {alert}")),
-            "{alert} has no test"
+            alerts.contains(alert),
+            "alerts_test.yml tests {alert}, which alerts.yml does not define"
         );
     }
+}
+
+/// For each `alertname:` of a `promtool test rules` file: (some case expects it to fire, some
+/// case expects it not to).
+fn alert_cases(tests: &str) -> BTreeMap<&str, (bool, bool)> {
+    let lines: Vec<&str> = tests
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let mut cases: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(name) = line.strip_prefix("alertname:") else {
+            continue;
+        };
+        let case = cases.entry(name.trim()).or_default();
+        match lines.get(i + 1).copied() {
+            Some("exp_alerts: []") => case.1 = true,
+            Some("exp_alerts:") if lines.get(i + 2).is_some_and(|l| l.starts_with("- ")) => {
+                case.0 = true
+            }
+            other => panic!("alertname {name}: then {other:?}"),
+        }
+    }
+    cases
 }
 
 /// The `expr:` values of a rules file (plain or folded `>` scalars).
@@ -145,19 +182,178 @@ impl Drop for Prometheus {
     }
 }
 
+/// The metric names an expression reads: its identifiers outside string literals that start
+/// with `mediation_` or are recording-rule names (`level:metric:operations`).
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut code = String::new();
+    let mut quote = None;
+    let mut chars = expr.chars();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) if c == '\\' => {
+                chars.next();
+            }
+            Some(_) => {}
+            None if c == '"' || c == '\'' || c == '`' => {
+                quote = Some(c);
+                code.push(' ');
+            }
+            None => code.push(c),
+        }
+    }
+    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|t| {
+            t.starts_with("mediation_")
+                || (t.contains(':') && t.starts_with(|c: char| c.is_ascii_alphabetic()))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The metric families of a text exposition and their types (`# TYPE name type`).
+fn exported_families(metrics: &str) -> BTreeMap<String, String> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, kind)| (name.to_string(), kind.trim().to_string()))
+        .collect()
+}
+
+/// Whether `name` is exported: a family, or a histogram's `_bucket`, `_sum` or `_count`.
+fn is_exported(families: &BTreeMap<String, String>, name: &str) -> bool {
+    families.contains_key(name)
+        || ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+            name.strip_suffix(suffix)
+                .is_some_and(|base| families.get(base).is_some_and(|t| t == "histogram"))
+        })
+}
+
 #[test]
-fn real_calls_move_the_counters_and_a_real_prometheus_answers_every_query() {
+fn metric_name_parsing_sees_selectors_not_strings_labels_or_functions() {
+    let names = metric_names(
+        "sum by (gateway) (increase(mediation_calls_total{result=\"mediation_x\",gateway_media='srtp'}[1h])) \
+         / on (gateway) gateway:mediation_srtp_ratio:1h + histogram_quantile(0.5, rate(mediation_call_setup_seconds_bucket[5m:1m]))",
+    );
+    let expected = [
+        "gateway:mediation_srtp_ratio:1h",
+        "mediation_call_setup_seconds_bucket",
+        "mediation_calls_total",
+    ];
+    assert_eq!(names, expected.iter().map(|s| s.to_string()).collect());
+    let families = exported_families(
+        "# HELP mediation_a_seconds a\n# TYPE mediation_a_seconds histogram\n# TYPE mediation_b_total counter\n",
+    );
+    assert!(is_exported(&families, "mediation_a_seconds_bucket"));
+    assert!(is_exported(&families, "mediation_a_seconds_count"));
+    assert!(is_exported(&families, "mediation_b_total"));
+    assert!(!is_exported(&families, "mediation_b_total_count"));
+    assert!(!is_exported(&families, "mediation_c_total"));
+}
+
+#[test]
+fn every_metric_the_rules_and_the_dashboard_name_is_exported() {
+    let rules = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
+    let recorded: BTreeSet<String> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- record: "))
+        .map(|r| r.trim().to_string())
+        .collect();
+    let rule_names: BTreeSet<String> = rule_exprs(&rules)
+        .iter()
+        .flat_map(|e| metric_names(e))
+        .collect();
+    let dashboard = dashboard_exprs();
+    let dashboard_names: BTreeSet<String> =
+        dashboard.iter().flat_map(|e| metric_names(e)).collect();
+
+    // The dashboard shows what operators look for.
+    for needed in [
+        "mediation_calls_total",
+        "gateway:mediation_srtp_ratio:1h",
+        "mediation_media_packets_total",
+        "mediation_media_packets_dropped_total",
+        "mediation_srtp_auth_failures_total",
+        "mediation_tls_handshakes_total",
+        "mediation_mtls_rejections_total",
+        "mediation_gateway_up",
+        "mediation_media_ports",
+        "mediation_certificate_expiry_timestamp_seconds",
+        "mediation_call_setup_seconds_bucket",
+    ] {
+        assert!(
+            dashboard_names.contains(needed),
+            "the dashboard has no panel on {needed}: {dashboard_names:?}"
+        );
+    }
+    assert!(
+        dashboard.iter().any(|e| e.contains("histogram_quantile")
+            && e.contains("mediation_call_setup_seconds_bucket")),
+        "no set-up latency quantile on the dashboard"
+    );
+
+    let AfterCalls { m, _nh, .. } = after_calls("names");
+    let metrics = http_get(m.ports.metrics, "/metrics");
+    let families = exported_families(&metrics);
+    assert!(families.len() >= 20, "{metrics}");
+    let mut missing = Vec::new();
+    for (source, names) in [
+        ("alerts.yml", &rule_names),
+        ("mediation.json", &dashboard_names),
+    ] {
+        assert!(names.len() >= 8, "{source}: {names:?}");
+        for name in names {
+            let known = if name.starts_with("mediation_") {
+                is_exported(&families, name)
+            } else {
+                recorded.contains(name)
+            };
+            if !known {
+                missing.push(format!("{source}: {name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "named but neither exported nor recorded: {missing:?}\nexported: {:?}",
+        families.keys().collect::<Vec<_>>()
+    );
+}
+
+/// RTP and RTCP packets a simulator's (first) call sent and received.
+fn gateway_leg_packets(report: &Value) -> (u64, u64) {
+    let c = &report["calls"][0];
+    let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k} in {c:#}"));
+    (
+        n("packets_sent") + n("rtcp_sent"),
+        n("packets_received") + n("rtcp_received"),
+    )
+}
+
+/// The service after real calls: one SRTP call over MTLS from gw1, one plain call over TCP
+/// from gw2 and one caller refused for its expired certificate.
+struct AfterCalls {
+    lab: Lab,
+    m: Mediation,
+    /// The next-hop simulator answering the calls; stopped on drop.
+    _nh: Sim,
+    srtp_call: Value,
+    rtp_call: Value,
+}
+
+fn after_calls(name: &str) -> AfterCalls {
     let lab = Lab::new();
     let setup = Setup::default();
     let nh = Sim::answer(
         &lab,
-        "obs-nexthop",
+        &format!("{name}-nexthop"),
         setup.next_hop_port,
         Some("nexthop"),
         "offer",
     );
     let m = Mediation::start(&lab, &setup);
-    let run = |port, transport, cert, srtp, name| {
+    let run = |port, transport, cert, srtp, call: &str| {
         Caller {
             lab: &lab,
             port,
@@ -168,28 +364,58 @@ fn real_calls_move_the_counters_and_a_real_prometheus_answers_every_query() {
             duration: 2,
             extra: vec![],
         }
-        .run(name)
+        .run(&format!("{name}-{call}"))
     };
-    let (ok, srtp_call) = run(
-        m.ports.gateway_tls,
-        "tls",
-        Some("gateway"),
-        "offer",
-        "obs-srtp",
-    );
+    let (ok, srtp_call) = run(m.ports.gateway_tls, "tls", Some("gateway"), "offer", "srtp");
     assert!(ok, "{srtp_call:#}");
-    let (ok, rtp_call) = run(m.ports.gateway_tcp, "tcp", None, "accept", "obs-rtp");
+    let (ok, rtp_call) = run(m.ports.gateway_tcp, "tcp", None, "accept", "rtp");
     assert!(ok, "{rtp_call:#}");
     let (ok, _) = run(
         m.ports.gateway_tls,
         "tls",
         Some("gateway-expired"),
         "offer",
-        "obs-expired",
+        "expired",
     );
     assert!(!ok);
-    // The relay adds its packet counts to Prometheus once a second and at call end.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The relay adds its packet counts to Prometheus once a second and at call end: wait (a
+    // bounded time) for the gateway-leg counts to reach what the simulators reported; the
+    // caller asserts them exactly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let metrics = http_get(m.ports.metrics, "/metrics");
+        let settled = [(&srtp_call, "srtp"), (&rtp_call, "rtp")]
+            .into_iter()
+            .all(|(call, protection)| {
+                let (sent, received) = gateway_leg_packets(call);
+                let counted = |direction| {
+                    sample(&metrics, &format!("mediation_media_packets_total{{direction=\"{direction}\",leg=\"gateway\",protection=\"{protection}\"}}")) as u64
+                };
+                counted("in") == sent && counted("out") == received
+            });
+        if settled || Instant::now() > deadline {
+            break;
+        }
+    }
+    AfterCalls {
+        lab,
+        m,
+        _nh: nh,
+        srtp_call,
+        rtp_call,
+    }
+}
+
+#[test]
+fn real_calls_move_the_counters_and_a_real_prometheus_answers_every_query() {
+    let AfterCalls {
+        lab,
+        m,
+        _nh,
+        srtp_call,
+        rtp_call,
+    } = after_calls("obs");
     let metrics = http_get(m.ports.metrics, "/metrics");
 
     let (ok, lint) = promtool(&["check", "metrics"], lab.dir.path(), Some(&metrics));
@@ -212,9 +438,7 @@ fn real_calls_move_the_counters_and_a_real_prometheus_answers_every_query() {
     // received went out.
     for (call, protection) in [(&srtp_call, "srtp"), (&rtp_call, "rtp")] {
         let c = &call["calls"][0];
-        let sent = c["packets_sent"].as_u64().unwrap() + c["rtcp_sent"].as_u64().unwrap();
-        let received =
-            c["packets_received"].as_u64().unwrap() + c["rtcp_received"].as_u64().unwrap();
+        let (sent, received) = gateway_leg_packets(call);
         let inbound = v(&format!("mediation_media_packets_total{{direction=\"in\",leg=\"gateway\",protection=\"{protection}\"}}"));
         let outbound = v(&format!("mediation_media_packets_total{{direction=\"out\",leg=\"gateway\",protection=\"{protection}\"}}"));
         assert_eq!(
@@ -287,6 +511,37 @@ fn real_calls_move_the_counters_and_a_real_prometheus_answers_every_query() {
         .unwrap();
     assert_eq!(value, 0.5, "one SRTP call and one plain call: {answer}");
 
+    // The recorded ratio per gateway: gw1's one call was SRTP, gw2's one call plain, which is 0
+    // (not NaN, not missing). The series are new to this Prometheus, so this also proves they
+    // are counted from their first sample.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let recorded = loop {
+        let a = query(port, "gateway:mediation_srtp_ratio:1h");
+        let per_gateway: BTreeMap<String, String> = a["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["metric"]["gateway"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    r["value"][1].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        if per_gateway.len() >= 2 || Instant::now() > deadline {
+            break per_gateway;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let expected: BTreeMap<String, String> = [("gw1", "1"), ("gw2", "0")]
+        .into_iter()
+        .map(|(g, v)| (g.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(recorded, expected, "gateway:mediation_srtp_ratio:1h");
+
     let rules = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
     let exprs: Vec<String> = rule_exprs(&rules)
         .into_iter()
@@ -297,5 +552,4 @@ fn real_calls_move_the_counters_and_a_real_prometheus_answers_every_query() {
         let a = query(port, expr);
         assert_eq!(a["status"], "success", "{expr}: {a}");
     }
-    drop(nh);
 }

@@ -135,8 +135,17 @@ fn sipp_hold_and_resume_by_reinvite() {
 
 /// SIPp as the TCP gateway answering; the next-hop simulator calls out to it.
 fn next_hop_calls_out(uas: &str, duration: u32) -> (serde_json::Value, String) {
+    next_hop_calls_out_with(uas, duration, Setup::default(), "sip:+15551234@gw2")
+}
+
+/// As [`next_hop_calls_out`] with a set-up whose `gw2_port` SIPp listens on, and a callee URI.
+fn next_hop_calls_out_with(
+    uas: &str,
+    duration: u32,
+    setup: Setup,
+    to: &'static str,
+) -> (serde_json::Value, String) {
     let lab = Lab::new();
-    let setup = Setup::default();
     let m = Mediation::start(&lab, &setup);
     let gw2_port = setup.gw2_port;
     let args: Vec<String> = vec![
@@ -156,7 +165,7 @@ fn next_hop_calls_out(uas: &str, duration: u32) -> (serde_json::Value, String) {
             transport: "tls",
             cert: Some("nexthop"),
             srtp: "offer",
-            to: "sip:+15551234@gw2",
+            to,
             duration,
             extra: vec![],
         }
@@ -191,4 +200,28 @@ fn sipp_early_media_183_then_answer() {
         "{report:#}"
     );
     assert!(log.contains("early media from the callee"), "{log}");
+}
+
+#[test]
+fn sipp_gateway_gets_session_refreshes_when_the_trunk_enables_session_timers() {
+    // A third gateway at SIPp's port with session timers on; SIPp answers with a 90 s interval
+    // that we refresh, so an UPDATE must reach it 45 s into the 50 s call.
+    let mut setup = Setup::default();
+    setup.extra = format!(
+        "[[gateway]]\nname = \"gw3\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tcp\"\n\
+         srtp = \"not-supported\"\noptions_interval_secs = 0\nenable_session_timer = true\n",
+        setup.gw2_port
+    );
+    let (report, log) = next_hop_calls_out_with(
+        "uas_session_timer.xml",
+        50,
+        setup,
+        "sip:+15551234@gw3",
+    );
+    let call = &report["calls"][0];
+    assert_eq!(call["sip_status"].as_u64(), Some(200), "{report:#}");
+    // SIPp's scenario only completes if the UPDATE came (its statistics are checked in
+    // next_hop_calls_out_with); the call then ran its full length.
+    assert!(call["packets_sent"].as_u64().unwrap_or(0) > 2000, "{report:#}");
+    assert!(!log.contains("session timer expired"), "{log}");
 }

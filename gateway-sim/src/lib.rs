@@ -30,6 +30,7 @@ pub mod in_dialog;
 pub mod negotiate;
 pub mod options;
 pub mod progress;
+pub mod reoffer;
 pub mod report;
 pub mod rtcp;
 pub mod rtp_packet;

@@ -26,6 +26,7 @@
 pub mod demo;
 pub mod dialog;
 pub mod error;
+pub mod hold;
 pub mod in_dialog;
 pub mod negotiate;
 pub mod options;

@@ -213,7 +213,7 @@ pub enum Reanswer {
         /// Our answer.
         sdp: String,
         /// The state after the exchange.
-        state: SdpState,
+        state: Box<SdpState>,
         /// What the media does now.
         change: MediaChange,
     },
@@ -225,7 +225,11 @@ pub enum Reanswer {
 /// answer carries a fresh key of ours.
 pub fn answer_reoffer(state: &SdpState, offer: &[u8], rekey: bool) -> Reanswer {
     match try_answer(state, offer, rekey) {
-        Ok((sdp, state, change)) => Reanswer::Accept { sdp, state, change },
+        Ok((sdp, state, change)) => Reanswer::Accept {
+            sdp,
+            state: Box::new(state),
+            change,
+        },
         Err(reason) => Reanswer::Reject(reason),
     }
 }
@@ -288,7 +292,7 @@ pub fn check_reanswer(
     if audio.is_declined() {
         return Err("the answer declines audio (port 0)".into());
     }
-    if !audio.formats.iter().any(|f| *f == offered.codec) {
+    if !audio.formats.contains(&offered.codec) {
         return Err(format!(
             "the answer drops our codec {}: {}",
             offered.codec,
@@ -386,7 +390,7 @@ mod tests {
 
     fn accepted(r: Reanswer) -> (String, SdpState, MediaChange) {
         match r {
-            Reanswer::Accept { sdp, state, change } => (sdp, state, change),
+            Reanswer::Accept { sdp, state, change } => (sdp, *state, change),
             Reanswer::Reject(why) => panic!("rejected: {why}"),
         }
     }

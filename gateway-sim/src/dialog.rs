@@ -47,6 +47,17 @@ pub struct Dialog {
 impl Dialog {
     /// A request with a new branch. `cseq` is the CSeq number to use.
     fn build(&self, method: &str, cseq: u32, body: Body<'_>) -> Vec<u8> {
+        self.build_with(method, cseq, &[], body)
+    }
+
+    /// A request with a new branch, `extra` headers and `body`.
+    fn build_with(
+        &self,
+        method: &str,
+        cseq: u32,
+        extra: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Vec<u8> {
         let mut headers: Vec<(&str, String)> = vec![
             (
                 "Via",
@@ -61,6 +72,7 @@ impl Dialog {
         for route in &self.route_set {
             headers.push(("Route", route.clone()));
         }
+        headers.extend(extra.iter().cloned());
         headers.push(("User-Agent", USER_AGENT.into()));
         sip_msg::serialize(
             &format!("{method} {} SIP/2.0", self.remote_target),
@@ -72,6 +84,17 @@ impl Dialog {
     /// The ACK for a 2xx to our INVITE with CSeq `invite_cseq` (a new transaction).
     pub fn ack(&self, invite_cseq: u32) -> Vec<u8> {
         self.build("ACK", invite_cseq, None)
+    }
+
+    /// A re-INVITE carrying `sdp`, with the next CSeq; returns it and that CSeq.
+    pub fn reinvite(&mut self, sdp: &str) -> (Vec<u8>, u32) {
+        self.local_cseq += 1;
+        let contact = [("Contact", contact(self.transport, self.local_addr))];
+        let body = Some(("application/sdp", sdp.as_bytes()));
+        (
+            self.build_with("INVITE", self.local_cseq, &contact, body),
+            self.local_cseq,
+        )
     }
 
     /// A new request (BYE, ...) with the next CSeq; returns it and that CSeq.

@@ -26,10 +26,12 @@
 pub mod demo;
 pub mod dialog;
 pub mod error;
+pub mod hold;
 pub mod in_dialog;
 pub mod negotiate;
 pub mod options;
 pub mod progress;
+pub mod reoffer;
 pub mod report;
 pub mod rtcp;
 pub mod rtp_packet;

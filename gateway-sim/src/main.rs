@@ -57,6 +57,9 @@ struct Common {
     /// Seconds to wait for a connection, a final response, an ACK or a BYE response.
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = seconds)]
     timeout: Duration,
+    /// Answer re-offers (re-INVITE, UPDATE) with a fresh SRTP key of ours.
+    #[arg(long)]
+    rekey: bool,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +112,12 @@ struct CallArgs {
     /// Call attempts per second, at most.
     #[arg(long, value_name = "CPS")]
     rate: Option<f64>,
+    /// Put each call on hold (re-INVITE, a=sendonly) this many seconds after the ACK.
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    hold_at: Option<Duration>,
+    /// Resume it (re-INVITE, a=sendrecv) this many seconds after the ACK.
+    #[arg(long, value_name = "SECS", value_parser = seconds, requires = "hold_at")]
+    resume_at: Option<Duration>,
     #[command(flatten)]
     common: Common,
 }
@@ -183,6 +192,7 @@ async fn answer(args: AnswerArgs) -> anyhow::Result<ExitCode> {
         duration: args.duration,
         ring: args.ring,
         timeout: args.common.timeout,
+        rekey: args.common.rekey,
     };
     let server = AnswerServer::bind(opts).await?;
     println!(
@@ -212,6 +222,9 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         media_ip: args.common.media_ip,
         timeout: args.common.timeout,
         progress: std::io::stderr().is_terminal(),
+        hold_at: args.hold_at,
+        resume_at: args.resume_at,
+        rekey: args.common.rekey,
     };
     let report = gateway_sim::run_calls(opts).await?;
     finish(&report, args.common.report.as_ref())

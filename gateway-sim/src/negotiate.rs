@@ -7,14 +7,15 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use mediation::sdp::{
-    answer_crypto, choose_crypto, match_answer, offer_crypto, AudioStream, CryptoAttribute, Proto,
+    answer_crypto, choose_crypto, match_answer, offer_crypto, AudioStream, CryptoAttribute,
+    Direction, Proto,
 };
 use mediation::srtp::{MasterKey, SrtpSuite};
 
 use crate::options::SrtpMode;
 
 /// The PCMU payload type as written on the `m=` line.
-const PCMU: &str = "0";
+pub const PCMU: &str = "0";
 
 /// Our media address and RTP port (RTCP is on the next port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,32 +60,65 @@ impl MediaPlan {
     }
 }
 
-/// The SDP text of our side.
+/// What goes into one SDP of ours.
+#[derive(Debug, Clone, Copy)]
+pub struct SdpSpec<'a> {
+    /// Our media address and port.
+    pub local: LocalMedia,
+    /// `o=` session id.
+    pub session_id: u64,
+    /// `o=` session version (raised with every changed SDP, RFC 3264 §8).
+    pub version: u64,
+    /// Transport on the `m=` line.
+    pub proto: &'a str,
+    /// Our `a=crypto` lines.
+    pub crypto: &'a [CryptoAttribute],
+    /// Audio direction.
+    pub direction: Direction,
+}
+
+/// The SDP text of our side, first version, `sendrecv`.
 pub fn sdp_text(
     local: LocalMedia,
     session_id: u64,
     proto: &str,
     crypto: &[CryptoAttribute],
 ) -> String {
+    render(&SdpSpec {
+        local,
+        session_id,
+        version: 1,
+        proto,
+        crypto,
+        direction: Direction::SendRecv,
+    })
+}
+
+/// The SDP text for `spec`: PCMU, 20 ms, one audio stream.
+pub fn render(spec: &SdpSpec<'_>) -> String {
+    let local = spec.local;
     let family = if local.ip.is_ipv6() { "IP6" } else { "IP4" };
     let mut sdp = String::with_capacity(400);
     let _ = write!(
         sdp,
         "v=0\r\n\
-         o=gateway-sim {session_id} 1 IN {family} {ip}\r\n\
+         o=gateway-sim {session_id} {version} IN {family} {ip}\r\n\
          s=gateway-sim\r\n\
          c=IN {family} {ip}\r\n\
          t=0 0\r\n\
          m=audio {port} {proto} {PCMU}\r\n\
          a=rtpmap:0 PCMU/8000\r\n\
          a=ptime:20\r\n",
+        session_id = spec.session_id,
+        version = spec.version,
+        proto = spec.proto,
         ip = local.ip,
         port = local.rtp_port,
     );
-    for attr in crypto {
+    for attr in spec.crypto {
         let _ = write!(sdp, "a=crypto:{attr}\r\n");
     }
-    sdp.push_str("a=sendrecv\r\n");
+    let _ = write!(sdp, "a={}\r\n", spec.direction);
     sdp
 }
 
@@ -112,7 +146,7 @@ pub fn make_offer(mode: SrtpMode, local: LocalMedia, session_id: u64) -> Offer {
     }
 }
 
-fn key_of(attr: &CryptoAttribute) -> Result<(SrtpSuite, MasterKey), String> {
+pub(crate) fn key_of(attr: &CryptoAttribute) -> Result<(SrtpSuite, MasterKey), String> {
     let suite = attr.known_suite().map_err(|e| e.to_string())?;
     let key = attr
         .keys
@@ -123,7 +157,7 @@ fn key_of(attr: &CryptoAttribute) -> Result<(SrtpSuite, MasterKey), String> {
     Ok((suite, master))
 }
 
-fn audio_of(body: &[u8], what: &str) -> Result<AudioStream, String> {
+pub(crate) fn audio_of(body: &[u8], what: &str) -> Result<AudioStream, String> {
     if body.is_empty() {
         return Err(format!("the {what} has no SDP"));
     }

@@ -151,6 +151,8 @@ pub struct AnswerOptions {
     pub ring: Duration,
     /// How long to wait for an ACK, or a response to our BYE.
     pub timeout: Duration,
+    /// Answer a re-offer with a fresh SRTP key of ours (else ours is kept).
+    pub rekey: bool,
 }
 
 impl AnswerOptions {
@@ -165,6 +167,7 @@ impl AnswerOptions {
             duration: None,
             ring: Duration::ZERO,
             timeout: Duration::from_secs(10),
+            rekey: false,
         }
     }
 }
@@ -200,6 +203,12 @@ pub struct CallOptions {
     pub timeout: Duration,
     /// Draw a live progress line on stderr (the binary sets it when stderr is a terminal).
     pub progress: bool,
+    /// Put the call on hold (re-INVITE with `a=sendonly`) this long after the ACK.
+    pub hold_at: Option<Duration>,
+    /// Resume it (re-INVITE with `a=sendrecv`) this long after the ACK.
+    pub resume_at: Option<Duration>,
+    /// Answer a re-offer with a fresh SRTP key of ours (else ours is kept).
+    pub rekey: bool,
 }
 
 impl CallOptions {
@@ -220,6 +229,9 @@ impl CallOptions {
             media_ip: DEFAULT_MEDIA_IP,
             timeout: Duration::from_secs(10),
             progress: false,
+            hold_at: None,
+            resume_at: None,
+            rekey: false,
         }
     }
 }

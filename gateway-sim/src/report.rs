@@ -20,6 +20,19 @@ pub enum Direction {
     Incoming,
 }
 
+/// A re-INVITE we sent and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reinvite {
+    /// `hold` or `resume`.
+    pub purpose: String,
+    /// The direction we offered.
+    pub direction: String,
+    /// Final status code, `null` if none came.
+    pub status: Option<u16>,
+    /// The direction of the answer, `null` if none.
+    pub answer_direction: Option<String>,
+}
+
 /// Everything about one call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallReport {
@@ -64,6 +77,20 @@ pub struct CallReport {
     pub rtcp_sent: u64,
     /// RTCP packets received.
     pub rtcp_received: u64,
+    /// In-dialog offers (re-INVITE, UPDATE) from the peer answered 200.
+    pub reoffers_answered: u64,
+    /// In-dialog offers from the peer refused (488).
+    pub reoffers_refused: u64,
+    /// Re-INVITEs we sent (`--hold-at`, `--resume-at`) and their answers, in order.
+    pub reinvites: Vec<Reinvite>,
+    /// RTP packets we sent while the call was on hold.
+    pub packets_sent_while_held: u64,
+    /// Packets received while the call was on hold.
+    pub packets_received_while_held: u64,
+    /// Packets received after the call was resumed (0 if it was never held).
+    pub packets_received_after_resume: u64,
+    /// Packets lost while the call was not on hold (loss around and during a hold excluded).
+    pub packets_lost_outside_hold: u64,
     /// Who ended the call: `us`, `peer`, or `null` when it never got going.
     pub hangup_by: Option<String>,
     /// Why the call failed, `null` if it did not.
@@ -97,6 +124,13 @@ impl CallReport {
             srtp_auth_failures: 0,
             rtcp_sent: 0,
             rtcp_received: 0,
+            reoffers_answered: 0,
+            reoffers_refused: 0,
+            reinvites: Vec::new(),
+            packets_sent_while_held: 0,
+            packets_received_while_held: 0,
+            packets_received_after_resume: 0,
+            packets_lost_outside_hold: 0,
             hangup_by: None,
             error: None,
             setup_window: None,
@@ -139,6 +173,10 @@ impl CallReport {
         self.srtp_auth_failures = media.srtp_auth_failures;
         self.rtcp_sent = media.rtcp_sent;
         self.rtcp_received = media.rtcp_received;
+        self.packets_sent_while_held = media.sent_while_held;
+        self.packets_received_while_held = media.received_while_held;
+        self.packets_received_after_resume = media.received_after_resume;
+        self.packets_lost_outside_hold = media.lost_outside_hold;
 
         if media.datagrams_received == 0 {
             self.fail("no media received");

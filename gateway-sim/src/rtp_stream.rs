@@ -2,7 +2,9 @@
 //! PCMU sender with markers, SRTP/SRTCP when keys were negotiated, RTCP sender reports every 5 s,
 //! and a receiver that checks what arrives: on the wire (encrypted or plain), after SRTP (auth),
 //! and in the payload (marker and tone), feeding [`ReceiveStats`]. Symmetric: once an
-//! authentic packet arrives, replies go to where it came from.
+//! authentic packet arrives, replies go to where it came from. An in-dialog offer/answer
+//! ([`MediaHandle::update`]) pauses or resumes sending (hold) and switches SRTP keys, the old
+//! receive key staying valid for [`OLD_KEY_GRACE`] for packets in flight.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{interval, interval_at, sleep_until, Instant, MissedTickBehavior};
 
 use crate::negotiate::{LocalMedia, MediaPlan};
+use crate::reoffer::MediaChange;
 use crate::rtcp::{self, SenderInfo};
 use crate::rtp_packet::{self, HEADER_LEN, PACKET_LEN};
 use crate::stats::ReceiveStats;
@@ -28,6 +31,8 @@ pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 pub const FIRST_RTCP: Duration = Duration::from_secs(1);
 /// How long the receiver keeps listening after the call ends, for packets in flight.
 pub const DRAIN: Duration = Duration::from_millis(300);
+/// How long the previous receive key is still tried after a new one is negotiated.
+pub const OLD_KEY_GRACE: Duration = Duration::from_secs(2);
 /// Attempts at finding an even port whose successor is free.
 const BIND_ATTEMPTS: usize = 64;
 
@@ -105,6 +110,14 @@ pub struct MediaResult {
     pub rtcp_bad: u64,
     /// Sends that failed.
     pub send_errors: u64,
+    /// RTP packets sent while the call was on hold.
+    pub sent_while_held: u64,
+    /// Authentic packets received while the call was on hold.
+    pub received_while_held: u64,
+    /// Authentic packets received after the last resume (0 if never held).
+    pub received_after_resume: u64,
+    /// Packets lost outside the hold segments (see [`ReceiveStats::lost_outside_hold`]).
+    pub lost_outside_hold: u64,
 }
 
 impl MediaResult {
@@ -122,6 +135,7 @@ impl MediaResult {
 
 enum Control {
     StopSending,
+    Update(MediaChange),
     Finish(Duration),
 }
 
@@ -136,6 +150,12 @@ impl MediaHandle {
     /// Stops sending; the receiver keeps going.
     pub fn stop_sending(&self) {
         let _ = self.control.send(Control::StopSending);
+    }
+
+    /// Applies an offer/answer exchange: direction (pause or resume sending), hold state,
+    /// remote addresses and new SRTP keys.
+    pub fn update(&self, change: MediaChange) {
+        let _ = self.control.send(Control::Update(change));
     }
 
     /// Stops sending, receives for `drain` more (packets in flight), and returns the result.
@@ -180,6 +200,9 @@ pub fn start(
         },
         receiver: Receiver {
             unprotector: rx_ctx,
+            previous: None,
+            held: false,
+            resumed: false,
             tone: Tone::new(),
             stats: ReceiveStats::default(),
             result: MediaResult::default(),
@@ -250,6 +273,12 @@ impl Sender {
 
 struct Receiver {
     unprotector: Option<Unprotector>,
+    /// The receive context of the previous key and until when it is tried.
+    previous: Option<(Unprotector, Instant)>,
+    /// The call is on hold now.
+    held: bool,
+    /// The call was held and has been resumed since.
+    resumed: bool,
     tone: Tone,
     stats: ReceiveStats,
     result: MediaResult,
@@ -260,13 +289,47 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 impl Receiver {
+    /// Unprotects with the current key, then with the previous one while it is still valid.
+    fn unprotect(&mut self, raw: &[u8]) -> Option<Result<bytes::Bytes, SrtpError>> {
+        let rx = self.unprotector.as_mut()?;
+        let first = rx.unprotect_rtp(raw);
+        if !matches!(first, Err(SrtpError::AuthFailed)) {
+            return Some(first);
+        }
+        match &mut self.previous {
+            Some((old, until)) if Instant::now() < *until => match old.unprotect_rtp(raw) {
+                Ok(plain) => Some(Ok(plain)),
+                Err(_) => Some(first),
+            },
+            _ => Some(first),
+        }
+    }
+
+    /// A new receive key: a fresh context (rollover counter 0); the old one is kept a while.
+    fn rekey(&mut self, key: &mediation::srtp::MasterKey) -> Result<(), String> {
+        let fresh = Unprotector::new(key, ReplayWindow::DEFAULT).map_err(|e| e.to_string())?;
+        if let Some(old) = self.unprotector.replace(fresh) {
+            self.previous = Some((old, Instant::now() + OLD_KEY_GRACE));
+        }
+        Ok(())
+    }
+
+    /// The call goes on hold or resumes.
+    fn set_held(&mut self, held: bool) {
+        if held != self.held {
+            self.resumed |= self.held && !held;
+            self.held = held;
+            self.stats.start_segment(held);
+        }
+    }
+
     /// Takes one datagram from the RTP port; true if it was authentic media (worth latching).
     fn on_rtp(&mut self, raw: &[u8], arrived_us: u64) -> bool {
         self.result.datagrams_received += 1;
         let marker_visible = contains(raw, &MAGIC);
         let decrypted;
-        let packet: &[u8] = match &mut self.unprotector {
-            Some(rx) => match rx.unprotect_rtp(raw) {
+        let packet: &[u8] = match self.unprotect(raw) {
+            Some(result) => match result {
                 Ok(plain) => {
                     decrypted = plain;
                     &decrypted
@@ -309,6 +372,11 @@ impl Receiver {
             PayloadCheck::Ok(marker) => {
                 self.stats
                     .record(marker.sequence, marker.sent_us, arrived_us);
+                if self.held {
+                    self.result.received_while_held += 1;
+                } else if self.resumed {
+                    self.result.received_after_resume += 1;
+                }
                 true
             }
             PayloadCheck::Corrupted(_) | PayloadCheck::NoMarker | PayloadCheck::WrongLength(_) => {
@@ -337,6 +405,7 @@ impl Receiver {
         let stats = self.stats;
         result.packets_received = stats.received();
         result.packets_lost = stats.lost();
+        result.lost_outside_hold = stats.lost_outside_hold();
         result.duplicates += stats.duplicates();
         result.reordered = stats.reordered();
         result.jitter_ms = stats.jitter_ms();
@@ -364,6 +433,8 @@ impl Session {
         let mut reports = interval_at(Instant::now() + FIRST_RTCP, RTCP_INTERVAL);
         reports.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut sending = true;
+        // The offer/answer allows sending (false while the peer holds us or we are inactive).
+        let mut allowed = true;
         let mut deadline: Option<Instant> = None;
         let mut control_open = true;
         let mut rtp_buf = vec![0u8; 2048];
@@ -371,11 +442,14 @@ impl Session {
         let mut sent_packets = 0u64;
         loop {
             tokio::select! {
-                _ = ticks.tick(), if sending => {
+                _ = ticks.tick(), if sending && allowed => {
                     match self.sender.next_packet() {
                         Ok(packet) => {
                             if self.sockets.rtp.send_to(&packet, self.rtp_dest).await.is_ok() {
                                 sent_packets += 1;
+                                if self.receiver.held {
+                                    self.receiver.result.sent_while_held += 1;
+                                }
                             } else {
                                 self.receiver.result.send_errors += 1;
                             }
@@ -383,7 +457,7 @@ impl Session {
                         Err(_) => self.receiver.result.send_errors += 1,
                     }
                 }
-                _ = reports.tick(), if sending => {
+                _ = reports.tick(), if sending && allowed => {
                     if let Ok(report) = self.sender.sender_report(&self.cname) {
                         if self.sockets.rtcp.send_to(&report, self.rtcp_dest).await.is_ok() {
                             self.receiver.result.rtcp_sent += 1;
@@ -407,6 +481,13 @@ impl Session {
                 }
                 command = control.recv(), if control_open => match command {
                     Some(Control::StopSending) => sending = false,
+                    Some(Control::Update(change)) => {
+                        let was_allowed = std::mem::replace(&mut allowed, self.apply(change));
+                        if allowed && !was_allowed {
+                            // Resuming: no burst of the ticks missed while paused.
+                            ticks.reset_immediately();
+                        }
+                    }
                     Some(Control::Finish(drain)) => {
                         sending = false;
                         deadline = Some(Instant::now() + drain);
@@ -424,6 +505,25 @@ impl Session {
         result.packets_sent = sent_packets;
         result
     }
+
+    /// Applies an offer/answer exchange; returns whether we may send now. Keys that cannot
+    /// be used are counted as send errors and the old ones kept.
+    fn apply(&mut self, change: MediaChange) -> bool {
+        self.receiver.set_held(change.held);
+        (self.rtp_dest, self.rtcp_dest) = change.remote;
+        if let Some(key) = &change.new_theirs {
+            if self.receiver.rekey(key).is_err() {
+                self.receiver.result.send_errors += 1;
+            }
+        }
+        if let Some(key) = &change.new_ours {
+            match Protector::new(key) {
+                Ok(p) => self.sender.protector = Some(p),
+                Err(_) => self.receiver.result.send_errors += 1,
+            }
+        }
+        change.send
+    }
 }
 
 #[cfg(test)]
@@ -435,6 +535,9 @@ mod tests {
     fn receiver(unprotector: Option<Unprotector>) -> Receiver {
         Receiver {
             unprotector,
+            previous: None,
+            held: false,
+            resumed: false,
             tone: Tone::new(),
             stats: ReceiveStats::default(),
             result: MediaResult::default(),

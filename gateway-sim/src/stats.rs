@@ -1,5 +1,6 @@
 //! Receive-side media statistics, pure maths: loss, duplicates and reordering by marker sequence,
-//! RFC 3550 §6.4.1 interarrival jitter, and one-way latency percentiles.
+//! RFC 3550 §6.4.1 interarrival jitter, one-way latency percentiles, and loss by hold segment
+//! (so that packets a relay drops while a call is held are told apart from real loss).
 
 /// Sequences above this are not tracked (about 93 hours of 20 ms packets); bounds memory when a
 /// peer sends garbage that happens to carry our magic.
@@ -61,6 +62,33 @@ pub struct ReceiveStats {
     jitter: Jitter,
     /// One-way latency of every distinct packet, µs.
     latencies_us: Vec<i64>,
+    /// Runs of packets between hold/resume transitions; the first starts at sequence 0.
+    segments: Vec<Segment>,
+}
+
+/// Packets received between two hold/resume transitions.
+#[derive(Debug, Clone, Copy, Default)]
+struct Segment {
+    /// Lowest sequence of the segment (0 for the first one), `None` before its first packet.
+    low: Option<u32>,
+    /// Highest sequence received in it.
+    high: u32,
+    /// Distinct packets received in it.
+    unique: u64,
+    /// The call was held during it.
+    held: bool,
+}
+
+impl Segment {
+    /// Gaps inside the segment (a gap between segments belongs to the transition).
+    fn lost(&self) -> u64 {
+        match self.low {
+            Some(low) if self.unique > 0 => {
+                (u64::from(self.high) - u64::from(low) + 1).saturating_sub(self.unique)
+            }
+            _ => 0,
+        }
+    }
 }
 
 /// What [`ReceiveStats::record`] made of a packet.
@@ -93,6 +121,7 @@ impl ReceiveStats {
         }
         self.seen[word] |= bit;
         self.unique += 1;
+        self.segment_of(sequence).add(sequence);
         let sent = i64::try_from(sent_us).unwrap_or(i64::MAX);
         let arrived = i64::try_from(arrived_us).unwrap_or(i64::MAX);
         self.jitter.update(sent, arrived);
@@ -107,6 +136,45 @@ impl ReceiveStats {
                 Arrival::InOrder
             }
         }
+    }
+
+    /// The call goes on hold (`held`) or resumes: later packets open a new segment.
+    pub fn start_segment(&mut self, held: bool) {
+        self.ensure_first_segment();
+        self.segments.push(Segment {
+            held,
+            ..Segment::default()
+        });
+    }
+
+    fn ensure_first_segment(&mut self) {
+        if self.segments.is_empty() {
+            self.segments.push(Segment {
+                low: Some(0),
+                ..Segment::default()
+            });
+        }
+    }
+
+    /// The segment a new packet belongs to: the last one, unless the packet is older than
+    /// that segment's first packet (late arrivals go back to the segment they were sent in).
+    fn segment_of(&mut self, sequence: u32) -> &mut Segment {
+        self.ensure_first_segment();
+        let last = self.segments.len() - 1;
+        let index = (0..=last)
+            .rev()
+            .find(|&i| self.segments[i].low.is_none_or(|low| low <= sequence))
+            .unwrap_or(0);
+        &mut self.segments[index]
+    }
+
+    /// Packets lost inside the segments where the call was not held: loss in steady state.
+    pub fn lost_outside_hold(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| !s.held)
+            .map(Segment::lost)
+            .sum()
     }
 
     /// Distinct packets received.
@@ -148,9 +216,46 @@ impl ReceiveStats {
     }
 }
 
+impl Segment {
+    fn add(&mut self, sequence: u32) {
+        let low = *self.low.get_or_insert(sequence);
+        self.low = Some(low.min(sequence));
+        self.high = if self.unique == 0 {
+            sequence
+        } else {
+            self.high.max(sequence)
+        };
+        self.unique += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loss_while_held_is_not_steady_state_loss() {
+        let mut s = ReceiveStats::default();
+        let take = |s: &mut ReceiveStats, seqs: std::ops::Range<u32>| {
+            for seq in seqs {
+                s.record(seq, 0, 0);
+            }
+        };
+        take(&mut s, 0..10);
+        s.start_segment(true);
+        take(&mut s, 15..20); // 10..15 dropped around the hold
+        s.start_segment(false);
+        take(&mut s, 30..40); // 20..30 dropped while held
+        s.record(25, 0, 0); // a late packet of the held segment
+        assert_eq!(s.lost(), 14);
+        assert_eq!(s.lost_outside_hold(), 0);
+        s.record(42, 0, 0); // 40, 41 lost after the resume
+        assert_eq!(s.lost_outside_hold(), 2);
+        // Loss at the very start counts too.
+        let mut fresh = ReceiveStats::default();
+        fresh.record(3, 0, 0);
+        assert_eq!(fresh.lost_outside_hold(), 3);
+    }
 
     #[test]
     fn jitter_is_zero_for_a_perfect_stream() {

@@ -14,10 +14,12 @@ use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use crate::dialog::{self, Dialog, USER_AGENT};
 use crate::error::SimError;
-use crate::in_dialog::{answer_request, hang_up, next_message};
+use crate::hold::HoldDriver;
+use crate::in_dialog::{answer_request, hang_up, next_message, Reoffers};
 use crate::negotiate::{check_answer, make_offer};
 use crate::options::{CallOptions, Transport};
 use crate::progress::Progress;
+use crate::reoffer::SdpState;
 use crate::report::{CallReport, Direction, Report};
 use crate::rtp_stream::{self, MediaSockets, DRAIN};
 use crate::sip_msg;
@@ -218,7 +220,8 @@ async fn run_call(
         Ok(l) => l,
         Err(e) => return report.fail(format!("media sockets: {e}")),
     };
-    let offer = make_offer(opts.srtp, local_media, rand::random::<u32>().into());
+    let session_id: u64 = rand::random::<u32>().into();
+    let offer = make_offer(opts.srtp, local_media, session_id);
 
     let local = conn.local_addr();
     let transport = conn.transport();
@@ -346,12 +349,22 @@ async fn run_call(
         }
     };
 
-    // Media until the duration is over or the far end hangs up.
+    // Media until the duration is over or the far end hangs up; hold and resume on the way.
+    let mut reoffers = Reoffers::new(
+        SdpState::after_setup(local_media, session_id, &plan),
+        opts.rekey,
+        dialog::contact(transport, local),
+    );
+    let mut holds = HoldDriver::new(Instant::now(), opts.hold_at, opts.resume_at);
     let until = sleep(opts.duration);
     tokio::pin!(until);
     let we_hang_up = loop {
+        let due = holds.next_due();
         tokio::select! {
             _ = &mut until => break true,
+            _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                holds.fire(conn, &mut dialog, &reoffers, report);
+            }
             event = events.recv() => match event {
                 Some(Event::Message(m)) => {
                     if m.method() == Some("BYE") {
@@ -359,7 +372,9 @@ async fn run_call(
                         break false;
                     }
                     if m.method().is_some() {
-                        answer_request(conn, &m);
+                        reoffers.on_request(conn, &m, &media, report);
+                    } else {
+                        holds.on_response(conn, &dialog, &m, &mut reoffers, &media, report);
                     }
                 }
                 Some(Event::Closed(reason)) => {
@@ -373,6 +388,7 @@ async fn run_call(
             },
         }
     };
+    holds.finish(report);
     if we_hang_up {
         media.stop_sending();
         report.hangup_by = Some("us".into());

@@ -16,9 +16,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::dialog::{self, Dialog, USER_AGENT};
 use crate::error::SimError;
-use crate::in_dialog::{answer_request, hang_up};
+use crate::in_dialog::{answer_request, hang_up, Reoffers};
 use crate::negotiate::{answer_offer, AnswerDecision};
 use crate::options::{AnswerOptions, Transport};
+use crate::reoffer::SdpState;
 use crate::report::{CallReport, Direction, Report};
 use crate::rtp_stream::{self, MediaSockets, DRAIN};
 use crate::sip_msg::{self, SipMsg};
@@ -284,12 +285,8 @@ pub async fn answer_call(
             return report;
         }
     };
-    let (sdp, plan) = match answer_offer(
-        opts.srtp,
-        &invite.body,
-        local_media,
-        rand::random::<u32>().into(),
-    ) {
+    let session_id: u64 = rand::random::<u32>().into();
+    let (sdp, plan) = match answer_offer(opts.srtp, &invite.body, local_media, session_id) {
         AnswerDecision::Accept { sdp, plan } => (sdp, plan),
         AnswerDecision::Reject { code, reason } => {
             let _ = conn.send(refuse(code, &reason));
@@ -373,6 +370,11 @@ pub async fn answer_call(
         }
     };
 
+    let mut reoffers = Reoffers::new(
+        SdpState::after_setup(local_media, session_id, &plan),
+        opts.rekey,
+        contact.clone(),
+    );
     let until = sleep(opts.duration.unwrap_or(Duration::ZERO));
     tokio::pin!(until);
     let we_hang_up = loop {
@@ -389,12 +391,11 @@ pub async fn answer_call(
                         let _ = conn.send(sip_msg::response(&m, 200, None, &[], None));
                         break false;
                     }
-                    Some("ACK") | Some("CANCEL") | None => {
-                        if m.method() == Some("CANCEL") {
-                            let _ = conn.send(sip_msg::response(&m, 200, None, &[], None));
-                        }
+                    Some("CANCEL") => {
+                        let _ = conn.send(sip_msg::response(&m, 200, None, &[], None));
                     }
-                    Some(_) => answer_request(conn, &m),
+                    None => {}
+                    Some(_) => reoffers.on_request(conn, &m, &media, &mut report),
                 },
                 Some(Event::Closed(reason)) => {
                     report.fail(format!("connection closed during the call: {reason}"));

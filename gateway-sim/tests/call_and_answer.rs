@@ -359,3 +359,66 @@ fn mtls_refusal_without_client_certificate_is_reported() {
     let _ = answerer.child.kill();
     let _ = answerer.child.wait();
 }
+
+/// Hold and resume between two simulators over MTLS with SRTP: the answerer mirrors the
+/// directions (recvonly to the hold, so it stops sending; sendrecv to the resume), keeps its
+/// keys, and nothing is lost outside the hold; with `--rekey` its answers carry new keys and
+/// the caller switches to them without losing a packet.
+async fn hold_and_resume(rekey: bool) {
+    let (_dir, pki) = lab_pki();
+    let (placed, answered) = call_pair(
+        AnswerOptions {
+            tls: Some(tls(&pki, "gateway")),
+            rekey,
+            ..AnswerOptions::new("127.0.0.1:0".parse().unwrap())
+        },
+        |target| CallOptions {
+            transport: Transport::Tls,
+            tls: Some(tls(&pki, "nexthop")),
+            server_name: Some("gw1.example.test".into()),
+            duration: Duration::from_secs(3),
+            hold_at: Some(Duration::from_secs(1)),
+            resume_at: Some(Duration::from_secs(2)),
+            ..CallOptions::new(target, TO)
+        },
+    )
+    .await;
+    let (out, inc) = (only(&placed), only(&answered));
+    for call in [out, inc] {
+        assert!(call.ok(), "{call:#?}");
+        assert_eq!(call.packets_lost_outside_hold, 0, "{call:#?}");
+        assert_eq!(call.wire_encrypted, Some(true));
+    }
+    let statuses: Vec<_> = out
+        .reinvites
+        .iter()
+        .map(|r| (r.direction.as_str(), r.status))
+        .collect();
+    assert_eq!(statuses, [("sendonly", Some(200)), ("sendrecv", Some(200))]);
+    assert_eq!(
+        out.reinvites[0].answer_direction.as_deref(),
+        Some("recvonly")
+    );
+    assert_eq!(inc.reoffers_answered, 2);
+    // The answerer did not send while held; the caller (sendonly) did, and it all arrived.
+    assert_eq!(inc.packets_sent_while_held, 0, "{inc:#?}");
+    assert!(out.packets_sent_while_held >= 40, "{out:#?}");
+    assert_eq!(inc.packets_received, out.packets_sent, "{inc:#?}");
+    assert_eq!(inc.packets_lost, 0);
+    // After the resume, audio both ways: about a second of it at the caller.
+    assert!(out.packets_received_after_resume >= 40, "{out:#?}");
+    assert!(
+        out.packets_received < out.packets_sent - 30,
+        "the answerer paused: {out:#?} {inc:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_keeps_keys() {
+    hold_and_resume(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_with_new_keys_in_the_answers() {
+    hold_and_resume(true).await;
+}

@@ -92,6 +92,8 @@ fn gateway_holds_and_resumes_through_mediation_with_srtp_on_both_legs() {
         received + 2 >= sent && received <= sent,
         "{sent} sent, {received} received\n{context}"
     );
-    // If mediation relayed the hold, the answerer paused, as it must: nothing sent while held.
+    // Mediation carried the hold and the resume across: the answerer got both re-offers
+    // (from mediation, in its own dialog) and paused, as it must: nothing sent while held.
+    assert_eq!(count(inc, "reoffers_answered"), 2, "{context}");
     assert_eq!(count(inc, "packets_sent_while_held"), 0, "{context}");
 }

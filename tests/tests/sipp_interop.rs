@@ -212,16 +212,15 @@ fn sipp_gateway_gets_session_refreshes_when_the_trunk_enables_session_timers() {
          srtp = \"not-supported\"\noptions_interval_secs = 0\nenable_session_timer = true\n",
         setup.gw2_port
     );
-    let (report, log) = next_hop_calls_out_with(
-        "uas_session_timer.xml",
-        50,
-        setup,
-        "sip:+15551234@gw3",
-    );
+    let (report, log) =
+        next_hop_calls_out_with("uas_session_timer.xml", 50, setup, "sip:+15551234@gw3");
     let call = &report["calls"][0];
     assert_eq!(call["sip_status"].as_u64(), Some(200), "{report:#}");
     // SIPp's scenario only completes if the UPDATE came (its statistics are checked in
     // next_hop_calls_out_with); the call then ran its full length.
-    assert!(call["packets_sent"].as_u64().unwrap_or(0) > 2000, "{report:#}");
+    assert!(
+        call["packets_sent"].as_u64().unwrap_or(0) > 2000,
+        "{report:#}"
+    );
     assert!(!log.contains("session timer expired"), "{log}");
 }

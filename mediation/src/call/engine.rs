@@ -1073,6 +1073,17 @@ impl<P: PortAllocator> Engine<P> {
             (Direction::FromGateway, false) | (Direction::FromNextHop, true) => "gateway",
             _ => "next_hop",
         };
+        let (cur_theirs, cur_ours) = if from_b {
+            (&call.b.theirs, &call.b.ours)
+        } else {
+            (&call.a.chosen, &call.a.ours)
+        };
+        let same = |a: &Option<CryptoAttribute>, b: &CryptoAttribute| {
+            a.as_ref().is_some_and(|a| reoffer::same_key(a, b))
+        };
+        if same(cur_theirs, &theirs) && same(cur_ours, &ours) {
+            return Ok(()); // the streams go on under the same keys (and SRTCP indices)
+        }
         let protection = media_plan::srtp_keys(&ours, &theirs)?;
         if from_b {
             call.b.theirs = Some(theirs);

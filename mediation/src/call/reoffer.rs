@@ -32,11 +32,14 @@ fn mirror(offered: Direction) -> &'static str {
 
 /// True when the offered audio stream still carries the key `current` (same suite and key).
 pub fn has_key(audio: &crate::sdp::AudioStream, current: &CryptoAttribute) -> bool {
-    audio.crypto.iter().any(|c| {
-        c.suite == current.suite
-            && matches!((c.keys.first(), current.keys.first()),
-                (Some(a), Some(b)) if a.key_salt.as_bytes() == b.key_salt.as_bytes())
-    })
+    audio.crypto.iter().any(|c| same_key(c, current))
+}
+
+/// True when two crypto attributes carry the same suite and master key.
+pub fn same_key(a: &CryptoAttribute, b: &CryptoAttribute) -> bool {
+    a.suite == b.suite
+        && matches!((a.keys.first(), b.keys.first()),
+            (Some(x), Some(y)) if x.key_salt.as_bytes() == y.key_salt.as_bytes())
 }
 
 /// Judges a re-offer on a leg whose current keys are `theirs` (the key they protect with;

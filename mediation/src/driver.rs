@@ -135,8 +135,8 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
             _ = sweep.tick() => {
                 if let Some(limit) = media_timeout {
                     let now = Instant::now();
-                    for call in silent_calls(&relays, now, limit) {
-                        engine.handle(now, Input::MediaTimeout { call });
+                    for (call, both) in silent_calls(&relays, now, limit) {
+                        engine.handle(now, Input::MediaTimeout { call, both });
                     }
                 }
             }
@@ -212,25 +212,26 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
     }
 }
 
-/// Calls whose relay has seen no packet on either leg for `limit` (counting from its start
-/// when none ever came).
+/// Calls whose relay has seen no packet on a leg for `limit` (counting from its start when none
+/// ever came), with whether both legs are silent.
 fn silent_calls(
     relays: &HashMap<u64, (RelayHandle, Instant)>,
     now: Instant,
     limit: Duration,
-) -> Vec<u64> {
+) -> Vec<(u64, bool)> {
     relays
         .iter()
-        .filter(|(_, (relay, started))| {
+        .filter_map(|(id, (relay, started))| {
             let stats = relay.stats();
-            let last = [Side::A, Side::B]
-                .into_iter()
-                .filter_map(|side| stats.leg(side).last_packet)
-                .max()
-                .unwrap_or(*started);
-            now.saturating_duration_since(last) >= limit
+            let silent = [Side::A, Side::B].map(|side| {
+                let last = stats.leg(side).last_packet.unwrap_or(*started);
+                now.saturating_duration_since(last) >= limit
+            });
+            silent
+                .iter()
+                .any(|s| *s)
+                .then_some((*id, silent.iter().all(|s| *s)))
         })
-        .map(|(id, _)| *id)
         .collect()
 }
 

@@ -382,6 +382,17 @@ impl Sim {
         self.read_report()
     }
 
+    /// Sends a signal (`STOP`, `CONT`, ...) to the simulator: `STOP` freezes it with its
+    /// connections open, as a peer that lost power or network would look.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     fn read_report(&self) -> serde_json::Value {
         let text = std::fs::read_to_string(&self.report).unwrap_or_default();
         serde_json::from_str(&text).unwrap_or_else(|e| {

@@ -67,3 +67,61 @@ fn sigterm_during_a_call_ends_it_with_bye_on_both_legs_and_exits_zero() {
         "{log}"
     );
 }
+
+#[test]
+fn a_gateway_that_freezes_mid_call_with_its_connection_open_is_ended_by_the_media_timeout() {
+    let lab = Lab::new();
+    let setup = Setup {
+        media_timeout_secs: 3,
+        ..Setup::default()
+    };
+    let m = Mediation::start(&lab, &setup);
+    let gw = Sim::answer(&lab, "frozen-gw1", setup.gw1_port, Some("gateway"), "offer");
+    let lab_ref = &lab;
+    let port = m.ports.next_hop;
+    let report = std::thread::scope(|scope| {
+        let caller = scope.spawn(move || {
+            Caller {
+                lab: lab_ref,
+                port,
+                transport: "tls",
+                cert: Some("nexthop"),
+                srtp: "offer",
+                to: "sip:+15551234@gw1",
+                duration: 30,
+                extra: vec![],
+            }
+            .run("frozen-call")
+        });
+        std::thread::sleep(Duration::from_secs(4));
+        // Power cut: the gateway stops dead, its TCP connection stays open, the next hop keeps
+        // sending. Only the media says it is gone.
+        gw.signal("STOP");
+        let started = std::time::Instant::now();
+        let (_, report) = caller.join().unwrap();
+        let after = started.elapsed();
+        gw.signal("CONT");
+        assert!(
+            after < Duration::from_secs(10),
+            "the call outlived the frozen gateway by {after:?}: {report:#}"
+        );
+        report
+    });
+    let call = &report["calls"][0];
+    assert_eq!(call["sip_status"].as_u64(), Some(200), "{report:#}");
+    assert_eq!(call["hangup_by"], "peer", "ended by our BYE: {report:#}");
+    let metrics = e2e::http_get(m.ports.metrics, "/metrics");
+    assert_eq!(
+        e2e::sample(
+            &metrics,
+            "mediation_calls_total{direction=\"outbound\",gateway=\"gw1\",gateway_media=\"srtp\",result=\"media_timeout\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert!(
+        m.log_text().contains("no media from one party"),
+        "{}",
+        m.log_text()
+    );
+}

@@ -70,10 +70,14 @@ pub enum Input {
     Drain,
     /// End every call now: BYE both legs of answered calls, `503` to unanswered callers.
     EndAll,
-    /// A call's media stopped in both directions for the media timeout: end it.
+    /// A call's media (RTP and RTCP) stopped for the media timeout: in both directions
+    /// (`both`), or from one party only — a peer that vanished without closing its signalling
+    /// (power cut, partition). End it.
     MediaTimeout {
         /// The call.
         call: u64,
+        /// Neither party sent anything.
+        both: bool,
     },
     /// A SIP message arrived.
     Message {
@@ -168,6 +172,8 @@ pub struct EngineConfig {
     pub session_expires: u32,
     /// Early dialogs kept per call.
     pub max_early_dialogs: usize,
+    /// Calls whose media stops this long are ended (`None`: never).
+    pub media_timeout: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -202,6 +208,8 @@ impl EngineConfig {
             gateway_tcp_port,
             session_expires: c.sip.session_expires_secs,
             max_early_dialogs: c.sip.max_early_dialogs,
+            media_timeout: (c.media.media_timeout_secs > 0)
+                .then(|| Duration::from_secs(c.media.media_timeout_secs)),
         }
     }
 }
@@ -434,11 +442,16 @@ impl<P: PortAllocator> Engine<P> {
                     self.end_now(now, id, "shutdown");
                 }
             }
-            Input::MediaTimeout { call } if self.calls.get(&call).is_some_and(|c| c.on_hold) => {}
-            Input::MediaTimeout { call } => {
+            Input::MediaTimeout { call, both } if !self.media_timed_out(now, call, both) => {}
+            Input::MediaTimeout { call, both } => {
                 tracing::info!(
                     call,
-                    "no media in either direction for the media timeout: ending the call"
+                    "no media {} for the media timeout: ending the call",
+                    if both {
+                        "in either direction"
+                    } else {
+                        "from one party"
+                    }
                 );
                 self.count_call(call, "media_timeout");
                 self.end_now(now, call, "media_timeout");
@@ -448,6 +461,20 @@ impl<P: PortAllocator> Engine<P> {
                 SipMessage::Response(_) => self.on_response(now, conn, msg),
             },
         }
+    }
+
+    /// Whether a media timeout ends the call: never on hold; one silent party only counts
+    /// once the call has been answered for the whole timeout (a caller may send nothing while
+    /// early media plays).
+    fn media_timed_out(&self, now: Instant, id: u64, both: bool) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        if call.on_hold {
+            return false;
+        }
+        both || matches!((call.answered, self.cfg.media_timeout),
+            (Some(at), Some(limit)) if now.saturating_duration_since(at) >= limit)
     }
 
     /// Fires every timer due at `now`.
@@ -1389,6 +1416,7 @@ impl<P: PortAllocator> Engine<P> {
             alternates,
             failover_at: None,
             relayed: None,
+            answered: None,
         };
         tracing::info!(
             call = id,
@@ -1967,6 +1995,7 @@ impl<P: PortAllocator> Engine<P> {
             .encode();
         let a_conn = call.a.conn;
         call.phase = Phase::Answered;
+        call.answered = Some(now);
         let gateway_media = call.gateway_media().map_or("none", |m| m.label());
         let (gw_decision, nh_decision) = match call.direction {
             Direction::FromGateway => (call.a.decision, b_decision),

@@ -184,6 +184,8 @@ pub struct Call {
     pub alternates: Vec<String>,
     /// When the current gateway counts as silent (no provisional response) and the next is tried.
     pub failover_at: Option<Instant>,
+    /// When the callee answered.
+    pub answered: Option<Instant>,
     /// A party's re-offer carried to the other party, waiting for its answer.
     pub relayed: Option<super::engine::reoffer_relay::RelayedOffer>,
 }

@@ -84,6 +84,7 @@ impl Harness {
             gateway_tcp_port: 5068,
             session_expires: 1800,
             max_early_dialogs: 3,
+            media_timeout: Some(Duration::from_secs(30)),
         };
         Harness {
             engine: Engine::new(cfg, Ports::default(), metrics.clone()),
@@ -884,7 +885,13 @@ fn media_timeout_ends_both_legs_with_bye() {
     );
     let (gw, nh) = answered_call(&mut h, "c20");
     let id = 1;
-    h.engine.handle(h.now, Input::MediaTimeout { call: id });
+    h.engine.handle(
+        h.now,
+        Input::MediaTimeout {
+            call: id,
+            both: true,
+        },
+    );
     let outs = h.drain();
     assert!(sent(&outs, gw)[0].starts_with("BYE "), "caller's leg ended");
     assert!(sent(&outs, nh)[0].starts_with("BYE "), "callee's leg ended");
@@ -924,6 +931,45 @@ fn draining_refuses_new_calls_with_503_and_end_all_byes_the_rest() {
     assert!(sent(&outs, gw)[0].starts_with("BYE "));
     assert!(sent(&outs, nh)[0].starts_with("BYE "));
     assert_eq!(h.engine.active(), 0);
+}
+
+#[test]
+fn one_silent_party_ends_the_call_only_after_a_full_timeout_since_the_answer() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let (gw, nh) = answered_call(&mut h, "c21");
+    // Right after the answer (a caller may have sent nothing during early media): kept.
+    h.now += Duration::from_secs(29);
+    h.engine.handle(
+        h.now,
+        Input::MediaTimeout {
+            call: 1,
+            both: false,
+        },
+    );
+    assert!(h.drain().is_empty());
+    assert_eq!(h.engine.calls(), 1);
+    // A full timeout after the answer: the gateway vanished; both legs get BYE.
+    h.now += Duration::from_secs(1);
+    h.engine.handle(
+        h.now,
+        Input::MediaTimeout {
+            call: 1,
+            both: false,
+        },
+    );
+    let outs = h.drain();
+    assert!(sent(&outs, gw)[0].starts_with("BYE "));
+    assert!(sent(&outs, nh)[0].starts_with("BYE "));
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["inbound", "gw1", "srtp", "media_timeout"])
+            .get(),
+        1
+    );
 }
 
 #[test]
@@ -1141,7 +1187,13 @@ fn reinvite_hold_and_resume_cross_the_call_rekeys_stay_on_their_leg_and_hold_is_
         )),
         "the next hop's leg takes our fresh key"
     );
-    h.engine.handle(h.now, Input::MediaTimeout { call: 1 });
+    h.engine.handle(
+        h.now,
+        Input::MediaTimeout {
+            call: 1,
+            both: true,
+        },
+    );
     assert_eq!(h.engine.calls(), 1, "a held call is not ended for silence");
 
     // Resume, carried across the same way.

@@ -81,6 +81,7 @@ impl Harness {
             next_hop_port: 5070,
             gateway_tls_port: 5067,
             gateway_tcp_port: 5068,
+            gateway_udp_port: 5069,
         };
         Harness {
             engine: Engine::new(cfg, Ports::default(), metrics.clone()),
@@ -1401,4 +1402,61 @@ fn session_timer_asked_by_the_caller_is_answered_in_the_200_and_in_refreshes() {
         r.contains("Session-Expires: 1800;refresher=uac\r\n") && !r.contains("Require: timer"),
         "{r}"
     );
+}
+
+#[test]
+fn next_hop_to_udp_gateway_is_plain_like_tcp_with_a_udp_via() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw3", GatewayTransport::Udp, SrtpMode::Optional)],
+    );
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("c6u", "sip:+15551234@anything", &offer));
+    let (gw, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, gw).remove(0);
+    assert!(b_invite.contains("m=audio 30004 RTP/AVP"), "{b_invite}");
+    assert!(!b_invite.contains("a=crypto"), "{b_invite}");
+    assert!(
+        b_invite.contains("Via: SIP/2.0/UDP 192.0.2.10:5069;rport;branch="),
+        "{b_invite}"
+    );
+    assert!(b_invite.contains("transport=udp"), "{b_invite}");
+}
+
+#[test]
+fn keys_from_a_udp_gateway_are_ignored() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw3", GatewayTransport::Udp, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(
+            Peer::Gateway("gw3".into()),
+            Signalling::Udp,
+            Listener::GatewayUdp,
+        ),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/AVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c8u", "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    assert!(
+        !sent(&outs, nh).is_empty(),
+        "the call goes on, keys ignored"
+    );
+    let ignored = h
+        .metrics
+        .sdes_keys_ignored
+        .with_label_values(&["plain_tcp"])
+        .get();
+    assert_eq!(ignored, 1);
 }

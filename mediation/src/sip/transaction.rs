@@ -217,6 +217,15 @@ impl Transactions {
         self.dropped
     }
 
+    /// True when a transaction here owns this response (or absorbs it: a repeated 2xx).
+    pub fn owns_response(&self, msg: &SipMessage) -> bool {
+        let Some(info) = Info::of(msg) else {
+            return false;
+        };
+        info.key().is_some_and(|k| self.client.contains_key(&k))
+            || info.cseq_method == "INVITE" && self.acks.contains_key(&info.dialog())
+    }
+
     /// The next datagram to put on the wire.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmit.pop_front()

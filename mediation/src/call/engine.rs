@@ -3,7 +3,8 @@
 //! every call flow is tested by feeding it messages (see the tests at the bottom).
 //!
 //! Transports are streams (TCP, TLS), so there are no retransmission timers (RFC 3261 §17.1.1.2:
-//! timer A is not used on reliable transports); the answer timeout bounds every INVITE.
+//! timer A is not used on reliable transports); the answer timeout bounds every INVITE. UDP
+//! gateways look the same from here: `sip::transaction` below retransmits for them.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;

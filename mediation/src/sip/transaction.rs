@@ -310,7 +310,10 @@ impl Transactions {
         txn.last = Some(bytes);
         let provisional = info.code < 200;
         match (txn.role, provisional, info.code < 300) {
-            (_, true, _) => txn.state = State::Proceeding,
+            (_, true, _) => {
+                txn.state = State::Proceeding;
+                txn.end_at = Some(now + unanswered_limit(timers));
+            }
             (Role::UasInvite, false, true) => {
                 txn.state = State::Accepted;
                 retransmit_from(txn, now, timers);
@@ -395,7 +398,7 @@ impl Transactions {
             retransmit_at: None,
             give_up_at: None,
             // Bounded even if the layer above never answers.
-            end_at: Some(now + self.timers.give_up().saturating_mul(4)),
+            end_at: Some(now + unanswered_limit(self.timers)),
         };
         self.insert(false, key, txn);
         true
@@ -608,6 +611,15 @@ fn non_invite_response(txn: &mut Txn, code: u16, now: Instant, timers: Timers) {
         }
         _ => {}
     }
+}
+
+/// How long a server transaction waits for the layer above's next response before it is
+/// forgotten (each provisional response starts it again).
+fn unanswered_limit(timers: Timers) -> Duration {
+    timers
+        .give_up()
+        .saturating_mul(4)
+        .max(Duration::from_secs(180))
 }
 
 /// Starts retransmitting a server transaction's last response (timer G, or the 2xx of

@@ -348,3 +348,66 @@ fn unparseable_and_branchless_pass_through() {
     assert_eq!(t.len(), 0);
     assert!(t.receive(t0, msg(&no_branch)).is_some());
 }
+
+/// Two transaction layers over an in-memory link that loses the first INVITE and the first
+/// 200: each side hands its message up exactly once and the ACK ends the 2xx retransmission.
+#[test]
+fn lossy_link_between_two_sides() {
+    let t0 = Instant::now();
+    let mut uac = Transactions::new(timers());
+    let mut uas = Transactions::new(timers());
+    let mut lost = ["INVITE ", "SIP/2.0 200"].map(|s| s.to_string()).to_vec();
+    let (mut up_uac, mut up_uas) = (Vec::new(), Vec::new());
+    uac.send(t0, request("INVITE", "z9hG4bKl", 1));
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(10) {
+        hop(&mut uac, &mut uas, &mut up_uas, &mut lost, now);
+        hop(&mut uas, &mut uac, &mut up_uac, &mut lost, now);
+        // The layers above: the UAS answers 200 at once, the UAC ACKs it once.
+        if up_uas.len() == 1 && up_uas[0].starts_with("INVITE ") {
+            uas.send(now, response(200, "INVITE", "z9hG4bKl", 1));
+            up_uas.push("answered".into());
+        }
+        if up_uac.len() == 1 {
+            uac.send(now, request("ACK", "z9hG4bKack", 1));
+            up_uac.push("acked".into());
+        }
+        now += MS;
+    }
+    assert_eq!(
+        up_uas.iter().filter(|m| m.starts_with("INVITE ")).count(),
+        1
+    );
+    assert_eq!(up_uas.iter().filter(|m| m.starts_with("ACK ")).count(), 1);
+    assert_eq!(
+        up_uac
+            .iter()
+            .filter(|m| m.starts_with("SIP/2.0 200"))
+            .count(),
+        1
+    );
+    assert!(lost.is_empty());
+    assert_eq!(uas.len(), 0, "the ACK ended the 2xx retransmission");
+}
+
+/// Fires `from`'s timers and carries what it transmits to `to`, losing the first message that
+/// starts with each of `lost`; records what `to` hands up.
+fn hop(
+    from: &mut Transactions,
+    to: &mut Transactions,
+    up: &mut Vec<String>,
+    lost: &mut Vec<String>,
+    now: Instant,
+) {
+    from.handle_timeout(now);
+    while let Some(bytes) = from.poll_transmit() {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(i) = lost.iter().position(|l| text.starts_with(l.as_str())) {
+            lost.remove(i);
+            continue;
+        }
+        if to.receive(now, msg(&bytes)).is_some() {
+            up.push(text);
+        }
+    }
+}

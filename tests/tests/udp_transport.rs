@@ -163,6 +163,57 @@ fn sipp_udp_gateway_calls_in_with_plain_rtp() {
     drop(nh);
 }
 
+/// CANCEL, 200, 487 and the ACK of the 487 (absorbed by the server INVITE transaction).
+#[test]
+fn sipp_udp_gateway_cancels_while_ringing() {
+    let lab = Lab::new();
+    let sipp_port = free_port();
+    let setup = udp_setup(sipp_port, 500);
+    let udp_port = setup.gateway_udp.unwrap();
+    let args: Vec<String> = [
+        "answer",
+        "--listen",
+        &format!("127.0.0.1:{}", setup.next_hop_port),
+        "--srtp",
+        "offer",
+        "--ring",
+        "5",
+        "--tls",
+        "--cert",
+        &lab.arg("nexthop.pem"),
+        "--key",
+        &lab.arg("nexthop-key.pem"),
+        "--ca",
+        &lab.arg("ca.pem"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let nh = Sim::spawn(&lab, "udp-cancel-nexthop", &args);
+    e2e::wait_port(setup.next_hop_port);
+    let m = Mediation::start(&lab, &setup);
+    let args: Vec<String> = vec![
+        "-sf".into(),
+        scenario("uac_cancel.xml").display().to_string(),
+        format!("127.0.0.1:{udp_port}"),
+        "-s".into(),
+        "+15551234".into(),
+        "-p".into(),
+        sipp_port.to_string(),
+        "-m".into(),
+        "3".into(),
+        "-r".into(),
+        "5".into(),
+    ];
+    let run = sipp(&lab, "udp-cancel", &args);
+    assert!(
+        run.ok && (run.good, run.failed) == (3, 0),
+        "SIPp:\n{}\nmediation:\n{}",
+        run.output,
+        m.log_text()
+    );
+    drop(nh);
+}
+
 #[test]
 fn sipp_udp_gateway_answering_late_sees_invite_retransmissions() {
     let lab = Lab::new();

@@ -231,13 +231,6 @@ pub enum GatewayTransport {
     Udp,
 }
 
-impl GatewayTransport {
-    /// True for the plain transports (TCP, UDP), over which no keys are exchanged.
-    pub fn is_plain(self) -> bool {
-        self != GatewayTransport::Tls
-    }
-}
-
 /// SRTP toward a gateway (Lync's trunk `SRTPMode`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -19,6 +19,9 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// `sip_messages_malformed_total{listener}`.
     pub sip_malformed: IntCounterVec,
+    /// `sip_udp_dropped_total{reason}`: UDP datagrams or transactions dropped (unknown source,
+    /// too large, a full flow or transaction table).
+    pub sip_udp_dropped: IntCounterVec,
     /// `sip_responses_total{direction,code}`: responses `received` from and `sent` to peers.
     pub sip_responses: IntCounterVec,
     /// `active_dialogs`: SIP dialogs established (two per answered call).
@@ -153,6 +156,12 @@ impl Metrics {
                 "connections_refused_total",
                 "Plain TCP connections refused, by listener and reason",
                 &["listener", "reason"],
+            ),
+            sip_udp_dropped: counter(
+                &r,
+                "sip_udp_dropped_total",
+                "SIP over UDP: datagrams or transactions dropped, by reason",
+                &["reason"],
             ),
             sip_malformed: counter(
                 &r,

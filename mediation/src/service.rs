@@ -13,7 +13,9 @@ use crate::media::PortPool;
 use crate::metrics::Metrics;
 use crate::sip::FramingLimits;
 use crate::tls::{client_config, server_config, TlsMaterial};
-use crate::transport::{bind_listeners, AcceptContext, Admission, Bound, Connector};
+use crate::transport::{
+    bind_listeners, bind_udp, AcceptContext, Admission, Bound, Connector, UdpContext,
+};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,12 +77,12 @@ impl Service {
             ..FramingLimits::default()
         };
         let ctx = AcceptContext {
-            admission,
+            admission: admission.clone(),
             events: events_tx.clone(),
             limits,
             metrics: metrics.clone(),
         };
-        let bound = bind_listeners(
+        let mut bound = bind_listeners(
             config.next_hop.listen,
             config.gateway_listen.tls,
             config.gateway_listen.tcp,
@@ -88,13 +90,30 @@ impl Service {
             shutdown_rx.clone(),
         )
         .await?;
+        let udp = match config.gateway_listen.udp {
+            Some(addr) => {
+                let ctx = UdpContext {
+                    admit: Arc::new(move |remote| admission.admit_udp(remote)),
+                    events: events_tx.clone(),
+                    timers: config.sip.udp_timers(),
+                    max_message_bytes: config.sip.max_message_bytes,
+                    metrics: metrics.clone(),
+                };
+                let (local, handle) = bind_udp(addr, ctx, shutdown_rx.clone()).await?;
+                bound.gateway_udp = Some(local);
+                Some(handle)
+            }
+            None => None,
+        };
+        let mut engine_config = EngineConfig::new(
+            &config,
+            bound.next_hop.port(),
+            bound.gateway_tls.map_or(0, |a| a.port()),
+            bound.gateway_tcp.map_or(0, |a| a.port()),
+        );
+        engine_config.gateway_udp_port = bound.gateway_udp.map_or(0, |a| a.port());
         let engine = Engine::new(
-            EngineConfig::new(
-                &config,
-                bound.next_hop.port(),
-                bound.gateway_tls.map_or(0, |a| a.port()),
-                bound.gateway_tcp.map_or(0, |a| a.port()),
-            ),
+            engine_config,
             SocketPorts::new(pool.clone()),
             metrics.clone(),
         );
@@ -105,6 +124,8 @@ impl Service {
             limits,
             events: events_tx,
             metrics: metrics.clone(),
+            udp,
+            udp_gateways: Arc::new(udp_gateways(&config)),
         };
         let pool_total = pool.capacity();
         let metrics_tls = match &config.metrics.tls {
@@ -227,6 +248,15 @@ impl Reload {
         tracing::info!(crls = material.crls.len(), "TLS material reloaded");
         Ok(())
     }
+}
+
+/// Names of the `transport = "udp"` gateways.
+fn udp_gateways(config: &Config) -> std::collections::HashSet<String> {
+    let udp = config
+        .gateways
+        .iter()
+        .filter(|g| g.transport == crate::config::GatewayTransport::Udp);
+    udp.map(|g| g.name.clone()).collect()
 }
 
 /// Sets the expiry gauges of our certificate and the trusted CAs; returns our certificate's.

@@ -126,6 +126,10 @@ pub struct Setup {
     pub options_interval_secs: u64,
     /// Appended to the configuration (e.g. `[[route]]` tables).
     pub extra: String,
+    /// `[gateway_listen] udp` port on 127.0.0.1 (`None`: no UDP socket).
+    pub gateway_udp: Option<u16>,
+    /// `[sip] udp_t1_ms`.
+    pub udp_t1_ms: u64,
 }
 
 impl Default for Setup {
@@ -142,6 +146,8 @@ impl Default for Setup {
             media_timeout_secs: 30,
             options_interval_secs: 30,
             extra: String::new(),
+            gateway_udp: None,
+            udp_t1_ms: 500,
         }
     }
 }
@@ -182,6 +188,7 @@ encryption = "{encryption}"
 [gateway_listen]
 tls = "127.0.0.1:{gtls}"
 tcp = "127.0.0.1:{gtcp}"
+{udp}
 
 [[gateway]]
 name = "gw1"
@@ -207,6 +214,7 @@ media_timeout_secs = {media_timeout}
 [sip]
 answer_timeout_secs = 10
 drain_timeout_secs = {drain}
+udp_t1_ms = {t1}
 
 [metrics]
 listen = "127.0.0.1:{metrics}"
@@ -233,6 +241,11 @@ level = "info"
             drain = setup.drain_timeout_secs,
             options = setup.options_interval_secs,
             extra = setup.extra,
+            udp = setup
+                .gateway_udp
+                .map(|p| format!("udp = \"127.0.0.1:{p}\""))
+                .unwrap_or_default(),
+            t1 = setup.udp_t1_ms,
         );
         std::fs::write(&config, text).unwrap();
         let log = lab.path(&format!("mediation-{}.log", ports.next_hop));

@@ -3,7 +3,8 @@
 //! every call flow is tested by feeding it messages (see the tests at the bottom).
 //!
 //! Transports are streams (TCP, TLS), so there are no retransmission timers (RFC 3261 §17.1.1.2:
-//! timer A is not used on reliable transports); the answer timeout bounds every INVITE.
+//! timer A is not used on reliable transports); the answer timeout bounds every INVITE. UDP
+//! gateways look the same from here: `sip::transaction` below retransmits for them.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -174,6 +175,8 @@ pub struct EngineConfig {
     pub max_early_dialogs: usize,
     /// Calls whose media stops this long are ended (`None`: never).
     pub media_timeout: Option<Duration>,
+    /// Port of our gateway UDP socket (0: none).
+    pub gateway_udp_port: u16,
 }
 
 impl EngineConfig {
@@ -210,6 +213,7 @@ impl EngineConfig {
             max_early_dialogs: c.sip.max_early_dialogs,
             media_timeout: (c.media.media_timeout_secs > 0)
                 .then(|| Duration::from_secs(c.media.media_timeout_secs)),
+            gateway_udp_port: c.gateway_listen.udp.map_or(0, |a| a.port()),
         }
     }
 }
@@ -368,11 +372,7 @@ impl<P: PortAllocator> Engine<P> {
         let local = self.local_for(&target.peer, target.tls_identity.is_some());
         let call_id = format!("probe-{}@{}", token(16), self.cfg.advertise);
         let (host, _) = crate::config::split_host_port(&g.address).unwrap_or((&g.address, 0));
-        let transport = if target.tls_identity.is_some() {
-            "tls"
-        } else {
-            "tcp"
-        };
+        let transport = self.uri_transport(&target.peer, target.tls_identity.is_some());
         let options = Outgoing::request("OPTIONS", &format!("sip:{host};transport={transport}"))
             .header("Via", format!("{};branch={}", local.via, branch()))
             .header("Max-Forwards", "70")
@@ -1309,7 +1309,7 @@ impl<P: PortAllocator> Engine<P> {
                 let g = self.cfg.gateways.iter().find(|g| g.name == gateway);
                 let mode = g.map_or(SrtpMode::Optional, |g| g.srtp);
                 let sig = match peer.signalling {
-                    Signalling::Tcp => GatewaySignalling::Tcp,
+                    Signalling::Tcp | Signalling::Udp => GatewaySignalling::Tcp,
                     Signalling::Mtls { .. } => GatewaySignalling::VerifiedMtls,
                 };
                 policy::gateway_leg(sig, mode, peer_srtp)
@@ -1467,7 +1467,7 @@ impl<P: PortAllocator> Engine<P> {
                     .find(|g| g.name == gateway)
                     .expect("routed to a configured gateway");
                 let sig = match g.transport {
-                    GatewayTransport::Tcp => GatewaySignalling::Tcp,
+                    GatewayTransport::Tcp | GatewayTransport::Udp => GatewaySignalling::Tcp,
                     GatewayTransport::Tls => GatewaySignalling::VerifiedMtls,
                 };
                 (
@@ -1501,11 +1501,7 @@ impl<P: PortAllocator> Engine<P> {
             },
         );
         let local = self.local_for(&target.peer, target.tls_identity.is_some());
-        let transport = if target.tls_identity.is_some() {
-            "tls"
-        } else {
-            "tcp"
-        };
+        let transport = self.uri_transport(&target.peer, target.tls_identity.is_some());
         let local_tag = token(10);
         let b = BLeg {
             conn: self.conn_to(&target),
@@ -1635,6 +1631,7 @@ impl<P: PortAllocator> Engine<P> {
             self.cfg.next_hop_port,
             self.cfg.gateway_tls_port,
             self.cfg.gateway_tcp_port,
+            self.cfg.gateway_udp_port,
         ]
         .iter()
         .filter(|p| **p != 0)
@@ -1694,16 +1691,41 @@ impl<P: PortAllocator> Engine<P> {
         let port = match (peer, tls) {
             (Peer::NextHop, _) => self.cfg.next_hop_port,
             (Peer::Gateway(_), true) => self.cfg.gateway_tls_port,
+            (Peer::Gateway(_), false) if self.is_udp(peer) => self.cfg.gateway_udp_port,
             (Peer::Gateway(_), false) => self.cfg.gateway_tcp_port,
         };
-        let (proto, transport) = if tls { ("TLS", "tls") } else { ("TCP", "tcp") };
+        let transport = self.uri_transport(peer, tls);
+        // RFC 3581: over UDP, ask for responses to come back to the port we sent from.
+        let (proto, rport) = match transport {
+            "tls" => ("TLS", ""),
+            "udp" => ("UDP", ";rport"),
+            _ => ("TCP", ""),
+        };
         let host = match self.cfg.advertise {
             IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
         };
         Local {
-            via: format!("SIP/2.0/{proto} {host}:{port}"),
+            via: format!("SIP/2.0/{proto} {host}:{port}{rport}"),
             contact: format!("<sip:mediation@{host}:{port};transport={transport}>"),
+        }
+    }
+
+    /// True when `peer` is a gateway configured with `transport = "udp"`.
+    fn is_udp(&self, peer: &Peer) -> bool {
+        let Peer::Gateway(name) = peer else {
+            return false;
+        };
+        let g = self.cfg.gateways.iter().find(|g| &g.name == name);
+        g.is_some_and(|g| g.transport == GatewayTransport::Udp)
+    }
+
+    /// The `transport=` URI parameter toward a peer.
+    fn uri_transport(&self, peer: &Peer, tls: bool) -> &'static str {
+        match (tls, self.is_udp(peer)) {
+            (true, _) => "tls",
+            (false, true) => "udp",
+            (false, false) => "tcp",
         }
     }
 

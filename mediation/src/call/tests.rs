@@ -85,6 +85,7 @@ impl Harness {
             session_expires: 1800,
             max_early_dialogs: 3,
             media_timeout: Some(Duration::from_secs(30)),
+            gateway_udp_port: 5069,
         };
         Harness {
             engine: Engine::new(cfg, Ports::default(), metrics.clone()),
@@ -1945,4 +1946,61 @@ fn a_codec_change_from_the_next_hop_crosses_to_the_gateway_and_an_unanswered_one
     assert!(to_nh[1].starts_with("BYE "), "{to_nh:?}");
     assert!(sent(&outs, gw)[0].starts_with("BYE "));
     assert_eq!(h.engine.calls(), 0);
+}
+
+#[test]
+fn next_hop_to_udp_gateway_is_plain_like_tcp_with_a_udp_via() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw3", GatewayTransport::Udp, SrtpMode::Optional)],
+    );
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("c6u", "sip:+15551234@anything", &offer));
+    let (gw, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, gw).remove(0);
+    assert!(b_invite.contains("m=audio 30004 RTP/AVP"), "{b_invite}");
+    assert!(!b_invite.contains("a=crypto"), "{b_invite}");
+    assert!(
+        b_invite.contains("Via: SIP/2.0/UDP 192.0.2.10:5069;rport;branch="),
+        "{b_invite}"
+    );
+    assert!(b_invite.contains("transport=udp"), "{b_invite}");
+}
+
+#[test]
+fn keys_from_a_udp_gateway_are_ignored() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw3", GatewayTransport::Udp, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(
+            Peer::Gateway("gw3".into()),
+            Signalling::Udp,
+            Listener::GatewayUdp,
+        ),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/AVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &invite("c8u", "sip:+15551234@192.0.2.10", &offer));
+    let (nh, _) = connected(&outs).unwrap();
+    assert!(
+        !sent(&outs, nh).is_empty(),
+        "the call goes on, keys ignored"
+    );
+    let ignored = h
+        .metrics
+        .sdes_keys_ignored
+        .with_label_values(&["plain_tcp"])
+        .get();
+    assert_eq!(ignored, 1);
 }

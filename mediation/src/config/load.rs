@@ -258,6 +258,14 @@ impl<'a, 's> Checker<'a, 's> {
                     &at("srtp"),
                     "srtp = \"required\" needs transport = \"tls\": SRTP keys never cross plain TCP, so SRTP requires MTLS",
                 ),
+                GatewayTransport::Udp if g.srtp == SrtpMode::Required => self.problem(
+                    &at("srtp"),
+                    "srtp = \"required\" needs transport = \"tls\": SRTP keys never cross plain UDP, so SRTP requires MTLS",
+                ),
+                GatewayTransport::Udp if c.gateway_listen.udp.is_none() => self.problem(
+                    &at("transport"),
+                    "transport = \"udp\" needs [gateway_listen] udp = \"address:port\" (the UDP socket)",
+                ),
                 GatewayTransport::Tls if g.identity.as_deref().is_none_or(|s| s.trim().is_empty()) => self
                     .problem(
                         &at("identity"),
@@ -329,6 +337,19 @@ impl<'a, 's> Checker<'a, 's> {
                     format!("{addr} is already used by {other}"),
                 );
             }
+        }
+
+        // [sip] UDP timers.
+        if !(10..=10_000).contains(&c.sip.udp_t1_ms) {
+            self.problem(
+                &[Key("sip"), Key("udp_t1_ms")],
+                "expected between 10 and 10000 milliseconds",
+            );
+        } else if c.sip.udp_t2_ms < c.sip.udp_t1_ms || c.sip.udp_t2_ms > 60_000 {
+            self.problem(
+                &[Key("sip"), Key("udp_t2_ms")],
+                "expected at least udp_t1_ms and at most 60000 milliseconds",
+            );
         }
 
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
@@ -410,6 +431,37 @@ ports = "40000-40009"
         assert_eq!(p[0].field, "gateway[0].srtp");
         assert_eq!(p[0].line, Some(18));
         assert!(p[0].message.contains("requires MTLS"), "{}", p[0]);
+    }
+
+    #[test]
+    fn srtp_required_over_udp_is_refused_with_field_and_line() {
+        let src = valid()
+            .replace(
+                "transport = \"tls\"\nidentity = \"gw1.example.test\"",
+                "transport = \"udp\"\nsrtp = \"required\"",
+            )
+            .replace(
+                "[media]",
+                "[gateway_listen]\nudp = \"127.0.0.1:5069\"\n\n[media]",
+            );
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "gateway[0].srtp");
+        assert_eq!(p[0].line, Some(18));
+        assert!(p[0].message.contains("plain UDP"), "{}", p[0]);
+    }
+
+    #[test]
+    fn udp_gateway_needs_the_udp_socket_and_sane_timers() {
+        let src = valid()
+            .replace(
+                "transport = \"tls\"\nidentity = \"gw1.example.test\"",
+                "transport = \"udp\"",
+            )
+            .replace("[media]", "[sip]\nudp_t1_ms = 1\n\n[media]");
+        let p = problems(&src);
+        let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["gateway[0].transport", "sip.udp_t1_ms"], "{p:?}");
     }
 
     #[test]

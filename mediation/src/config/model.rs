@@ -146,6 +146,9 @@ pub struct GatewayListenConfig {
     /// Plain TCP listener for gateways; absent disables it.
     #[serde(default = "default_gateway_tcp")]
     pub tcp: Option<SocketAddr>,
+    /// Plain UDP socket for `transport = "udp"` gateways; absent (the default) opens none.
+    #[serde(default)]
+    pub udp: Option<SocketAddr>,
 }
 
 impl Default for GatewayListenConfig {
@@ -153,6 +156,7 @@ impl Default for GatewayListenConfig {
         Self {
             tls: default_gateway_tls(),
             tcp: default_gateway_tcp(),
+            udp: None,
         }
     }
 }
@@ -173,12 +177,12 @@ pub struct GatewayConfig {
     pub name: String,
     /// `host:port` where calls toward this gateway are sent.
     pub address: String,
-    /// Signalling transport: `tls` (always mutual) or `tcp`.
+    /// Signalling transport: `tls` (always mutual), `tcp` or `udp`.
     pub transport: GatewayTransport,
     /// DNS name the gateway's certificate must carry (`tls`).
     #[serde(default)]
     pub identity: Option<String>,
-    /// Source IP addresses a `tcp` gateway connects from; default: the address's host.
+    /// Source IP addresses a `tcp` or `udp` gateway sends from; default: the address's host.
     #[serde(default)]
     pub sources: Vec<IpAddr>,
     /// SRTP toward this gateway.
@@ -228,6 +232,8 @@ pub enum GatewayTransport {
     Tls,
     /// Plain TCP: no SRTP keys ever cross it.
     Tcp,
+    /// Plain UDP with RFC 3261 §17 retransmissions: no SRTP keys ever cross it.
+    Udp,
 }
 
 /// SRTP toward a gateway (Lync's trunk `SRTPMode`).
@@ -365,6 +371,13 @@ pub struct SipConfig {
     /// responses from further forks are not relayed.
     #[serde(default = "default_max_early_dialogs")]
     pub max_early_dialogs: usize,
+    /// UDP retransmission timer T1 (RFC 3261 §17), milliseconds: the first retransmission
+    /// interval; 64*T1 is how long a request waits for an answer (timers B and F).
+    #[serde(default = "default_t1")]
+    pub udp_t1_ms: u64,
+    /// UDP timer T2, milliseconds: the longest retransmission interval.
+    #[serde(default = "default_t2")]
+    pub udp_t2_ms: u64,
 }
 
 fn default_session_expires() -> u32 {
@@ -373,6 +386,25 @@ fn default_session_expires() -> u32 {
 
 fn default_max_early_dialogs() -> usize {
     20
+}
+
+fn default_t1() -> u64 {
+    500
+}
+
+fn default_t2() -> u64 {
+    4000
+}
+
+impl SipConfig {
+    /// The UDP transaction timers.
+    pub fn udp_timers(&self) -> crate::sip::transaction::Timers {
+        crate::sip::transaction::Timers {
+            t1: Duration::from_millis(self.udp_t1_ms),
+            t2: Duration::from_millis(self.udp_t2_ms),
+            ..Default::default()
+        }
+    }
 }
 
 fn default_failover_timeout() -> u64 {
@@ -403,6 +435,8 @@ impl Default for SipConfig {
             failover_timeout_secs: default_failover_timeout(),
             session_expires_secs: default_session_expires(),
             max_early_dialogs: default_max_early_dialogs(),
+            udp_t1_ms: default_t1(),
+            udp_t2_ms: default_t2(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The front doors' gatekeeper: runs the TLS handshake (client certificate required), matches
-//! the proved certificate against the configured identities, recognises plain-TCP gateways by
-//! source address, and logs and counts every refusal with its reason.
+//! the proved certificate against the configured identities, recognises plain-TCP and UDP
+//! gateways by source address, and logs and counts every refusal with its reason.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -23,42 +23,38 @@ pub struct Admission {
     tls_gateways: Vec<(String, String)>,
     /// (gateway name, source addresses) of every TCP gateway.
     tcp_gateways: Vec<(String, Vec<IpAddr>)>,
+    /// (gateway name, source addresses) of every UDP gateway.
+    udp_gateways: Vec<(String, Vec<IpAddr>)>,
     server: RwLock<Arc<ServerConfig>>,
     handshake_timeout: Duration,
     metrics: Metrics,
 }
 
 impl Admission {
-    /// Builds the gatekeeper. Host names of TCP gateways without `sources` are resolved now.
+    /// Builds the gatekeeper. Host names of TCP and UDP gateways without `sources` are resolved
+    /// now.
     pub async fn new(
         config: &Config,
         server: Arc<ServerConfig>,
         metrics: Metrics,
     ) -> std::io::Result<Self> {
         let mut tcp_gateways = Vec::new();
+        let mut udp_gateways = Vec::new();
         let mut tls_gateways = Vec::new();
         for g in &config.gateways {
             match g.transport {
                 GatewayTransport::Tls => {
                     tls_gateways.push((g.name.clone(), g.identity.clone().unwrap_or_default()))
                 }
-                GatewayTransport::Tcp => {
-                    let sources = if g.sources.is_empty() {
-                        tokio::net::lookup_host(&g.address)
-                            .await?
-                            .map(|a| a.ip())
-                            .collect()
-                    } else {
-                        g.sources.clone()
-                    };
-                    tcp_gateways.push((g.name.clone(), sources));
-                }
+                GatewayTransport::Tcp => tcp_gateways.push((g.name.clone(), sources(g).await?)),
+                GatewayTransport::Udp => udp_gateways.push((g.name.clone(), sources(g).await?)),
             }
         }
         Ok(Self {
             next_hop_identity: config.next_hop.identity.clone(),
             tls_gateways,
             tcp_gateways,
+            udp_gateways,
             server: RwLock::new(server),
             handshake_timeout: config.tls.handshake_timeout(),
             metrics,
@@ -194,6 +190,44 @@ impl Admission {
             }
         }
     }
+}
+
+impl Admission {
+    /// Recognises a UDP gateway by the source address of its first datagram; `None` (counted)
+    /// for any other sender.
+    pub fn admit_udp(&self, remote: SocketAddr) -> Option<PeerIdentity> {
+        let found = self
+            .udp_gateways
+            .iter()
+            .find(|(_, sources)| sources.contains(&remote.ip()));
+        match found {
+            Some((name, _)) => Some(PeerIdentity {
+                peer: Peer::Gateway(name.clone()),
+                signalling: Signalling::Udp,
+                listener: Listener::GatewayUdp,
+                remote,
+            }),
+            None => {
+                tracing::warn!(%remote, "UDP datagram from an address that is no configured UDP gateway dropped");
+                self.metrics
+                    .connections_refused
+                    .with_label_values(&[Listener::GatewayUdp.label(), "unknown_source"])
+                    .inc();
+                None
+            }
+        }
+    }
+}
+
+/// The source addresses of a plain (TCP or UDP) gateway: `sources`, else its address resolved.
+async fn sources(g: &crate::config::GatewayConfig) -> std::io::Result<Vec<IpAddr>> {
+    if !g.sources.is_empty() {
+        return Ok(g.sources.clone());
+    }
+    Ok(tokio::net::lookup_host(&g.address)
+        .await?
+        .map(|a| a.ip())
+        .collect())
 }
 
 /// The `legacy_version` of the peer's ClientHello (RFC 8446 §4.1.2), read without consuming it:

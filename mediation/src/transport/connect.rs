@@ -1,7 +1,9 @@
 //! Outbound connections: TCP, or MTLS where we present our certificate and verify the peer's
 //! chain, revocation and name (the configured identity, not the host we dialled). A connection
-//! that cannot be made reports `Closed`, which the call layer turns into `503`.
+//! that cannot be made reports `Closed`, which the call layer turns into `503`. Toward a
+//! `transport = "udp"` gateway there is no connection to make: the UDP task opens a flow.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::connection::{serve, ConnId, SipEvent};
 use super::peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
+use super::udp::UdpHandle;
 use crate::metrics::Metrics;
 use crate::sip::FramingLimits;
 
@@ -27,6 +30,10 @@ pub struct Connector {
     pub events: mpsc::Sender<SipEvent>,
     /// Counters.
     pub metrics: Metrics,
+    /// The UDP task, when `[gateway_listen] udp` is set.
+    pub udp: Option<UdpHandle>,
+    /// Names of the `transport = "udp"` gateways.
+    pub udp_gateways: Arc<HashSet<String>>,
 }
 
 impl Connector {
@@ -57,6 +64,11 @@ impl Connector {
         address: &str,
         tls_identity: Option<String>,
     ) -> Result<(), String> {
+        if let Peer::Gateway(name) = &peer {
+            if self.udp_gateways.contains(name) {
+                return self.open_udp(conn, peer.clone(), address).await;
+            }
+        }
         let tcp = TcpStream::connect(address)
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
@@ -117,5 +129,20 @@ impl Connector {
             self.metrics.clone(),
         ));
         Ok(())
+    }
+
+    /// Asks the UDP task for a flow toward the gateway's resolved address.
+    async fn open_udp(&self, conn: ConnId, peer: Peer, address: &str) -> Result<(), String> {
+        let udp = self.udp.as_ref().ok_or("no [gateway_listen] udp socket")?;
+        let remote = tokio::net::lookup_host(address)
+            .await
+            .map_err(|e| format!("cannot resolve: {e}"))?
+            .next()
+            .ok_or("resolves to no address")?;
+        if udp.open(conn, peer, remote).await {
+            Ok(())
+        } else {
+            Err("the UDP socket is closed".into())
+        }
     }
 }

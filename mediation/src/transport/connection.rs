@@ -53,7 +53,7 @@ pub enum SipEvent {
 }
 
 /// Messages queued toward one peer before the sender waits.
-const OUT_QUEUE: usize = 256;
+pub(super) const OUT_QUEUE: usize = 256;
 
 /// `Server` header value on responses the transport sends itself.
 pub const SERVER: &str = concat!("mediation/", env!("CARGO_PKG_VERSION"));
@@ -160,7 +160,7 @@ pub async fn serve<S>(
 }
 
 /// Requests the transport answers itself: an out-of-dialog `OPTIONS` (a liveness probe).
-fn answer_locally(msg: &rsip::SipMessage) -> Option<Bytes> {
+pub(super) fn answer_locally(msg: &rsip::SipMessage) -> Option<Bytes> {
     let rsip::SipMessage::Request(req) = msg else {
         return None;
     };
@@ -178,7 +178,7 @@ fn answer_locally(msg: &rsip::SipMessage) -> Option<Bytes> {
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
 
 /// The Server header and a To tag on everything the transport answers itself.
-fn extras() -> sip::ResponseExtras<'static> {
+pub(super) fn extras() -> sip::ResponseExtras<'static> {
     sip::ResponseExtras {
         to_tag: Some("mediation"),
         server: Some(SERVER),
@@ -187,7 +187,7 @@ fn extras() -> sip::ResponseExtras<'static> {
 }
 
 /// The status code of a response on the wire, as text (`"200"`), or `None` for a request.
-fn status_code(bytes: &[u8]) -> Option<&str> {
+pub(super) fn status_code(bytes: &[u8]) -> Option<&str> {
     let code = bytes.strip_prefix(b"SIP/2.0 ")?.get(..3)?;
     if code.iter().all(u8::is_ascii_digit) {
         std::str::from_utf8(code).ok()

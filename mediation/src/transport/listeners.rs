@@ -23,6 +23,8 @@ pub struct Bound {
     pub gateway_tls: Option<SocketAddr>,
     /// Gateway TCP listener, if enabled.
     pub gateway_tcp: Option<SocketAddr>,
+    /// Gateway UDP socket, if enabled (bound by [`super::bind_udp`]).
+    pub gateway_udp: Option<SocketAddr>,
 }
 
 /// Binds every configured front door and spawns its accept loop. Loops stop when `shutdown`
@@ -64,6 +66,7 @@ pub async fn bind_listeners(
         next_hop,
         gateway_tls,
         gateway_tcp,
+        gateway_udp: None,
     })
 }
 

@@ -1,5 +1,5 @@
-//! The edges where SIP meets sockets: the three front doors (next-hop MTLS, gateway MTLS,
-//! gateway TCP), admission of peers, and per-connection framing. Everything here is I/O; the
+//! The edges where SIP meets sockets: the front doors (next-hop MTLS, gateway MTLS, gateway
+//! TCP, and the optional gateway UDP socket), admission of peers, and per-connection framing. Everything here is I/O; the
 //! call logic behind it is sans-IO.
 
 mod admission;
@@ -7,9 +7,11 @@ mod connect;
 mod connection;
 mod listeners;
 mod peer;
+mod udp;
 
 pub use admission::Admission;
 pub use connect::Connector;
 pub use connection::{serve, ConnId, SipEvent, ALLOW, SERVER};
 pub use listeners::{bind_listeners, AcceptContext, Bound};
 pub use peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
+pub use udp::{bind_udp, AdmitUdp, UdpContext, UdpHandle, MAX_DATAGRAM};

@@ -13,6 +13,8 @@ pub enum Listener {
     GatewayTls,
     /// The gateways' plain TCP listener.
     GatewayTcp,
+    /// The gateways' plain UDP socket.
+    GatewayUdp,
     /// A connection we opened toward a peer.
     Outbound,
 }
@@ -24,6 +26,7 @@ impl Listener {
             Listener::NextHop => "next_hop",
             Listener::GatewayTls => "gateway_tls",
             Listener::GatewayTcp => "gateway_tcp",
+            Listener::GatewayUdp => "gateway_udp",
             Listener::Outbound => "outbound",
         }
     }
@@ -43,6 +46,8 @@ pub enum Peer {
 pub enum Signalling {
     /// Plain TCP: the peer is recognised by its source address only; no keys may cross it.
     Tcp,
+    /// Plain UDP (with §17 retransmissions): recognised by source address; no keys cross it.
+    Udp,
     /// Mutual TLS: the peer's certificate chained to a trusted CA, was not revoked or expired,
     /// and names the configured identity.
     Mtls {
@@ -115,6 +120,7 @@ impl fmt::Display for PeerIdentity {
         };
         match self.signalling {
             Signalling::Tcp => write!(f, "{who} at {} over TCP", self.remote),
+            Signalling::Udp => write!(f, "{who} at {} over UDP", self.remote),
             Signalling::Mtls { version } => {
                 write!(f, "{who} at {} over MTLS {}", self.remote, version.label())
             }

@@ -281,6 +281,9 @@ struct Negotiated {
     b_decision: Decision,
 }
 
+/// How long the caller has to acknowledge our 2xx (64*T1, RFC 3261 §13.3.1.4).
+const ACK_TIMEOUT: Duration = Duration::from_secs(32);
+
 /// How long our session refresh may go unanswered before it counts as 408.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(32);
 
@@ -490,6 +493,13 @@ impl<P: PortAllocator> Engine<P> {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
+            if call.phase == Phase::Answered && call.deadline <= now {
+                // Our 2xx was never acknowledged (RFC 3261 §13.3.1.4): end the call.
+                tracing::warn!(call = id, "no ACK for our 2xx: ending the call");
+                self.count_call(id, "no_ack");
+                self.end_now(now, id, "no_ack");
+                continue;
+            }
             if matches!(call.phase, Phase::Answered | Phase::Confirmed) {
                 self.run_session_timers(now, id);
                 continue;
@@ -1285,13 +1295,17 @@ impl<P: PortAllocator> Engine<P> {
         // A leg: may keys cross this signalling, and does the offer carry acceptable ones?
         let keys_allowed = peer.is_verified_mtls();
         if !keys_allowed && !audio.crypto.is_empty() {
+            let (reason, over) = match peer.signalling {
+                Signalling::Udp => ("plain_udp", "UDP"),
+                _ => ("plain_tcp", "TCP"),
+            };
             self.metrics
                 .sdes_keys_ignored
-                .with_label_values(&["plain_tcp"])
+                .with_label_values(&[reason])
                 .inc_by(audio.crypto.len() as u64);
             tracing::warn!(
                 gateway,
-                "SDES keys offered over plain TCP ignored and never used"
+                "SDES keys offered over plain {over} ignored and never used"
             );
         }
         let chosen = if keys_allowed {
@@ -2049,6 +2063,7 @@ impl<P: PortAllocator> Engine<P> {
             .inc();
         self.count_call(id, "answered");
         self.send(a_conn, ok);
+        self.arm(id, now + ACK_TIMEOUT);
         self.arm_session_timers(now, id);
         if let Some(plans) = plans {
             self.start_media(id, plans);

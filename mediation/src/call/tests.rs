@@ -842,9 +842,22 @@ fn gw_offer() -> String {
     )
 }
 
-/// Plays an answered SRTP call gw1 → next hop from `invite_text`; returns the gateway and
-/// next-hop connections, the 200 the caller got and the INVITE the next hop got.
+/// Plays an answered and acknowledged SRTP call gw1 → next hop from `invite_text`; returns the
+/// gateway and next-hop connections, the 200 the caller got and the INVITE the next hop got.
 fn answered_call_from(h: &mut Harness, invite_text: &str) -> (ConnId, ConnId, String, String) {
+    let (gw, nh, ok, b_invite) = answered_call_unacked(h, invite_text);
+    let call_id = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID: "))
+        .unwrap();
+    assert!(h
+        .feed(gw, &ack_and_bye(call_id, &to_header(&ok), "ACK", 1))
+        .is_empty());
+    (gw, nh, ok, b_invite)
+}
+
+/// As [`answered_call_from`], without the caller's ACK.
+fn answered_call_unacked(h: &mut Harness, invite_text: &str) -> (ConnId, ConnId, String, String) {
     let gw = h.open(
         1,
         peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
@@ -971,6 +984,43 @@ fn one_silent_party_ends_the_call_only_after_a_full_timeout_since_the_answer() {
             .get(),
         1
     );
+}
+
+#[test]
+fn a_caller_that_never_acks_our_200_is_hung_up_after_64_t1() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let (gw, nh, _, _) = answered_call_unacked(
+        &mut h,
+        &invite("c22", "sip:+15551234@192.0.2.10", &gw_offer()),
+    );
+    h.now += Duration::from_secs(31);
+    h.engine.handle_timeout(h.now);
+    assert!(h.drain().is_empty(), "still waiting for the ACK");
+    h.now += Duration::from_secs(1);
+    h.engine.handle_timeout(h.now);
+    let outs = h.drain();
+    assert!(sent(&outs, gw)[0].starts_with("BYE "));
+    assert!(sent(&outs, nh)[0].starts_with("BYE "));
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["inbound", "gw1", "srtp", "no_ack"])
+            .get(),
+        1
+    );
+    // With the ACK in time, nothing happens at 32 s.
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    answered_call(&mut h, "c23");
+    h.now += Duration::from_secs(40);
+    h.engine.handle_timeout(h.now);
+    assert!(h.drain().is_empty());
+    assert_eq!(h.engine.calls(), 1);
 }
 
 #[test]
@@ -1630,7 +1680,11 @@ fn call_to_timed_gateway(
     );
     let outs = h.feed(gw, &ok);
     assert!(sent(&outs, gw)[0].starts_with("ACK "));
-    assert_eq!(status(&sent(&outs, nh)[0]), 200);
+    let ok = &sent(&outs, nh)[0];
+    assert_eq!(status(ok), 200);
+    assert!(h
+        .feed(nh, &ack_and_bye(call_id, &to_header(ok), "ACK", 1))
+        .is_empty());
     (nh, gw, b_invite)
 }
 
@@ -2000,7 +2054,7 @@ fn keys_from_a_udp_gateway_are_ignored() {
     let ignored = h
         .metrics
         .sdes_keys_ignored
-        .with_label_values(&["plain_tcp"])
+        .with_label_values(&["plain_udp"])
         .get();
     assert_eq!(ignored, 1);
 }

@@ -206,7 +206,11 @@ fn sipp_early_media_183_then_answer() {
 fn sipp_gateway_gets_session_refreshes_when_the_trunk_enables_session_timers() {
     // A third gateway at SIPp's port with session timers on; SIPp answers with a 90 s interval
     // that we refresh, so an UPDATE must reach it 45 s into the 50 s call.
-    let mut setup = Setup::default();
+    let mut setup = Setup {
+        // SIPp sends no media: a one-sided media timeout would end the call first.
+        media_timeout_secs: 0,
+        ..Setup::default()
+    };
     setup.extra = format!(
         "[[gateway]]\nname = \"gw3\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tcp\"\n\
          srtp = \"not-supported\"\noptions_interval_secs = 0\nenable_session_timer = true\n",

@@ -19,6 +19,11 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// `sip_messages_malformed_total{listener}`.
     pub sip_malformed: IntCounterVec,
+    /// `sip_connections_refused_total{listener,limit}`: connections closed at accept because
+    /// `max_connections` or `max_connections_per_source` was reached.
+    pub sip_connections_refused: IntCounterVec,
+    /// `sip_connections{listener}`: accepted SIP connections open now.
+    pub sip_connections: IntGaugeVec,
     /// `sip_udp_dropped_total{reason}`: UDP datagrams or transactions dropped (unknown source,
     /// too large, a full flow or transaction table).
     pub sip_udp_dropped: IntCounterVec,
@@ -156,6 +161,18 @@ impl Metrics {
                 "connections_refused_total",
                 "Plain TCP connections refused, by listener and reason",
                 &["listener", "reason"],
+            ),
+            sip_connections_refused: counter(
+                &r,
+                "sip_connections_refused_total",
+                "SIP connections closed at accept because a connection limit was reached",
+                &["listener", "limit"],
+            ),
+            sip_connections: gauge_vec(
+                &r,
+                "sip_connections",
+                "Accepted SIP connections open now, by front door",
+                &["listener"],
             ),
             sip_udp_dropped: counter(
                 &r,

@@ -14,7 +14,8 @@ use crate::metrics::Metrics;
 use crate::sip::FramingLimits;
 use crate::tls::{client_config, server_config, TlsMaterial};
 use crate::transport::{
-    bind_listeners, bind_udp, AcceptContext, Admission, Bound, Connector, UdpContext,
+    bind_listeners, bind_udp, AcceptContext, Admission, Bound, ConnectionLimits, Connector,
+    UdpContext,
 };
 
 /// Why the service could not start.
@@ -81,6 +82,10 @@ impl Service {
             events: events_tx.clone(),
             limits,
             metrics: metrics.clone(),
+            connections: ConnectionLimits::new(
+                config.sip.max_connections,
+                config.sip.max_connections_per_source,
+            ),
         };
         let mut bound = bind_listeners(
             config.next_hop.listen,

@@ -120,6 +120,8 @@ pub struct Setup {
     pub media_ports: u16,
     /// `[sip] drain_timeout_secs`.
     pub drain_timeout_secs: u64,
+    /// More `[sip]` lines (`key = value`).
+    pub sip_extra: String,
     /// `[media] media_timeout_secs`.
     pub media_timeout_secs: u64,
     /// `options_interval_secs` of both gateways.
@@ -143,6 +145,7 @@ impl Default for Setup {
             gw2_srtp: "optional",
             media_ports: 400,
             drain_timeout_secs: 2,
+            sip_extra: String::new(),
             media_timeout_secs: 30,
             options_interval_secs: 30,
             extra: String::new(),
@@ -214,6 +217,7 @@ media_timeout_secs = {media_timeout}
 [sip]
 answer_timeout_secs = 10
 drain_timeout_secs = {drain}
+{sip_extra}
 udp_t1_ms = {t1}
 
 [metrics]
@@ -239,6 +243,7 @@ level = "info"
             metrics = ports.metrics,
             media_timeout = setup.media_timeout_secs,
             drain = setup.drain_timeout_secs,
+            sip_extra = setup.sip_extra,
             options = setup.options_interval_secs,
             extra = setup.extra,
             udp = setup

@@ -203,6 +203,17 @@ impl<'a, 's> Checker<'a, 's> {
                 "expected between 90 (RFC 4028's minimum) and 86400 seconds",
             );
         }
+        for (field, value) in [
+            ("max_connections", c.sip.max_connections),
+            (
+                "max_connections_per_source",
+                c.sip.max_connections_per_source,
+            ),
+        ] {
+            if value == 0 {
+                self.problem(&[Key("sip"), Key(field)], "expected at least 1");
+            }
+        }
         if c.sip.max_early_dialogs == 0 {
             self.problem(
                 &[Key("sip"), Key("max_early_dialogs")],

@@ -371,6 +371,12 @@ pub struct SipConfig {
     /// responses from further forks are not relayed.
     #[serde(default = "default_max_early_dialogs")]
     pub max_early_dialogs: usize,
+    /// SIP connections accepted at once, all front doors together; more are closed at accept.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// SIP connections accepted at once from one IP address.
+    #[serde(default = "default_max_connections_per_source")]
+    pub max_connections_per_source: usize,
     /// UDP retransmission timer T1 (RFC 3261 §17), milliseconds: the first retransmission
     /// interval; 64*T1 is how long a request waits for an answer (timers B and F).
     #[serde(default = "default_t1")]
@@ -386,6 +392,14 @@ fn default_session_expires() -> u32 {
 
 fn default_max_early_dialogs() -> usize {
     20
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+fn default_max_connections_per_source() -> usize {
+    256
 }
 
 fn default_t1() -> u64 {
@@ -435,6 +449,8 @@ impl Default for SipConfig {
             failover_timeout_secs: default_failover_timeout(),
             session_expires_secs: default_session_expires(),
             max_early_dialogs: default_max_early_dialogs(),
+            max_connections: default_max_connections(),
+            max_connections_per_source: default_max_connections_per_source(),
             udp_t1_ms: default_t1(),
             udp_t2_ms: default_t2(),
         }

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use super::admission::Admission;
+use super::conn_limits::ConnectionLimits;
 use super::connection::{serve, ConnId, SipEvent};
 use super::peer::Listener;
 use crate::metrics::Metrics;
@@ -80,6 +81,8 @@ pub struct AcceptContext {
     pub limits: FramingLimits,
     /// Counters.
     pub metrics: Metrics,
+    /// Connections at once, in total and per source address.
+    pub connections: ConnectionLimits,
 }
 
 async fn accept_loop(
@@ -100,9 +103,28 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => return,
         };
+        let slot = match ctx.connections.acquire(remote.ip()) {
+            Ok(slot) => slot,
+            Err(hit) => {
+                // Closed before any TLS work: the cheapest refusal there is.
+                ctx.metrics
+                    .sip_connections_refused
+                    .with_label_values(&[listener.label(), hit.label()])
+                    .inc();
+                tracing::warn!(listener = listener.label(), %remote, limit = hit.label(), "connection refused");
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let _slot = slot; // held for the connection's life
+            let open = ctx
+                .metrics
+                .sip_connections
+                .with_label_values(&[listener.label()]);
+            open.inc();
+            let _open = scopeguard(move || open.dec());
             let conn = ConnId::next();
             match listener {
                 Listener::GatewayTcp => {
@@ -134,4 +156,17 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// Runs `f` when dropped (the connection's task ended, however it ended).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

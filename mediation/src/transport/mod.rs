@@ -3,6 +3,7 @@
 //! call logic behind it is sans-IO.
 
 mod admission;
+mod conn_limits;
 mod connect;
 mod connection;
 mod listeners;
@@ -10,6 +11,7 @@ mod peer;
 mod udp;
 
 pub use admission::Admission;
+pub use conn_limits::{ConnectionLimits, ConnectionSlot, LimitHit};
 pub use connect::Connector;
 pub use connection::{serve, ConnId, SipEvent, ALLOW, SERVER};
 pub use listeners::{bind_listeners, AcceptContext, Bound};

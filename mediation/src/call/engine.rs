@@ -1285,6 +1285,15 @@ impl<P: PortAllocator> Engine<P> {
                     "refused",
                 );
             }
+            Err(sdp::SdpError::TooManyMedia(_)) => {
+                return refuse(
+                    self,
+                    488,
+                    "Not Acceptable Here",
+                    "too many media lines in the offer",
+                    "refused",
+                )
+            }
             Err(e) => {
                 tracing::info!(error = %e, "unparseable SDP offer");
                 return refuse(self, 400, "Bad Request", "unparseable SDP", "refused");

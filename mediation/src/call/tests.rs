@@ -2058,3 +2058,24 @@ fn keys_from_a_udp_gateway_are_ignored() {
         .get();
     assert_eq!(ignored, 1);
 }
+
+#[test]
+fn an_offer_with_too_many_media_lines_gets_488() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let mut offer = gw_offer();
+    for i in 0..16 {
+        offer.push_str(&format!("m=video {} RTP/AVP 96\r\n", 6000 + 2 * i));
+    }
+    let outs = h.feed(gw, &invite("c60", "sip:+15551234@192.0.2.10", &offer));
+    let r = &sent(&outs, gw)[0];
+    assert_eq!(status(r), 488, "{r}");
+    assert!(r.contains("too many media lines"), "{r}");
+    assert!(connected(&outs).is_none());
+}

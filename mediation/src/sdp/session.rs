@@ -27,6 +27,10 @@ use super::crypto::{CryptoAttribute, CryptoError};
 /// Largest SDP body accepted, in bytes.
 pub const MAX_SDP_LEN: usize = 64 * 1024;
 
+/// Most `m=` lines accepted in one SDP (a call uses one; each costs parsing and, for those we
+/// decline, a line in our answer).
+pub const MAX_MEDIA_LINES: usize = 16;
+
 /// Media types the `sdp` crate accepts on an `m=` line.
 const CRATE_MEDIA: [&str; 6] = ["audio", "video", "text", "application", "message", "image"];
 /// Transport tokens the `sdp` crate accepts (each `/`-separated part must be one of these).
@@ -43,6 +47,9 @@ pub enum SdpError {
     /// Larger than [`MAX_SDP_LEN`].
     #[error("SDP body is {0} bytes, more than the 65536 accepted")]
     TooLarge(usize),
+    /// More `m=` lines than [`MAX_MEDIA_LINES`].
+    #[error("SDP has {0} m= lines, more than the 16 accepted")]
+    TooManyMedia(usize),
     /// Not UTF-8.
     #[error("SDP body is not UTF-8 (invalid byte at offset {0})")]
     NotUtf8(usize),
@@ -353,6 +360,13 @@ impl PeerSdp {
             return Err(SdpError::TooLarge(body.len()));
         }
         let text = std::str::from_utf8(body).map_err(|e| SdpError::NotUtf8(e.valid_up_to()))?;
+        let media_lines = text
+            .split('\n')
+            .filter(|l| l.trim_start().starts_with("m="))
+            .count();
+        if media_lines > MAX_MEDIA_LINES {
+            return Err(SdpError::TooManyMedia(media_lines));
+        }
         let mut normalised = normalise(text).ok_or(SdpError::Empty)?;
         let parsed = SessionDescription::unmarshal(&mut Cursor::new(normalised.text.as_bytes()));
         normalised.text.zeroize();
@@ -1012,5 +1026,20 @@ inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz=\r\n";
                 }
             }
         }
+    }
+
+    #[test]
+    fn too_many_media_lines_are_refused_before_parsing() {
+        let mut sdp =
+            String::from("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n");
+        for i in 0..17 {
+            sdp.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * i));
+        }
+        assert_eq!(
+            parse(sdp.as_bytes()).unwrap_err(),
+            SdpError::TooManyMedia(17)
+        );
+        let sixteen = sdp.replacen("m=audio 4000 RTP/AVP 0\r\n", "", 1);
+        assert!(parse(sixteen.as_bytes()).is_ok());
     }
 }

@@ -58,6 +58,15 @@ impl RefusalReason {
             TlsError::NoCertificatesPresented => RefusalReason::NoCertificate,
             TlsError::InvalidCertificate(c) => match c {
                 C::UnknownIssuer | C::BadSignature => RefusalReason::UntrustedCa,
+                // A self-signed certificate made as a CA (openssl req -x509's default).
+                C::Other(o)
+                    if matches!(
+                        o.0.downcast_ref::<webpki::Error>(),
+                        Some(webpki::Error::CaUsedAsEndEntity)
+                    ) =>
+                {
+                    RefusalReason::UntrustedCa
+                }
                 C::Expired | C::ExpiredContext { .. } => RefusalReason::Expired,
                 C::NotValidYet | C::NotValidYetContext { .. } => RefusalReason::NotYetValid,
                 C::Revoked => RefusalReason::Revoked,

@@ -298,6 +298,16 @@ level = "info"
 }
 
 impl Mediation {
+    /// Sends a signal by name (`HUP` reloads certificates and CRLs).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// Sends SIGTERM and waits (at most `limit`) for the process to exit; its exit code.
     pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
         sigterm(&self.child);

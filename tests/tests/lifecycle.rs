@@ -125,3 +125,119 @@ fn a_gateway_that_freezes_mid_call_with_its_connection_open_is_ended_by_the_medi
         m.log_text()
     );
 }
+
+/// The serial number of the first certificate in `pem` (`openssl x509 -serial`).
+fn serial(pem: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl must be installed (tests/run.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The certificate a TLS listener presents, as openssl sees it.
+fn presented(lab: &Lab, port: u16) -> String {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-showcerts",
+        ])
+        .args([
+            "-cert",
+            &lab.arg("gateway.pem"),
+            "-key",
+            &lab.arg("gateway-key.pem"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
+    let end = text.find("-----END CERTIFICATE-----").expect("its end") + 25;
+    text[start..end].to_string()
+}
+
+#[test]
+fn certificate_rotation_by_sighup_keeps_the_call_and_the_next_connection_sees_the_new_one() {
+    let lab = Lab::new();
+    let setup = Setup::default();
+    let nh = Sim::answer(
+        &lab,
+        "rotation-nh",
+        setup.next_hop_port,
+        Some("nexthop"),
+        "offer",
+    );
+    let m = Mediation::start(&lab, &setup);
+    let old = serial(&presented(&lab, m.ports.gateway_tls));
+    let lab_ref = &lab;
+    let port = m.ports.gateway_tls;
+    let (ok, report) = std::thread::scope(|scope| {
+        let call = scope.spawn(move || {
+            Caller {
+                lab: lab_ref,
+                port,
+                transport: "tls",
+                cert: Some("gateway"),
+                srtp: "offer",
+                to: "sip:+15551234@mediation.example.test",
+                duration: 6,
+                extra: vec![],
+            }
+            .run("rotation-call")
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        // The operator drops in a new certificate (same CA, new key) and sends SIGHUP.
+        let issued = std::process::Command::new(e2e::bin("certs"))
+            .args([
+                "issue",
+                "--ca-dir",
+                &lab.arg(""),
+                "--name",
+                "mediation.example.test",
+            ])
+            .args(["--days", "30", "--out", &lab.arg("mediation-new")])
+            .output()
+            .expect("certs runs");
+        assert!(issued.status.success(), "{issued:?}");
+        std::fs::rename(
+            lab.path("mediation-new-key.pem"),
+            lab.path("mediation-key.pem"),
+        )
+        .unwrap();
+        std::fs::rename(lab.path("mediation-new.pem"), lab.path("mediation.pem")).unwrap();
+        m.signal("HUP");
+        call.join().unwrap()
+    });
+    assert!(ok, "{report:#}\n{}", m.log_text());
+    let call = &report["calls"][0];
+    assert_eq!(call["packets_lost"].as_u64(), Some(0), "{report:#}");
+    assert!(
+        call["packets_received"].as_u64().unwrap_or(0) > 250,
+        "{report:#}"
+    );
+    assert!(
+        m.log_text().contains("TLS material reloaded"),
+        "{}",
+        m.log_text()
+    );
+    let new = serial(&presented(&lab, m.ports.gateway_tls));
+    let on_disk = serial(&std::fs::read_to_string(lab.path("mediation.pem")).unwrap());
+    assert_ne!(new, old, "the next connection sees a new certificate");
+    assert_eq!(new, on_disk, "the one just installed");
+    drop(nh);
+}

@@ -173,6 +173,8 @@ pub struct EngineConfig {
     pub session_expires: u32,
     /// Early dialogs kept per call.
     pub max_early_dialogs: usize,
+    /// Unanswered calls one connection may have at once.
+    pub max_pending_per_connection: usize,
     /// Calls whose media stops this long are ended (`None`: never).
     pub media_timeout: Option<Duration>,
     /// Port of our gateway UDP socket (0: none).
@@ -211,6 +213,7 @@ impl EngineConfig {
             gateway_tcp_port,
             session_expires: c.sip.session_expires_secs,
             max_early_dialogs: c.sip.max_early_dialogs,
+            max_pending_per_connection: c.sip.max_pending_per_connection,
             media_timeout: (c.media.media_timeout_secs > 0)
                 .then(|| Duration::from_secs(c.media.media_timeout_secs)),
             gateway_udp_port: c.gateway_listen.udp.map_or(0, |a| a.port()),
@@ -1165,15 +1168,31 @@ impl<P: PortAllocator> Engine<P> {
             self.send(conn, reply);
             return;
         }
-        if self.calls.len() >= self.cfg.max_calls {
+        // One connection's unanswered calls are bounded too, so one peer's burst (or a peer
+        // that never lets its INVITEs finish) cannot take every place.
+        let pending_here = self
+            .calls
+            .values()
+            .filter(|c| c.a.conn == conn && c.phase == Phase::Proceeding)
+            .count();
+        let limit = if self.calls.len() >= self.cfg.max_calls {
+            Some("max_calls")
+        } else if pending_here >= self.cfg.max_pending_per_connection {
+            Some("max_pending_per_connection")
+        } else {
+            None
+        };
+        if let Some(limit) = limit {
             tracing::warn!(
                 calls = self.calls.len(),
-                "max_calls reached: new call refused"
+                pending_here,
+                limit,
+                "new call refused"
             );
             let reply = invite
                 .respond(503, "Service Unavailable", &token(10))
                 .header("Retry-After", "5")
-                .header("Warning", "399 mediation \"max_calls reached\"")
+                .header("Warning", format!("399 mediation \"{limit} reached\""))
                 .encode();
             self.send(conn, reply);
             self.metrics
@@ -1185,7 +1204,7 @@ impl<P: PortAllocator> Engine<P> {
                     },
                     peer.gateway().unwrap_or(""),
                     "none",
-                    "max_calls",
+                    limit,
                 ])
                 .inc();
             return;

@@ -84,6 +84,7 @@ impl Harness {
             gateway_tcp_port: 5068,
             session_expires: 1800,
             max_early_dialogs: 3,
+            max_pending_per_connection: 2,
             media_timeout: Some(Duration::from_secs(30)),
             gateway_udp_port: 5069,
         };
@@ -1349,24 +1350,34 @@ fn max_calls_gives_503_with_retry_after_and_loops_get_482() {
         EncryptionLevel::Required,
         vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
     );
-    let gw = h.open(
-        1,
-        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
-    );
+    let gw_peer = || peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls);
     let offer = sdp(
         4000,
         "RTP/SAVP",
         Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
     );
-    for i in 0..3 {
+    // Two unanswered calls per connection at most (the harness's limit): a third waits.
+    let gw = h.open(1, gw_peer());
+    for i in 0..2 {
         let outs = h.feed(
             gw,
             &invite(&format!("m{i}"), "sip:+15551234@192.0.2.10", &offer),
         );
         assert_eq!(status(&sent(&outs, gw)[0]), 100);
     }
-    let outs = h.feed(gw, &invite("m3", "sip:+15551234@192.0.2.10", &offer));
+    let outs = h.feed(gw, &invite("m2", "sip:+15551234@192.0.2.10", &offer));
     let busy = &sent(&outs, gw)[0];
+    assert_eq!(status(busy), 503);
+    assert!(
+        busy.contains("max_pending_per_connection reached"),
+        "{busy}"
+    );
+    // Another connection still gets in, up to max_calls (3).
+    let gw2 = h.open(1, gw_peer());
+    let outs = h.feed(gw2, &invite("m2", "sip:+15551234@192.0.2.10", &offer));
+    assert_eq!(status(&sent(&outs, gw2)[0]), 100);
+    let outs = h.feed(gw2, &invite("m3", "sip:+15551234@192.0.2.10", &offer));
+    let busy = &sent(&outs, gw2)[0];
     assert_eq!(status(busy), 503);
     assert!(busy.contains("Retry-After: 5"), "{busy}");
     assert_eq!(

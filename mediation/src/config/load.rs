@@ -209,6 +209,10 @@ impl<'a, 's> Checker<'a, 's> {
                 "max_connections_per_source",
                 c.sip.max_connections_per_source,
             ),
+            (
+                "max_pending_per_connection",
+                c.sip.max_pending_per_connection,
+            ),
         ] {
             if value == 0 {
                 self.problem(&[Key("sip"), Key(field)], "expected at least 1");

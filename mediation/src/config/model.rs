@@ -371,6 +371,10 @@ pub struct SipConfig {
     /// responses from further forks are not relayed.
     #[serde(default = "default_max_early_dialogs")]
     pub max_early_dialogs: usize,
+    /// Unanswered calls (INVITE transactions in progress) one connection may hold at once;
+    /// beyond it a new INVITE gets `503` with `Retry-After`.
+    #[serde(default = "default_max_pending_per_connection")]
+    pub max_pending_per_connection: usize,
     /// SIP connections accepted at once, all front doors together; more are closed at accept.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -392,6 +396,10 @@ fn default_session_expires() -> u32 {
 
 fn default_max_early_dialogs() -> usize {
     20
+}
+
+fn default_max_pending_per_connection() -> usize {
+    200
 }
 
 fn default_max_connections() -> usize {
@@ -449,6 +457,7 @@ impl Default for SipConfig {
             failover_timeout_secs: default_failover_timeout(),
             session_expires_secs: default_session_expires(),
             max_early_dialogs: default_max_early_dialogs(),
+            max_pending_per_connection: default_max_pending_per_connection(),
             max_connections: default_max_connections(),
             max_connections_per_source: default_max_connections_per_source(),
             udp_t1_ms: default_t1(),

@@ -18,6 +18,8 @@ export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || { echo "fuzz/run.sh: cargo-fuzz missing: cargo install cargo-fuzz --locked" >&2; exit 2; }
 
 start=$SECONDS
+# cargo-fuzz has no --locked: check here that fuzz/Cargo.lock is complete and current.
+cargo metadata --locked --format-version 1 >/dev/null
 cargo fuzz build -O
 echo "fuzz/run.sh: build took $((SECONDS - start)) s"
 

@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     let [flags, datagram @ ..] = data else {
         return;
     };
-    let port = if flags & 1 == 0 { Port::Rtp } else { Port::Rtcp };
+    let port = if flags & 1 == 0 {
+        Port::Rtp
+    } else {
+        Port::Rtcp
+    };
     let rtcp_mux = flags & 2 != 0;
     let trailer = if flags & 4 == 0 {
         SrtcpTrailer {
@@ -48,18 +52,28 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(header) = RtpHeader::parse(datagram) {
         assert!(header.len <= datagram.len(), "header past the packet");
-        assert!(header.len >= 12 && (header.len - 12) % 4 == 0, "odd header length");
+        assert!(
+            header.len >= 12 && (header.len - 12) % 4 == 0,
+            "odd header length"
+        );
         assert_eq!(
             header.sequence,
             u16::from_be_bytes([datagram[2], datagram[3]])
         );
         let library = header.for_library();
-        assert_eq!(library.marshal_size(), header.len, "library header size differs");
+        assert_eq!(
+            library.marshal_size(),
+            header.len,
+            "library header size differs"
+        );
         assert_eq!(library.ssrc, header.ssrc);
     }
 
     if let Ok(ssrc) = check_rtcp_prefix(datagram) {
-        assert_eq!(ssrc, u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]));
+        assert_eq!(
+            ssrc,
+            u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]])
+        );
     }
     if let Ok((_encrypted, index)) = trailer.read(datagram) {
         assert!(datagram.len() >= trailer.min_packet_len());

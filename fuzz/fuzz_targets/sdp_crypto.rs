@@ -28,7 +28,12 @@ fuzz_target!(|data: &[u8]| {
         if bytes.len() >= 6 {
             let b64 = mediation::sdp::base64::encode(bytes);
             // Unless the peer also wrote it as the tag, suite name or a session parameter.
-            let public = format!("{} {} {}", attr.tag, attr.suite, attr.session_params.join(" "));
+            let public = format!(
+                "{} {} {}",
+                attr.tag,
+                attr.suite,
+                attr.session_params.join(" ")
+            );
             assert!(
                 !redacted.contains(&b64) || public.contains(&b64),
                 "redacted form shows a key"

@@ -21,7 +21,9 @@ use mediation::srtp::SrtpSuite;
 fn params(flags: u8) -> LegSdpParams {
     let savp = flags & 1 != 0;
     let suite = SrtpSuite::AesCm128HmacSha1_80;
-    let key: Vec<u8> = (0u8..30).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+    let key: Vec<u8> = (0u8..30)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
     let crypto = if savp {
         vec![CryptoAttribute::new(
             1,
@@ -42,22 +44,23 @@ fn params(flags: u8) -> LegSdpParams {
     }
 }
 
-/// The inline keys of the peer's a=crypto lines that must not reach what we write: those the
-/// peer did not also write elsewhere (outside a=crypto lines our allow-list may pass them, but
-/// then they were never secret), and long enough not to match by chance.
-fn secret_keys(input: &str, ours: &[String]) -> Vec<String> {
-    let is_crypto_line = |line: &str| {
-        line.trim_start()
-            .get(..8)
-            .is_some_and(|p| p.eq_ignore_ascii_case("a=crypto"))
-    };
-    let elsewhere: String = input
-        .split(['\r', '\n'])
+fn is_crypto_line(line: &str) -> bool {
+    line.trim_start()
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("a=crypto"))
+}
+
+/// The inline keys of the peers' a=crypto lines that must not reach what we write: those no
+/// peer also wrote elsewhere (outside a=crypto lines our allow-list may pass them, but then
+/// they were never secret), and long enough not to match by chance.
+fn secret_keys(inputs: &[&str], ours: &[String]) -> Vec<String> {
+    let lines = || inputs.iter().flat_map(|input| input.split(['\r', '\n']));
+    let elsewhere: String = lines()
         .filter(|l| !is_crypto_line(l))
         .collect::<Vec<_>>()
         .join("\n");
     let mut keys = Vec::new();
-    for line in input.split(['\r', '\n']).filter(|l| is_crypto_line(l)) {
+    for line in lines().filter(|l| is_crypto_line(l)) {
         let lower = line.to_ascii_lowercase();
         for (at, _) in lower.match_indices("inline:") {
             let key: String = line[at + 7..]
@@ -94,13 +97,8 @@ fn check_written(written: &str, expected_m_lines: usize, inputs: &[&str], ours: 
             );
         }
     }
-    for input in inputs {
-        for key in secret_keys(input, &ours_text) {
-            assert!(
-                !written.contains(&key),
-                "peer key {key} leaked\n{written}"
-            );
-        }
+    for key in secret_keys(inputs, &ours_text) {
+        assert!(!written.contains(&key), "peer key {key} leaked\n{written}");
     }
 }
 

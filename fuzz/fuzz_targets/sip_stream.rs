@@ -46,7 +46,10 @@ fn drain(f: &mut StreamFramer, limits: &FramingLimits, run: &mut Run) {
     for _ in 0..100_000 {
         match f.next_message() {
             Ok(Some(Frame::Message(m))) => {
-                assert!(m.len() <= limits.max_message_bytes, "message over the limit");
+                assert!(
+                    m.len() <= limits.max_message_bytes,
+                    "message over the limit"
+                );
                 if !run.first_error {
                     run.messages.push(m.to_vec());
                 }
@@ -108,7 +111,10 @@ fn assert_frames_alone(bytes: &[u8], what: &str) {
         Err(e @ FramingError::NotUtf8 { .. }) => {
             assert_eq!(e.head().map(<[u8]>::len), Some(bytes.len()), "{what}: {e}");
         }
-        other => panic!("{what} does not frame: {other:?}\n{}", String::from_utf8_lossy(bytes)),
+        other => panic!(
+            "{what} does not frame: {other:?}\n{}",
+            String::from_utf8_lossy(bytes)
+        ),
     }
     assert_eq!(f.buffered_len(), 0, "{what} leaves bytes behind");
     assert!(!f.is_desynchronized());
@@ -177,9 +183,16 @@ fuzz_target!(|data: &[u8]| {
     });
     let chunked = frame(&mut chunks, limits);
     let n = whole.messages.len().min(chunked.messages.len());
-    assert_eq!(whole.messages[..n], chunked.messages[..n], "chunking changed the messages");
+    assert_eq!(
+        whole.messages[..n],
+        chunked.messages[..n],
+        "chunking changed the messages"
+    );
     if !whole.first_error && !chunked.first_error {
-        assert_eq!(whole.messages, chunked.messages, "chunking changed the messages");
+        assert_eq!(
+            whole.messages, chunked.messages,
+            "chunking changed the messages"
+        );
     }
 
     for m in &whole.messages {

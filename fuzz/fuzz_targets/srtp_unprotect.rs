@@ -44,7 +44,11 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(clear) = unprotector(&key).unprotect_rtp(packet) {
                 let mut tx = Protector::new(&key).expect("context");
                 let again = tx.protect_rtp(&clear).expect("accepted RTP protects again");
-                assert_eq!(&again[..], packet, "accepted SRTP is not what the key makes");
+                assert_eq!(
+                    &again[..],
+                    packet,
+                    "accepted SRTP is not what the key makes"
+                );
             }
         }
         1 => {

@@ -4,7 +4,12 @@
 //!
 //! libsrtp is driven through Debian's `python3-pylibsrtp` by a small script run with
 //! `/usr/bin/python3` (the Debian interpreter that has the module); packets go over stdin and
-//! stdout as hex. A missing interpreter or module fails the test: it is never skipped.
+//! stdout as hex. pylibsrtp names no AES-256-CM profile, so for those two suites the script sets
+//! libsrtp's own AES-256-CM policy on the `srtp_policy_t` through ctypes. A missing interpreter
+//! or module fails the test: it is never skipped.
+//!
+//! SRTP is deterministic for a given key, SSRC and index, so besides unprotecting each other's
+//! packets both implementations must produce the very same bytes.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -29,14 +34,31 @@ PROFILES = {
     "AEAD_AES_128_GCM": P.SRTP_PROFILE_AEAD_AES_128_GCM,
     "AEAD_AES_256_GCM": P.SRTP_PROFILE_AEAD_AES_256_GCM,
 }
+# pylibsrtp has no AES-256-CM profile constants (libsrtp has no DTLS-SRTP profile for them), but
+# libsrtp 2 sets those policies with srtp_crypto_policy_set_aes_cm_256_hmac_sha1_{80,32}: call
+# them with ctypes on the policy pylibsrtp built. SRTCP keeps the 80-bit tag (RFC 6188 §6).
+CM256 = {
+    "AES_256_CM_HMAC_SHA1_80": ("srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80",
+                                "srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80"),
+    "AES_256_CM_HMAC_SHA1_32": ("srtp_crypto_policy_set_aes_cm_256_hmac_sha1_32",
+                                "srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80"),
+}
 lines = sys.stdin.read().splitlines()
 mode, profile, key = lines[0].split()
-if profile not in PROFILES:
+if profile not in PROFILES and profile not in CM256:
     print("profile not in pylibsrtp:", profile)
     sys.exit(4)
 ssrc_type = P.SSRC_ANY_INBOUND if mode == "unprotect" else P.SSRC_ANY_OUTBOUND
-session = pylibsrtp.Session(policy=P(key=bytes.fromhex(key), ssrc_type=ssrc_type,
-                                     srtp_profile=PROFILES[profile]))
+policy = P(key=bytes.fromhex(key), ssrc_type=ssrc_type,
+           srtp_profile=PROFILES.get(profile, P.SRTP_PROFILE_AES128_CM_SHA1_80))
+if profile in CM256:
+    import ctypes
+    from pylibsrtp._binding import ffi
+    libsrtp = ctypes.CDLL("libsrtp2.so.1")
+    for field, setter in zip(("rtp", "rtcp"), CM256[profile]):
+        address = int(ffi.cast("uintptr_t", ffi.addressof(policy._policy, field)))
+        getattr(libsrtp, setter)(ctypes.c_void_p(address))
+session = pylibsrtp.Session(policy=policy)
 for line in lines[1:]:
     kind, data = line.split()
     data = bytes.fromhex(data)
@@ -214,6 +236,21 @@ fn pylibsrtp_offers_every_suite_we_implement() {
             "pylibsrtp lacks {profile}: {names}"
         );
     }
+    // The AES-256-CM suites go through libsrtp's own policy setters.
+    let output = Command::new(PYTHON)
+        .args([
+            "-c",
+            "import ctypes; l = ctypes.CDLL('libsrtp2.so.1'); \
+             l.srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80; \
+             l.srtp_crypto_policy_set_aes_cm_256_hmac_sha1_32",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "libsrtp2.so.1 lacks the AES-256-CM policies: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -273,8 +310,19 @@ fn we_unprotect_what_libsrtp_protects() {
         let plain = all_packets();
         let protected = libsrtp("protect", &key, &plain);
         let mut rx = Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap();
+        let mut tx = Protector::new(&key).unwrap();
         for (i, ((kind, expected), srtp)) in plain.iter().zip(protected).enumerate() {
             let srtp = srtp.unwrap_or_else(|e| panic!("{suite}: libsrtp protect #{i}: {e}"));
+            let ours = match kind {
+                Kind::Rtp => tx.protect_rtp(expected),
+                Kind::Rtcp => tx.protect_rtcp(expected),
+            }
+            .unwrap();
+            assert_eq!(
+                hex(&ours),
+                hex(&srtp),
+                "{suite}: our {kind:?} #{i} differs from libsrtp's"
+            );
             assert_ne!(
                 &srtp[..expected.len()],
                 &expected[..],

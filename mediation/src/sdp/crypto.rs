@@ -94,7 +94,7 @@ pub enum CryptoError {
     #[error("session parameter FEC_KEY is not supported")]
     FecKeyUnsupported,
     /// The suite is not one we implement.
-    #[error("unknown SRTP suite `{0}` (known: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)")]
+    #[error("unknown SRTP suite `{0}` (known: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AES_256_CM_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)")]
     UnknownSuite(String),
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
@@ -741,7 +741,7 @@ mod tests {
         );
         assert_eq!(
             attr.known_suite().unwrap_err().to_string(),
-            "unknown SRTP suite `AES_192_CM_HMAC_SHA1_80` (known: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)"
+            "unknown SRTP suite `AES_192_CM_HMAC_SHA1_80` (known: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AES_256_CM_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)"
         );
     }
 

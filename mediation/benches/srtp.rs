@@ -7,11 +7,33 @@
 //!
 //! `cargo bench -p mediation --bench srtp`
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mediation::srtp::{MasterKey, Protector, ReplayWindow, SrtpSuite, Unprotector};
+
+/// Counts heap allocations, to show the fast path makes none.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 const PAYLOAD: usize = 160;
 const SSRC: u32 = 0x5EED_F00D;
@@ -72,6 +94,59 @@ fn ours(c: &mut Criterion) {
                 seq = seq.wrapping_add(1);
                 set_seq(&mut plain, seq);
                 black_box(tx.protect_rtp(black_box(&plain)).unwrap());
+            })
+        });
+
+        // The fast path: into and in a caller's buffer, no allocation.
+        let mut tx = Protector::new(&key).unwrap();
+        let mut rx = Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap();
+        let mut buf = [0u8; 256];
+        // The first packet of a stream makes its replay window (once per SSRC); count after.
+        set_seq(&mut plain, 0);
+        let len = tx.protect_rtp_into(&plain, &mut buf).unwrap();
+        rx.unprotect_rtp_in_place(&mut buf[..len]).unwrap();
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for seq in 1..=1000u16 {
+            set_seq(&mut plain, seq);
+            let len = tx.protect_rtp_into(&plain, &mut buf).unwrap();
+            let clear = rx.unprotect_rtp_in_place(&mut buf[..len]).unwrap();
+            assert_eq!(buf[..clear], plain[..]);
+        }
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        eprintln!(
+            "{suite}: {allocations} allocations for 1000 packets protected and unprotected \
+             on the fast path"
+        );
+        assert_eq!(allocations, 0, "{suite}: the fast path allocated");
+
+        let mut seq = 1000u16;
+        group.bench_function("protect_rtp_into", |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                set_seq(&mut plain, seq);
+                black_box(tx.protect_rtp_into(black_box(&plain), &mut buf).unwrap());
+            })
+        });
+
+        let mut tx = Protector::new(&key).unwrap();
+        let mut rx = Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap();
+        let mut seq = 0u16;
+        group.bench_function("unprotect_rtp_in_place", |b| {
+            b.iter_custom(|iters| {
+                timed_batches(
+                    iters,
+                    |n| {
+                        (0..n)
+                            .map(|_| {
+                                seq = seq.wrapping_add(1);
+                                tx.protect_rtp(&g711_packet(seq)).unwrap().to_vec()
+                            })
+                            .collect()
+                    },
+                    |packet| {
+                        black_box(rx.unprotect_rtp_in_place(black_box(packet)).unwrap());
+                    },
+                )
             })
         });
 

@@ -344,8 +344,8 @@ impl Unprotector {
     }
 
     /// Checks and decrypts the SRTP packet in `buf` in place and returns the length of the RTP
-    /// packet now at its start. No allocation. On an error the buffer's contents are
-    /// unspecified (an AES-GCM payload may be decrypted before a replay is noticed).
+    /// packet now at its start. No allocation. A refused packet leaves the buffer as it was, so
+    /// the caller may try it with another context (the keys before a rekey).
     ///
     /// The order is: lengths, MKI, tag (constant time), replay window, decryption; state
     /// changes only after all passed.
@@ -384,14 +384,20 @@ impl Unprotector {
             .authenticate_rtp(buf, layout, header.ssrc, index)
             .map_err(|_| SrtpError::AuthFailed)?;
         let window = self.window.packets();
-        let stream = match self.rtp.get_mut(header.ssrc) {
-            Some(stream) => stream,
+        let admitted = match self.rtp.get_mut(header.ssrc) {
+            Some(stream) => Ok(stream),
             None => self
                 .rtp
                 .get_or_insert_with(header.ssrc, || ReplayBitmap::new(window))
-                .map_err(|_| SrtpError::TooManySsrcs)?,
+                .map_err(|_| SrtpError::TooManySsrcs),
         };
-        stream.check(index).map_err(replay)?;
+        let stream = match admitted.and_then(|s| s.check(index).map_err(replay).map(|()| s)) {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.keys.restore_rtp(buf, layout, header.ssrc, index);
+                return Err(error);
+            }
+        };
         self.keys.decrypt_rtp(buf, layout, header.ssrc, index);
         stream.accept(index);
         Ok(payload_end)
@@ -447,21 +453,29 @@ impl Unprotector {
         self.keys
             .authenticate_rtcp(buf, layout, ssrc, e_index)
             .map_err(|_| SrtpError::AuthFailed)?;
-        if e_index >> 31 == 0 {
-            // E=0, "not encrypted", needs the UNENCRYPTED_SRTCP session parameter (RFC 4568
-            // §6.3.2), which we never negotiate.
-            return Err(SrtpError::AuthFailed);
-        }
         let index = e_index & MAX_SRTCP_INDEX;
         let window = self.window.packets();
-        let stream = match self.rtcp.get_mut(ssrc) {
-            Some(stream) => stream,
-            None => self
-                .rtcp
-                .get_or_insert_with(ssrc, || ReplayBitmap::new(window))
-                .map_err(|_| SrtpError::TooManySsrcs)?,
+        let admitted = if e_index >> 31 == 0 {
+            // E=0, "not encrypted", needs the UNENCRYPTED_SRTCP session parameter (RFC 4568
+            // §6.3.2), which we never negotiate.
+            Err(SrtpError::AuthFailed)
+        } else {
+            match self.rtcp.get_mut(ssrc) {
+                Some(stream) => Ok(stream),
+                None => self
+                    .rtcp
+                    .get_or_insert_with(ssrc, || ReplayBitmap::new(window))
+                    .map_err(|_| SrtpError::TooManySsrcs),
+            }
         };
-        stream.check(u64::from(index)).map_err(replay)?;
+        let checked = admitted.and_then(|s| s.check(u64::from(index)).map_err(replay).map(|()| s));
+        let stream = match checked {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.keys.restore_rtcp(buf, layout, ssrc, e_index);
+                return Err(error);
+            }
+        };
         self.keys.decrypt_rtcp(buf, layout, ssrc, index);
         stream.accept(u64::from(index));
         Ok(payload_end)
@@ -759,6 +773,243 @@ mod tests {
             tx.protect_rtp(&rtp(1, 999, &[0; 20])),
             Err(SrtpError::TooManySsrcs)
         );
+    }
+
+    /// Every single-bit flip of an SRTP or SRTCP packet is refused: past the header always as
+    /// an authentication failure, in the header possibly as malformed (version, CC, X).
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        for suite in SrtpSuite::ALL {
+            let (mut tx, mut rx) = pair(suite);
+            let srtp = tx.protect_rtp(&rtp(7, 0x0102_0304, &[0x5A; 160])).unwrap();
+            let srtcp = tx.protect_rtcp(&sender_report(0x0102_0304)).unwrap();
+            for (packet, is_rtcp) in [(&srtp, false), (&srtcp, true)] {
+                for bit in 0..packet.len() * 8 {
+                    let mut bad = packet.to_vec();
+                    bad[bit / 8] ^= 1 << (bit % 8);
+                    let result = if is_rtcp {
+                        rx.unprotect_rtcp(&bad)
+                    } else {
+                        rx.unprotect_rtp(&bad)
+                    };
+                    match result {
+                        Err(SrtpError::AuthFailed) => {}
+                        Err(SrtpError::Malformed(_)) if bit < 8 => {}
+                        other => panic!("{suite} rtcp={is_rtcp} bit {bit}: {other:?}"),
+                    }
+                }
+            }
+            // Nothing was admitted by the forgeries; the genuine packets still pass, once.
+            assert!(rx.rtp.is_empty() && rx.rtcp.is_empty(), "{suite}");
+            assert!(rx.unprotect_rtp(&srtp).is_ok(), "{suite}");
+            assert!(rx.unprotect_rtcp(&srtcp).is_ok(), "{suite}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        for suite in SrtpSuite::ALL {
+            let (mut tx, mut rx) = pair(suite);
+            let srtp = tx.protect_rtp(&rtp(7, 7, &[0x5A; 40])).unwrap();
+            let srtcp = tx.protect_rtcp(&sender_report(7)).unwrap();
+            for len in 0..srtp.len() {
+                let short = rx.unprotect_rtp(&srtp[..len]);
+                assert!(
+                    matches!(short, Err(SrtpError::Malformed(_) | SrtpError::AuthFailed)),
+                    "{suite} SRTP cut to {len}: {short:?}"
+                );
+            }
+            for len in 0..srtcp.len() {
+                let short = rx.unprotect_rtcp(&srtcp[..len]);
+                assert!(
+                    matches!(short, Err(SrtpError::Malformed(_) | SrtpError::AuthFailed)),
+                    "{suite} SRTCP cut to {len}: {short:?}"
+                );
+            }
+            // Too short for even the tag: malformed, not an authentication failure.
+            let tag_only = srtp.len() - 40;
+            assert!(matches!(
+                rx.unprotect_rtp(&srtp[..tag_only - 1]),
+                Err(SrtpError::Malformed(_))
+            ));
+        }
+    }
+
+    /// The rollover counter follows the sequence number through several wraps, with packets
+    /// late across a wrap, and the receiver agrees.
+    #[test]
+    fn rollover_counter_across_wraps() {
+        for suite in [SrtpSuite::AesCm128HmacSha1_32, SrtpSuite::AeadAes128Gcm] {
+            let (mut tx, mut rx) = pair(suite);
+            let mut held = None;
+            for n in 0..(2 * 65536u32 + 100) {
+                let seq = (n.wrapping_add(65000) & 0xFFFF) as u16;
+                let srtp = tx.protect_rtp(&rtp(seq, 9, &[n as u8; 8])).unwrap();
+                if seq == 65535 {
+                    // Delivered after 0 and 1 of the next cycle.
+                    held = Some(srtp);
+                    continue;
+                }
+                assert_eq!(
+                    rx.unprotect_rtp(&srtp).unwrap()[12..],
+                    [n as u8; 8],
+                    "{suite} #{n}"
+                );
+                if seq == 1 {
+                    let late = held.take().unwrap();
+                    assert!(
+                        rx.unprotect_rtp(&late).is_ok(),
+                        "{suite}: late across the wrap"
+                    );
+                    assert_eq!(rx.unprotect_rtp(&late), Err(SrtpError::Replay));
+                }
+            }
+            let highest = rx.rtp.get_mut(9).unwrap().highest().unwrap();
+            assert_eq!(highest >> 16, 2, "{suite}: ROC");
+        }
+    }
+
+    #[test]
+    fn mki_is_sent_and_checked() {
+        for suite in SrtpSuite::ALL {
+            let key = MasterKey::generate(suite).unwrap();
+            let with_mki = key.clone().with_mki(Mki::new(0x0A0B, 2).unwrap());
+            let mut tx = Protector::new(&with_mki).unwrap();
+            let mut rx = Unprotector::new(&with_mki, ReplayWindow::DEFAULT).unwrap();
+            let plain = rtp(1, 7, &[3; 50]);
+            let srtp = tx.protect_rtp(&plain).unwrap();
+            assert_eq!(
+                srtp.len(),
+                plain.len() + suite.srtp_overhead() + 2,
+                "{suite}"
+            );
+            let mki_at = if suite.is_aead() {
+                srtp.len() - 2
+            } else {
+                plain.len()
+            };
+            assert_eq!(&srtp[mki_at..mki_at + 2], &[0x0A, 0x0B], "{suite}");
+            assert_eq!(rx.unprotect_rtp(&srtp).unwrap(), plain, "{suite}");
+
+            let sr = sender_report(7);
+            let srtcp = tx.protect_rtcp(&sr).unwrap();
+            assert_eq!(srtcp.len(), sr.len() + suite.srtcp_overhead() + 2);
+            assert_eq!(rx.unprotect_rtcp(&srtcp).unwrap(), sr, "{suite}");
+
+            // Another MKI, or none expected: refused.
+            let other = key.clone().with_mki(Mki::new(0x0A0C, 2).unwrap());
+            let mut rx_other = Unprotector::new(&other, ReplayWindow::DEFAULT).unwrap();
+            let next = tx.protect_rtp(&rtp(2, 7, &[3; 50])).unwrap();
+            assert_eq!(rx_other.unprotect_rtp(&next), Err(SrtpError::AuthFailed));
+            let mut rx_none = Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap();
+            assert!(rx_none.unprotect_rtp(&next).is_err());
+        }
+    }
+
+    #[test]
+    fn key_lifetime_and_index_limits() {
+        let key = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        let mut tx = Protector::new(&key).unwrap().with_lifetime(3);
+        for seq in 0..3 {
+            tx.protect_rtp(&rtp(seq, 7, &[0; 10])).unwrap();
+        }
+        assert_eq!(
+            tx.protect_rtp(&rtp(3, 7, &[0; 10])),
+            Err(SrtpError::KeyExhausted)
+        );
+        for _ in 0..3 {
+            tx.protect_rtcp(&sender_report(7)).unwrap();
+        }
+        assert_eq!(
+            tx.protect_rtcp(&sender_report(7)),
+            Err(SrtpError::KeyExhausted)
+        );
+
+        // The 31-bit SRTCP index and the 48-bit SRTP index run out too.
+        let mut tx = Protector::new(&key).unwrap();
+        tx.protect_rtcp(&sender_report(7)).unwrap();
+        *tx.rtcp.get_mut(7).unwrap() = MAX_SRTCP_INDEX;
+        assert_eq!(
+            tx.protect_rtcp(&sender_report(7)),
+            Err(SrtpError::KeyExhausted)
+        );
+        tx.protect_rtp(&rtp(65535, 7, &[0; 10])).unwrap();
+        tx.rtp.get_mut(7).unwrap().highest = MAX_SRTP_INDEX;
+        assert_eq!(
+            tx.protect_rtp(&rtp(0, 7, &[0; 10])),
+            Err(SrtpError::KeyExhausted)
+        );
+    }
+
+    #[test]
+    fn the_fast_path_works_in_callers_buffers() {
+        for suite in SrtpSuite::ALL {
+            let (mut tx, mut rx) = pair(suite);
+            let plain = rtp(1, 7, &[8; 160]);
+            let mut buf = [0u8; 300];
+            let len = tx.protect_rtp_into(&plain, &mut buf).unwrap();
+            assert_eq!(len, plain.len() + tx.rtp_overhead());
+            assert_eq!(rx.unprotect_rtp_in_place(&mut buf[..len]), Ok(plain.len()));
+            assert_eq!(buf[..plain.len()], plain[..]);
+            // In place, with room for the trailer.
+            buf[..plain.len()].copy_from_slice(&rtp(2, 7, &[8; 160]));
+            let len = tx.protect_rtp_in_place(&mut buf, plain.len()).unwrap();
+            assert!(rx.unprotect_rtp_in_place(&mut buf[..len]).is_ok());
+            // No room: refused, nothing protected at that index.
+            let mut small = [0u8; 172];
+            assert!(matches!(
+                tx.protect_rtp_into(&rtp(3, 7, &[8; 160]), &mut small),
+                Err(SrtpError::Malformed(_))
+            ));
+            assert!(tx.protect_rtp_into(&rtp(3, 7, &[8; 160]), &mut buf).is_ok());
+
+            let sr = sender_report(7);
+            let len = tx.protect_rtcp_into(&sr, &mut buf).unwrap();
+            assert_eq!(len, sr.len() + tx.rtcp_overhead());
+            assert_eq!(rx.unprotect_rtcp_in_place(&mut buf[..len]), Ok(sr.len()));
+        }
+    }
+
+    #[test]
+    fn refused_packets_leave_the_buffer_as_it_was() {
+        for suite in SrtpSuite::ALL {
+            let (mut tx, mut rx) = pair(suite);
+            let srtp = tx.protect_rtp(&rtp(1, 7, &[4; 60])).unwrap();
+            let srtcp = tx.protect_rtcp(&sender_report(7)).unwrap();
+            rx.unprotect_rtp(&srtp).unwrap();
+            rx.unprotect_rtcp(&srtcp).unwrap();
+            let mut again = srtp.to_vec();
+            assert_eq!(
+                rx.unprotect_rtp_in_place(&mut again),
+                Err(SrtpError::Replay)
+            );
+            assert_eq!(again, srtp, "{suite}: replayed SRTP");
+            let mut again = srtcp.to_vec();
+            assert_eq!(
+                rx.unprotect_rtcp_in_place(&mut again),
+                Err(SrtpError::Replay)
+            );
+            assert_eq!(again, srtcp, "{suite}: replayed SRTCP");
+            let mut forged = srtp.to_vec();
+            forged[20] ^= 1;
+            let copy = forged.clone();
+            assert_eq!(
+                rx.unprotect_rtp_in_place(&mut forged),
+                Err(SrtpError::AuthFailed)
+            );
+            assert_eq!(forged, copy, "{suite}: forged SRTP");
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_keys() {
+        let key = MasterKey::from_bytes(SrtpSuite::AesCm128HmacSha1_80, &[0xAB; 30]).unwrap();
+        let session = SrtpSession::new(&key, &key, ReplayWindow::DEFAULT).unwrap();
+        let shown = format!("{session:?}");
+        assert!(shown.contains("AesCm128HmacSha1_80"), "{shown}");
+        for needle in ["171", "ab", "AB"] {
+            assert!(!shown.contains(needle), "{shown}");
+        }
     }
 
     #[test]

@@ -346,6 +346,17 @@ impl SessionKeys {
         }
     }
 
+    /// Undoes the decryption [`authenticate_rtp`](Self::authenticate_rtp) did (AES-GCM) when
+    /// the packet is refused after all, a replay: encrypting again under the same nonce gives
+    /// back the same ciphertext, so a refused packet leaves the caller's buffer as it was.
+    pub(crate) fn restore_rtp(&self, packet: &mut [u8], layout: RtpLayout, ssrc: u32, index: u64) {
+        if let Keys::Gcm { aead, salt } = &self.rtp {
+            let nonce = Keys::gcm_nonce(salt, ssrc, roc_seq(index));
+            let (aad, rest) = packet.split_at_mut(layout.header);
+            aead.seal(&nonce, aad, &mut rest[..layout.payload_end - layout.header]);
+        }
+    }
+
     /// Decrypts an SRTP packet whose tag [`authenticate_rtp`](Self::authenticate_rtp)
     /// accepted (AES-CM; AES-GCM has already decrypted).
     pub(crate) fn decrypt_rtp(&self, packet: &mut [u8], layout: RtpLayout, ssrc: u32, index: u64) {
@@ -418,6 +429,21 @@ impl SessionKeys {
                 let (data, tag) = packet[RTCP_PREFIX..].split_at_mut(payload_end - RTCP_PREFIX);
                 aead.open(&nonce, &aad, data, &tag[..GCM_TAG_LEN])
             }
+        }
+    }
+
+    /// As [`restore_rtp`](Self::restore_rtp), for SRTCP.
+    pub(crate) fn restore_rtcp(
+        &self,
+        packet: &mut [u8],
+        layout: RtcpLayout,
+        ssrc: u32,
+        e_index: u32,
+    ) {
+        if let Keys::Gcm { aead, salt } = &self.rtcp {
+            let nonce = Keys::gcm_nonce(salt, ssrc, rtcp_middle(e_index & 0x7FFF_FFFF));
+            let aad = rtcp_aad(packet, e_index.to_be_bytes());
+            aead.seal(&nonce, &aad, &mut packet[RTCP_PREFIX..layout.payload_end]);
         }
     }
 

@@ -1,5 +1,7 @@
-//! Known-answer tests: our contexts against libsrtp's published test vectors and against the
-//! RFC 3711 Appendix B.3 session keys, recomputed here with plain AES and HMAC-SHA1.
+//! Known-answer tests: our contexts against libsrtp's published test vectors, the RFC 3711
+//! Appendix B.3 session keys (recomputed here with plain AES and HMAC-SHA1) and the RFC 7714
+//! AES-GCM packets. The key derivation (RFC 3711 B.3, RFC 6188 §7.2) and AES-CM keystream
+//! (RFC 3711 B.2, RFC 6188 §7.1) vectors are beside their code in `kdf.rs` and `aes_cm.rs`.
 
 use aes::cipher::{BlockEncrypt, KeyInit};
 use hmac::Mac;
@@ -29,7 +31,7 @@ struct Vector {
     suite: SrtpSuite,
     master: &'static str,
     srtp: &'static str,
-    /// First SRTCP packet (index 1: both libsrtp and webrtc-srtp start there).
+    /// First SRTCP packet (index 1: libsrtp starts there, and so do we).
     srtcp: &'static str,
 }
 
@@ -114,9 +116,9 @@ fn unprotect_matches_libsrtp_vectors() {
 /// Cipher salt: 30CBBC08863D8C85D49DB34A9AE1
 /// Auth key:    CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4
 /// ```
-/// The library does not expose its key derivation, so we rebuild the packet it produced from
-/// these session keys with plain AES-CM (RFC 3711 §4.1.1) and HMAC-SHA1 (§4.2.1): if its
-/// derivation were wrong, either the payload or the tag would differ.
+/// We rebuild the packet from these session keys with plain AES-CM (RFC 3711 §4.1.1) and the
+/// `hmac` crate's HMAC-SHA1 (§4.2.1): if our derivation were wrong, either the payload or the tag
+/// would differ.
 #[test]
 fn key_derivation_matches_rfc3711_b3() {
     let session_key = hex("C61E7A93744F39EE10734AFE3FF7A087");

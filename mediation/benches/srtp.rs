@@ -232,12 +232,17 @@ mod libsrtp {
     }
 
     impl Lib {
-        pub fn open() -> Option<Lib> {
+        /// The library at `path` (a file name the dynamic loader finds, or a path).
+        pub fn open(path: &CStr) -> Option<Lib> {
             // SAFETY: dlopen/dlsym with NUL-terminated names; symbols are cast to the
             // signatures in libsrtp 2's header.
             unsafe {
-                let handle = libc::dlopen(c"libsrtp2.so.1".as_ptr(), libc::RTLD_NOW);
+                let handle = libc::dlopen(path.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
                 if handle.is_null() {
+                    let error = libc::dlerror();
+                    if !error.is_null() {
+                        eprintln!("dlopen: {}", CStr::from_ptr(error).to_string_lossy());
+                    }
                     return None;
                 }
                 let lib = Lib {
@@ -356,19 +361,33 @@ mod libsrtp {
     }
 }
 
+/// Which libsrtp: `MEDIATION_BENCH_LIBSRTP` (any shared object exporting libsrtp 2's API, e.g.
+/// one built against OpenSSL), else the system's `libsrtp2.so.1` (Debian's uses NSS).
 fn libsrtp(c: &mut Criterion) {
-    let Some(lib) = libsrtp::Lib::open() else {
-        eprintln!("libsrtp2.so.1 not found (apt-get install libsrtp2-1): libsrtp rows skipped");
+    let path = std::env::var("MEDIATION_BENCH_LIBSRTP").unwrap_or("libsrtp2.so.1".into());
+    let Some(lib) = std::ffi::CString::new(path.clone())
+        .ok()
+        .and_then(|p| libsrtp::Lib::open(&p))
+    else {
+        eprintln!("{path} not loadable (apt-get install libsrtp2-1): libsrtp rows skipped");
         return;
     };
+    eprintln!("libsrtp from {path}");
     for suite in SrtpSuite::ALL {
         let key = key_for(suite);
         let mut group = c.benchmark_group(format!("libsrtp/{suite}"));
 
+        // Same key, same packet: libsrtp and we must produce the same bytes.
         let mut tx = lib.session(suite, key.key_and_salt(), true);
-        let plain = g711_packet(0);
         let mut buf = [0u8; 256];
-        let mut seq = 0u16;
+        let first = g711_packet(1);
+        buf[..first.len()].copy_from_slice(&first);
+        let len = tx.process(&mut buf, first.len());
+        let ours = Protector::new(&key).unwrap().protect_rtp(&first).unwrap();
+        assert_eq!(buf[..len], ours[..], "{suite}: libsrtp and we disagree");
+
+        let plain = g711_packet(0);
+        let mut seq = 1u16;
         group.bench_function("protect_rtp", |b| {
             b.iter(|| {
                 seq = seq.wrapping_add(1);

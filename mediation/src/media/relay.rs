@@ -24,7 +24,7 @@ use super::packet::{classify, PacketKind, Port};
 use super::ports::PortLease;
 use super::stats::{RelayStats, Side};
 use crate::metrics::Metrics;
-use crate::srtp::{MasterKey, Protector, ReplayWindow, SetupError, Unprotector};
+use crate::srtp::{MasterKey, Protector, ReplayWindow, SetupError, Unprotector, MAX_TRAILER_LEN};
 
 /// Receive buffer, one per call. A datagram that fills it was probably truncated and is
 /// dropped as malformed; voice packets are far smaller.
@@ -104,7 +104,8 @@ pub fn spawn_relay(a: LegMedia, b: LegMedia, metrics: &Metrics) -> Result<RelayH
     let stats = Arc::new(RelayStats::new());
     let relay = Relay {
         legs,
-        buffer: vec![0; RECV_BUFFER].into_boxed_slice(),
+        // Room after the largest datagram for the SRTP trailer: packets are re-protected in place.
+        buffer: vec![0; RECV_BUFFER + MAX_TRAILER_LEN].into_boxed_slice(),
         stats: Arc::clone(&stats),
     };
     let (stop, stopped) = oneshot::channel();
@@ -315,7 +316,7 @@ impl Relay {
             let Some(socket) = self.legs[side.index()].socket(port) else {
                 return;
             };
-            let (len, source) = match socket.try_recv_from(&mut self.buffer) {
+            let (len, source) = match socket.try_recv_from(&mut self.buffer[..RECV_BUFFER]) {
                 Ok(received) => received,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -324,30 +325,32 @@ impl Relay {
                     return;
                 }
             };
-            let datagram = &self.buffer[..len];
             relay_one(
                 &mut self.legs,
                 &self.stats,
                 side,
                 port,
                 source,
-                datagram,
+                (&mut self.buffer, len),
                 now,
             );
         }
     }
 }
 
-/// The whole path of one datagram from leg `from` to the other leg.
+/// The whole path of one datagram, `buffer[..len]`, from leg `from` to the other leg. SRTP is
+/// unprotected and re-protected in place in `buffer`, which has room for the trailer: no
+/// allocation per packet.
 fn relay_one(
     legs: &mut [Leg; 2],
     stats: &RelayStats,
     from: Side,
     port: Port,
     source: SocketAddr,
-    datagram: &[u8],
+    (buffer, len): (&mut [u8], usize),
     now: Instant,
 ) {
+    let datagram = &buffer[..len];
     let [a, b] = legs;
     let (inbound, outbound) = match from {
         Side::A => (a, b),
@@ -370,18 +373,17 @@ fn relay_one(
         return drop_in(inbound, DropReason::UnknownSource);
     }
 
-    // 3. Authenticate and decrypt (SRTP legs).
-    let unprotected;
-    let clear: &[u8] = match &mut inbound.rx {
-        None => datagram,
+    // 3. Authenticate and decrypt (SRTP legs), in place: `buffer[..clear_len]` is then RTP.
+    let clear_len = match &mut inbound.rx {
+        None => len,
         Some(rx) => {
-            let unprotect = |context: &mut Unprotector| match kind {
-                PacketKind::Rtp => context.unprotect_rtp(datagram),
-                PacketKind::Rtcp => context.unprotect_rtcp(datagram),
+            let mut unprotect = |context: &mut Unprotector| match kind {
+                PacketKind::Rtp => context.unprotect_rtp_in_place(&mut buffer[..len]),
+                PacketKind::Rtcp => context.unprotect_rtcp_in_place(&mut buffer[..len]),
             };
             let mut result = unprotect(rx);
-            // Maybe still under the keys before the last rekey; the first error is the one
-            // counted if that fails too.
+            // Maybe still under the keys before the last rekey (a refused packet is left as it
+            // was); the first error is the one counted if that fails too.
             if let (Err(first), Some((old, until))) = (&result, inbound.old_rx.as_mut()) {
                 if now < *until {
                     let first = *first;
@@ -389,10 +391,7 @@ fn relay_one(
                 }
             }
             match result {
-                Ok(bytes) => {
-                    unprotected = bytes;
-                    &unprotected
-                }
+                Ok(clear_len) => clear_len,
                 Err(error) => {
                     inbound.counters.unprotect_failed(error);
                     let reason = if source_match == SourceMatch::Other {
@@ -419,7 +418,7 @@ fn relay_one(
             ),
         }
     }
-    inbound.counters.packet_in(datagram.len());
+    inbound.counters.packet_in(len);
     stats.record_in(from, now);
 
     // 5. Re-protect for the other leg and send.
@@ -431,23 +430,20 @@ fn relay_one(
     let Some(destination) = outbound.outbound(kind).1.destination() else {
         return drop_out(outbound, DropReason::NoDestination);
     };
-    let protected;
-    let wire: &[u8] = match &mut outbound.tx {
-        None => clear,
+    let wire_len = match &mut outbound.tx {
+        None => clear_len,
         Some(tx) => {
             let result = match kind {
-                PacketKind::Rtp => tx.protect_rtp(clear),
-                PacketKind::Rtcp => tx.protect_rtcp(clear),
+                PacketKind::Rtp => tx.protect_rtp_in_place(buffer, clear_len),
+                PacketKind::Rtcp => tx.protect_rtcp_in_place(buffer, clear_len),
             };
             match result {
-                Ok(bytes) => {
-                    protected = bytes;
-                    &protected
-                }
+                Ok(wire_len) => wire_len,
                 Err(error) => return drop_out(outbound, DropReason::from_srtp(error, false)),
             }
         }
     };
+    let wire = &buffer[..wire_len];
     let socket = outbound.outbound(kind).0;
     match socket.try_send_to(wire, destination) {
         Ok(_) => {

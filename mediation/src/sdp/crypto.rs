@@ -90,11 +90,21 @@ pub enum CryptoError {
     /// `KDR=n` with `n != 0`: key derivation rates are not supported.
     #[error("session parameter KDR={0} is not supported (only KDR=0: no periodic key derivation)")]
     UnsupportedKdr(u8),
+    /// `WSH=` with a value that is not a decimal number of at least 64 (RFC 4568 §6.3.7).
+    #[error("session parameter WSH=`{0}` is not a window size of at least 64")]
+    BadWsh(String),
+    /// `FEC_ORDER=` with a value other than `FEC_SRTP` or `SRTP_FEC` (RFC 4568 §6.3.5).
+    #[error("session parameter FEC_ORDER=`{0}` is neither FEC_SRTP nor SRTP_FEC")]
+    BadFecOrder(String),
+    /// A session parameter that weakens SRTP, with its name, from
+    /// [`CryptoAttribute::check_security`].
+    #[error("session parameter {0} turns off SRTP protection, which is never accepted")]
+    Weakening(&'static str),
     /// `FEC_KEY=`: a separate FEC key is not supported (and would be key material in a log).
     #[error("session parameter FEC_KEY is not supported")]
     FecKeyUnsupported,
     /// The suite is not one we implement.
-    #[error("unknown SRTP suite `{0}` (known: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)")]
+    #[error("unknown SRTP suite `{0}` (known: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AES_256_CM_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)")]
     UnknownSuite(String),
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
@@ -404,6 +414,20 @@ impl CryptoAttribute {
             .any(|p| p == UNENCRYPTED_SRTP || p == UNENCRYPTED_SRTCP || p == UNAUTHENTICATED_SRTP)
     }
 
+    /// The first session parameter that turns off encryption or authentication
+    /// (`UNENCRYPTED_SRTP`, `UNENCRYPTED_SRTCP`, `UNAUTHENTICATED_SRTP`, RFC 4568 §6.3.1-3) as
+    /// an error naming it; such an attribute is never used.
+    pub fn check_security(&self) -> Result<(), CryptoError> {
+        for param in &self.session_params {
+            for weak in [UNENCRYPTED_SRTP, UNENCRYPTED_SRTCP, UNAUTHENTICATED_SRTP] {
+                if param == weak {
+                    return Err(CryptoError::Weakening(weak));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// True if a session parameter is neither one we know (`UNENCRYPTED_*`,
     /// `UNAUTHENTICATED_SRTP`, `KDR`, `WSH`, `FEC_ORDER`) nor marked optional with a leading
     /// `-` (RFC 4568 §6.3.7): such an attribute cannot be used safely.
@@ -588,6 +612,15 @@ fn check_session_param(param: &str) -> Result<(), CryptoError> {
         if n != 0 {
             return Err(CryptoError::UnsupportedKdr(n));
         }
+    } else if let Some(wsh) = param.strip_prefix("WSH=") {
+        let ok = all_digits(wsh) && wsh.len() <= 9 && wsh.parse::<u32>().is_ok_and(|n| n >= 64);
+        if !ok {
+            return Err(CryptoError::BadWsh(snippet(wsh)));
+        }
+    } else if let Some(order) = param.strip_prefix("FEC_ORDER=") {
+        if order != "FEC_SRTP" && order != "SRTP_FEC" {
+            return Err(CryptoError::BadFecOrder(snippet(order)));
+        }
     } else if param.starts_with("FEC_KEY=") || param.starts_with("-FEC_KEY=") {
         return Err(CryptoError::FecKeyUnsupported);
     }
@@ -716,6 +749,10 @@ mod tests {
             (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k} KDR=3"), "session parameter KDR=3 is not supported (only KDR=0: no periodic key derivation)"),
             (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k} KDR=25"), "session parameter KDR=`25` is not a number in 0..=24"),
             (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k} FEC_KEY=inline:{k}"), "session parameter FEC_KEY is not supported"),
+            (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k} WSH=32"), "session parameter WSH=`32` is not a window size of at least 64"),
+            (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k} WSH=x"), "session parameter WSH=`x` is not a window size of at least 64"),
+            (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k} FEC_ORDER=BOTH"), "session parameter FEC_ORDER=`BOTH` is neither FEC_SRTP nor SRTP_FEC"),
+            (format!("1 AES_256_CM_HMAC_SHA1_80 inline:{k}"), "inline key is 30 bytes, AES_256_CM_HMAC_SHA1_80 needs 46"),
             (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k}|2^99"), "key lifetime `2^99` is not a positive decimal number or 2^n with n in 0..=63"),
             (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k}|1:4|2^31"), "inline key is followed by something other than [|lifetime][|MKI:length]"),
             (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k};inline:{k}"), "several keys in one a=crypto need an MKI on every key, all of the same length"),
@@ -725,6 +762,24 @@ mod tests {
             let err = CryptoAttribute::parse(&text).expect_err(&text);
             assert_eq!(err.to_string(), message, "{text}");
             assert!(!err.to_string().contains(&k), "error leaks key: {err}");
+        }
+    }
+
+    #[test]
+    fn aes_256_cm_suites_parse_with_their_lengths() {
+        let k46 = base64::encode(&[9u8; 46]);
+        for (name, suite) in [
+            ("AES_256_CM_HMAC_SHA1_80", SrtpSuite::AesCm256HmacSha1_80),
+            ("AES_256_CM_HMAC_SHA1_32", SrtpSuite::AesCm256HmacSha1_32),
+        ] {
+            let text = format!("1 {name} inline:{k46}|2^31|3:2;inline:{k46}|4:2 WSH=256");
+            let attr = CryptoAttribute::parse(&text).unwrap();
+            assert_eq!(attr.known_suite(), Ok(suite));
+            assert_eq!(attr.keys.len(), 2);
+            assert_eq!(attr.keys[0].key_salt.key().len(), 32);
+            assert_eq!(attr.keys[0].key_salt.salt().len(), 14);
+            assert_eq!(attr.keys[1].mki, Some((4, 2)));
+            assert_eq!(attr.to_string(), text);
         }
     }
 
@@ -741,7 +796,7 @@ mod tests {
         );
         assert_eq!(
             attr.known_suite().unwrap_err().to_string(),
-            "unknown SRTP suite `AES_192_CM_HMAC_SHA1_80` (known: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)"
+            "unknown SRTP suite `AES_192_CM_HMAC_SHA1_80` (known: AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AES_256_CM_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)"
         );
     }
 
@@ -754,12 +809,19 @@ mod tests {
                     .unwrap();
             assert!(attr.weakens_security(), "{weak}");
             assert!(!attr.has_unknown_mandatory_params());
+            assert_eq!(
+                attr.check_security().unwrap_err().to_string(),
+                format!(
+                    "session parameter {weak} turns off SRTP protection, which is never accepted"
+                )
+            );
         }
         let attr = CryptoAttribute::parse(&format!(
             "1 AES_CM_128_HMAC_SHA1_80 inline:{k} KDR=0 WSH=64 -FOO"
         ))
         .unwrap();
         assert!(!attr.weakens_security());
+        assert_eq!(attr.check_security(), Ok(()));
         assert!(!attr.has_unknown_mandatory_params());
         let attr =
             CryptoAttribute::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k} FOO=1")).unwrap();

@@ -809,7 +809,7 @@ a=fmtp:101 0-15\r\n";
         );
         assert_eq!(
             audio.crypto[4].suite,
-            CryptoSuiteName::Unknown("AES_256_CM_HMAC_SHA1_80".into())
+            CryptoSuiteName::Known(crate::srtp::SrtpSuite::AesCm256HmacSha1_80)
         );
         assert!(audio.crypto_errors.is_empty());
         assert!(!audio.is_hold());

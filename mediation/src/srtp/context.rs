@@ -1,37 +1,43 @@
-//! Per-leg SRTP contexts over webrtc-srtp: a [`Protector`] for what we send and an
-//! [`Unprotector`] for what we receive, with replay protection always on and every packet checked
-//! before the library sees it.
+//! Per-leg SRTP contexts: a [`Protector`] for what we send and an [`Unprotector`] for what we
+//! receive (RFC 3711 §3.3 and §3.4), with session keys derived once, replay protection always
+//! on, and per-SSRC state made only for streams whose packets authenticated.
+//!
+//! Each direction has a fast path that works on a caller-owned buffer and never allocates
+//! ([`Protector::protect_rtp_into`], [`Unprotector::unprotect_rtp_in_place`] and their RTCP
+//! twins); the `Bytes`-returning methods wrap it with one allocation for the result.
+
+use std::fmt;
 
 use bytes::Bytes;
-use webrtc_srtp::context::Context;
-use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
-use webrtc_srtp::protection_profile::ProtectionProfile;
 
-use super::keys::MasterKey;
+use super::keys::{MasterKey, Mki};
+use super::replay::{estimate_index, ReplayBitmap, Seen, MAX_SRTP_INDEX};
 use super::ssrcs::{SsrcTable, MAX_SSRCS};
+use super::transform::{RtcpLayout, RtpLayout, SessionKeys};
 use super::window::{ReplayWindow, SentWindow};
-use super::wire::{check_rtcp_prefix, RtpHeader, SrtcpTrailer};
+use super::wire::{check_rtcp_prefix, RtpHeader, RTCP_CLEAR_PREFIX_LEN, SRTCP_INDEX_LEN};
 use super::SrtpSuite;
 
 /// Why a packet was not protected or unprotected. The relay counts drops by this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SrtpError {
-    /// The authentication tag did not verify (wrong key, tampering, or an SRTCP packet that
-    /// claims to be unencrypted, which we never negotiate).
+    /// The authentication tag did not verify (wrong key, tampering, an MKI we do not know, or an
+    /// SRTCP packet that claims to be unencrypted, which we never negotiate).
     #[error("SRTP authentication failed")]
     AuthFailed,
     /// The packet index was already seen, or is older than the replay window. On the sending
     /// side: the sequence number was already protected with this key.
     #[error("SRTP replay: packet index already used or older than the replay window")]
     Replay,
-    /// Not a well-formed RTP/RTCP or SRTP/SRTCP packet; the text says what is wrong.
+    /// Not a well-formed RTP/RTCP or SRTP/SRTCP packet (truncated, too short for its tag, bad
+    /// version); the text says what is wrong.
     #[error("malformed packet: {0}")]
     Malformed(&'static str),
     /// A new SSRC in a context that already holds state for [`MAX_SSRCS`] of them.
     #[error("more than {MAX_SSRCS} SSRCs under one SRTP key")]
     TooManySsrcs,
-    /// The key protected as many packets as RFC 3711 §9.2 allows (2^48 SRTP, 2^31 SRTCP);
-    /// new keys are needed.
+    /// The key protected as many packets as RFC 3711 §9.2 (2^48 SRTP, 2^31 SRTCP) or its
+    /// `a=crypto` lifetime allows; new keys are needed.
     #[error("SRTP key exhausted; new keys are needed")]
     KeyExhausted,
 }
@@ -42,172 +48,278 @@ pub enum SrtpError {
 pub struct SetupError {
     /// The suite asked for.
     pub suite: SrtpSuite,
-    /// What the SRTP library said.
+    /// What went wrong.
     pub reason: String,
 }
 
-/// The library's name for our suite.
-pub fn protection_profile(suite: SrtpSuite) -> ProtectionProfile {
-    match suite {
-        SrtpSuite::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
-        SrtpSuite::AesCm128HmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
-        SrtpSuite::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
-        SrtpSuite::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
-    }
+/// RFC 3711 §9.2: "the master key MUST NOT be used ... more than 2^48 SRTP packets".
+const MAX_SRTP_PACKETS: u64 = 1 << 48;
+/// RFC 3711 §9.2: "... and 2^31 SRTCP packets".
+const MAX_SRTCP_PACKETS: u64 = 1 << 31;
+/// The largest SRTCP index (31 bits). Indices start at 1, as libsrtp's do.
+const MAX_SRTCP_INDEX: u32 = 0x7FFF_FFFF;
+/// Most bytes SRTP or SRTCP adds to a packet: GCM tag, `E || index` and a 4-byte MKI.
+pub const MAX_TRAILER_LEN: usize = 16 + SRTCP_INDEX_LEN + Mki::MAX_LEN as usize;
+
+fn session_keys(key: &MasterKey) -> Result<Box<SessionKeys>, SetupError> {
+    SessionKeys::derive(key.suite(), key.key(), key.salt())
+        .map(Box::new)
+        .ok_or_else(|| SetupError {
+            suite: key.suite(),
+            reason: "master key or salt of the wrong length".into(),
+        })
 }
 
-/// Where the SRTCP trailer fields are for `suite`. SRTCP always carries an 80-bit HMAC tag with
-/// AES-CM, even in the `_32` suite (RFC 4568 §6.2.1, RFC 3711 §5.2).
-fn srtcp_trailer(suite: SrtpSuite) -> SrtcpTrailer {
-    match suite {
-        SrtpSuite::AesCm128HmacSha1_80 | SrtpSuite::AesCm128HmacSha1_32 => SrtcpTrailer {
-            hmac_tag_len: 10,
-            aead_tag_len: 0,
-        },
-        SrtpSuite::AeadAes128Gcm | SrtpSuite::AeadAes256Gcm => SrtcpTrailer {
-            hmac_tag_len: 0,
-            aead_tag_len: 16,
-        },
-    }
+fn mki_len(mki: &Option<Mki>) -> usize {
+    mki.as_ref().map_or(0, |m| m.as_bytes().len())
 }
 
-/// The largest SRTCP index (31 bits). webrtc-srtp starts at 1 and silently wraps to 0 after this,
-/// which would reuse keystream, so we stop first.
-const MAX_SRTCP_PACKETS: u32 = 0x7FFF_FFFF;
-
-/// Failed trial decryptions after which the [`Unprotector`]'s probe context is rebuilt.
-const PROBE_FAILURES_BEFORE_RESET: u32 = 64;
-
-fn new_context(key: &MasterKey, window: ReplayWindow) -> Result<Context, SetupError> {
-    // The options must always be given: webrtc-srtp disables replay protection when they are
-    // `None`.
-    Context::new(
-        key.key(),
-        key.salt(),
-        protection_profile(key.suite()),
-        Some(srtp_replay_protection(window.packets())),
-        Some(srtcp_replay_protection(window.packets())),
-    )
-    .map_err(|e| SetupError {
-        suite: key.suite(),
-        reason: e.to_string(),
-    })
+/// How many packets a key may still protect.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    used: u64,
+    limit: u64,
 }
 
-/// Sorts webrtc-srtp's errors into ours.
-fn classify(error: webrtc_srtp::Error) -> SrtpError {
-    use webrtc_srtp::Error as E;
-    match error {
-        E::RtpFailedToVerifyAuthTag
-        | E::RtcpFailedToVerifyAuthTag
-        | E::ErrFailedToVerifyAuthTag
-        // aes-gcm reports a tag mismatch as its only error.
-        | E::AesGcm(_) => SrtpError::AuthFailed,
-        E::SrtpSsrcDuplicated(..) | E::SrtcpSsrcDuplicated(..) | E::ErrDuplicated => {
-            SrtpError::Replay
+impl Budget {
+    fn new(limit: u64, lifetime: Option<u64>) -> Self {
+        Self {
+            used: 0,
+            limit: lifetime.map_or(limit, |l| l.min(limit)),
         }
-        E::ErrExceededMaxPackets => SrtpError::KeyExhausted,
-        E::ErrTooShortRtp | E::SrtpTooSmall(..) => SrtpError::Malformed("SRTP packet too short"),
-        E::ErrTooShortRtcp | E::SrtcpTooSmall(..) | E::RtcpInvalidLengthAuthTag(..) => {
-            SrtpError::Malformed("SRTCP packet too short")
-        }
-        E::Util(_) | E::Rtcp(_) => SrtpError::Malformed("header refused by the SRTP library"),
-        _ => SrtpError::Malformed("refused by the SRTP library"),
     }
+
+    fn check(&self) -> Result<(), SrtpError> {
+        if self.used >= self.limit {
+            Err(SrtpError::KeyExhausted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What the sender knows about one of its RTP streams.
+struct SentStream {
+    /// Highest index protected: the rollover counter follows from it.
+    highest: u64,
+    /// Sequence numbers protected recently: one index never protects two packets.
+    sent: SentWindow,
 }
 
 /// Protects what we send on one leg, with our key for that leg.
 pub struct Protector {
-    suite: SrtpSuite,
-    context: Context,
-    /// Sequence numbers protected per RTP SSRC.
-    rtp: SsrcTable<SentWindow>,
-    /// Packets protected per RTCP SSRC.
+    /// Boxed: key schedules are large, contexts move.
+    keys: Box<SessionKeys>,
+    mki: Option<Mki>,
+    rtp: SsrcTable<SentStream>,
+    /// Last SRTCP index used per RTCP SSRC.
     rtcp: SsrcTable<u32>,
+    srtp_budget: Budget,
+    srtcp_budget: Budget,
+}
+
+impl fmt::Debug for Protector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Protector")
+            .field("suite", &self.keys.suite())
+            .field("rtp_ssrcs", &self.rtp.len())
+            .field("rtcp_ssrcs", &self.rtcp.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Protector {
     /// A context that protects with `key` (ours: the one we sent in our `a=crypto`).
     pub fn new(key: &MasterKey) -> Result<Self, SetupError> {
         Ok(Self {
-            suite: key.suite(),
-            context: new_context(key, ReplayWindow::DEFAULT)?,
+            keys: session_keys(key)?,
+            mki: key.mki(),
             rtp: SsrcTable::new(),
             rtcp: SsrcTable::new(),
+            srtp_budget: Budget::new(MAX_SRTP_PACKETS, None),
+            srtcp_budget: Budget::new(MAX_SRTCP_PACKETS, None),
         })
+    }
+
+    /// The same context, protecting at most `packets` SRTP and `packets` SRTCP packets (an
+    /// `a=crypto` key lifetime, RFC 4568 §6.1); past that, [`SrtpError::KeyExhausted`]. The
+    /// limits of RFC 3711 §9.2 (2^48 SRTP, 2^31 SRTCP packets) apply in any case.
+    pub fn with_lifetime(mut self, packets: u64) -> Self {
+        self.srtp_budget = Budget::new(MAX_SRTP_PACKETS, Some(packets));
+        self.srtcp_budget = Budget::new(MAX_SRTCP_PACKETS, Some(packets));
+        self
     }
 
     /// The suite this context protects with.
     pub fn suite(&self) -> SrtpSuite {
-        self.suite
+        self.keys.suite()
+    }
+
+    /// Bytes `protect_rtp` adds to an RTP packet: the tag and the MKI.
+    pub fn rtp_overhead(&self) -> usize {
+        self.suite().srtp_overhead() + mki_len(&self.mki)
+    }
+
+    /// Bytes `protect_rtcp` adds to an RTCP packet: `E || index`, the tag and the MKI.
+    pub fn rtcp_overhead(&self) -> usize {
+        self.suite().srtcp_overhead() + mki_len(&self.mki)
     }
 
     /// RTP in, SRTP out: the payload encrypted and the tag appended (RFC 3711 §3.3).
     pub fn protect_rtp(&mut self, rtp: &[u8]) -> Result<Bytes, SrtpError> {
-        let header = RtpHeader::parse(rtp).map_err(SrtpError::Malformed)?;
-        let sent = self
-            .rtp
-            .get_or_insert_with(header.ssrc, SentWindow::default)
-            .map_err(|_| SrtpError::TooManySsrcs)?;
-        if !sent.is_fresh(header.sequence) {
-            return Err(SrtpError::Replay);
-        }
-        let srtp = self
-            .context
-            .encrypt_rtp_with_header(rtp, &header.for_library())
-            .map_err(classify)?;
-        sent.mark(header.sequence);
-        Ok(srtp)
+        let mut out = vec![0; rtp.len() + self.rtp_overhead()];
+        let len = self.protect_rtp_into(rtp, &mut out)?;
+        out.truncate(len);
+        Ok(out.into())
     }
 
-    /// RTCP in, SRTCP out: encrypted after the first 8 bytes, `E=1 || index` and tag appended
-    /// (RFC 3711 §3.4; RFC 7714 §17 for AEAD).
+    /// Like [`protect_rtp`](Self::protect_rtp), writing the SRTP packet into `out` (at least
+    /// [`rtp_overhead`](Self::rtp_overhead) bytes longer than `rtp`) and returning its length.
+    /// No allocation.
+    pub fn protect_rtp_into(&mut self, rtp: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
+        let total = rtp.len() + self.rtp_overhead();
+        let out = out.get_mut(..total).ok_or(SrtpError::Malformed(
+            "no room for the SRTP tag in the output buffer",
+        ))?;
+        out[..rtp.len()].copy_from_slice(rtp);
+        self.protect_rtp_in_place(out, rtp.len())
+    }
+
+    /// Protects the RTP packet in `buf[..len]` in place; `buf` must have room for
+    /// [`rtp_overhead`](Self::rtp_overhead) more bytes. Returns the SRTP packet's length.
+    pub fn protect_rtp_in_place(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        let rtp = buf
+            .get(..len)
+            .ok_or(SrtpError::Malformed("length beyond the buffer"))?;
+        let header = RtpHeader::parse(rtp).map_err(SrtpError::Malformed)?;
+        let total = len + self.rtp_overhead();
+        if buf.len() < total {
+            return Err(SrtpError::Malformed(
+                "no room for the SRTP tag in the buffer",
+            ));
+        }
+        self.srtp_budget.check()?;
+        let stream = self
+            .rtp
+            .get_or_insert_with(header.ssrc, || SentStream {
+                highest: u64::from(header.sequence),
+                sent: SentWindow::default(),
+            })
+            .map_err(|_| SrtpError::TooManySsrcs)?;
+        if !stream.sent.is_fresh(header.sequence) {
+            return Err(SrtpError::Replay);
+        }
+        let index = estimate_index(stream.highest, header.sequence).ok_or(SrtpError::Replay)?;
+        if index > MAX_SRTP_INDEX {
+            return Err(SrtpError::KeyExhausted);
+        }
+        let layout = RtpLayout {
+            header: header.len,
+            payload_end: len,
+            mki_len: mki_len(&self.mki),
+        };
+        let mki = self.mki.as_ref().map_or(&[][..], |m| m.as_bytes());
+        self.keys
+            .protect_rtp(&mut buf[..total], layout, header.ssrc, index, mki);
+        stream.sent.mark(header.sequence);
+        stream.highest = stream.highest.max(index);
+        self.srtp_budget.used += 1;
+        Ok(total)
+    }
+
+    /// RTCP in, SRTCP out: encrypted after the first 8 bytes, `E=1 || index`, MKI and tag
+    /// appended (RFC 3711 §3.4; RFC 7714 §9 for AEAD).
     pub fn protect_rtcp(&mut self, rtcp: &[u8]) -> Result<Bytes, SrtpError> {
+        let mut out = vec![0; rtcp.len() + self.rtcp_overhead()];
+        let len = self.protect_rtcp_into(rtcp, &mut out)?;
+        out.truncate(len);
+        Ok(out.into())
+    }
+
+    /// Like [`protect_rtcp`](Self::protect_rtcp), into a caller's buffer. No allocation.
+    pub fn protect_rtcp_into(&mut self, rtcp: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
+        let total = rtcp.len() + self.rtcp_overhead();
+        let out = out.get_mut(..total).ok_or(SrtpError::Malformed(
+            "no room for the SRTCP trailer in the output buffer",
+        ))?;
+        out[..rtcp.len()].copy_from_slice(rtcp);
+        self.protect_rtcp_in_place(out, rtcp.len())
+    }
+
+    /// Protects the RTCP packet in `buf[..len]` in place; `buf` must have room for
+    /// [`rtcp_overhead`](Self::rtcp_overhead) more bytes. Returns the SRTCP packet's length.
+    pub fn protect_rtcp_in_place(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<usize, SrtpError> {
+        let rtcp = buf
+            .get(..len)
+            .ok_or(SrtpError::Malformed("length beyond the buffer"))?;
         let ssrc = check_rtcp_prefix(rtcp).map_err(SrtpError::Malformed)?;
-        let sent = self
+        let total = len + self.rtcp_overhead();
+        if buf.len() < total {
+            return Err(SrtpError::Malformed(
+                "no room for the SRTCP trailer in the buffer",
+            ));
+        }
+        self.srtcp_budget.check()?;
+        let last = self
             .rtcp
             .get_or_insert_with(ssrc, || 0)
             .map_err(|_| SrtpError::TooManySsrcs)?;
-        if *sent >= MAX_SRTCP_PACKETS {
+        if *last >= MAX_SRTCP_INDEX {
             return Err(SrtpError::KeyExhausted);
         }
-        let srtcp = self.context.encrypt_rtcp(rtcp).map_err(classify)?;
-        *sent += 1;
-        Ok(srtcp)
+        let index = *last + 1;
+        let layout = RtcpLayout {
+            payload_end: len,
+            mki_len: mki_len(&self.mki),
+        };
+        let mki = self.mki.as_ref().map_or(&[][..], |m| m.as_bytes());
+        self.keys
+            .protect_rtcp(&mut buf[..total], layout, ssrc, index, mki);
+        *last = index;
+        self.srtcp_budget.used += 1;
+        Ok(total)
     }
 }
 
 /// Unprotects what the peer of one leg sends, with the key it sent us.
 ///
-/// webrtc-srtp creates state for an SSRC (replay window, rollover counter) *before* it checks the
-/// packet's tag, and never forgets it, so forged packets with ever new SSRCs would grow memory
-/// without bound. The first packet of an SSRC we have not seen authenticate is therefore tried
-/// on a separate probe context, rebuilt from time to time; only authenticated SSRCs reach the
-/// main context, and at most [`MAX_SSRCS`] of them.
+/// State for an SSRC (its rollover counter and replay window) is made only once a packet of
+/// it has authenticated, and for at most [`MAX_SSRCS`] of them: forged packets with ever new
+/// SSRCs cost a tag check each and nothing else.
 pub struct Unprotector {
-    suite: SrtpSuite,
+    keys: Box<SessionKeys>,
     window: ReplayWindow,
-    trailer: SrtcpTrailer,
-    context: Context,
-    probe: Context,
-    probe_failures: u32,
-    /// Kept to rebuild the probe; zeroed on drop like every `MasterKey`.
-    key: MasterKey,
-    rtp: SsrcTable<()>,
-    rtcp: SsrcTable<()>,
+    mki: Option<Mki>,
+    rtp: SsrcTable<ReplayBitmap>,
+    rtcp: SsrcTable<ReplayBitmap>,
+}
+
+impl fmt::Debug for Unprotector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unprotector")
+            .field("suite", &self.keys.suite())
+            .field("window", &self.window)
+            .field("rtp_ssrcs", &self.rtp.len())
+            .field("rtcp_ssrcs", &self.rtcp.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn replay(_: Seen) -> SrtpError {
+    SrtpError::Replay
 }
 
 impl Unprotector {
     /// A context that checks and decrypts with `key` (the peer's, from its `a=crypto`).
     pub fn new(key: &MasterKey, window: ReplayWindow) -> Result<Self, SetupError> {
         Ok(Self {
-            suite: key.suite(),
+            keys: session_keys(key)?,
             window,
-            trailer: srtcp_trailer(key.suite()),
-            context: new_context(key, window)?,
-            probe: new_context(key, window)?,
-            probe_failures: 0,
-            key: key.clone(),
+            mki: key.mki(),
             rtp: SsrcTable::new(),
             rtcp: SsrcTable::new(),
         })
@@ -215,7 +327,7 @@ impl Unprotector {
 
     /// The suite this context unprotects.
     pub fn suite(&self) -> SrtpSuite {
-        self.suite
+        self.keys.suite()
     }
 
     /// The replay window in use.
@@ -225,63 +337,153 @@ impl Unprotector {
 
     /// SRTP in, RTP out, only if the tag verifies and the index is new.
     pub fn unprotect_rtp(&mut self, srtp: &[u8]) -> Result<Bytes, SrtpError> {
-        let header = RtpHeader::parse(srtp).map_err(SrtpError::Malformed)?;
-        if srtp.len() < header.len + self.suite.srtp_overhead() {
-            return Err(SrtpError::Malformed("shorter than its header and SRTP tag"));
+        let mut buf = srtp.to_vec();
+        let len = self.unprotect_rtp_in_place(&mut buf)?;
+        buf.truncate(len);
+        Ok(buf.into())
+    }
+
+    /// Checks and decrypts the SRTP packet in `buf` in place and returns the length of the RTP
+    /// packet now at its start. No allocation. A refused packet leaves the buffer as it was, so
+    /// the caller may try it with another context (the keys before a rekey).
+    ///
+    /// The order is: lengths, MKI, tag (constant time), replay window, decryption; state
+    /// changes only after all passed.
+    pub fn unprotect_rtp_in_place(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
+        let header = RtpHeader::parse(buf).map_err(SrtpError::Malformed)?;
+        let mki_len = mki_len(&self.mki);
+        let trailer = self.suite().srtp_overhead() + mki_len;
+        let Some(payload_end) = buf.len().checked_sub(trailer).filter(|&e| e >= header.len) else {
+            return Err(SrtpError::Malformed(
+                "shorter than its header, MKI and SRTP tag",
+            ));
+        };
+        if let Some(mki) = &self.mki {
+            let at = if self.suite().is_aead() {
+                buf.len() - mki_len
+            } else {
+                payload_end
+            };
+            if buf[at..at + mki_len] != *mki.as_bytes() {
+                return Err(SrtpError::AuthFailed);
+            }
         }
-        let library_header = header.for_library();
-        if !self.rtp.contains(header.ssrc) {
-            let trial = self
-                .probe
-                .decrypt_rtp_with_header(srtp, &library_header)
-                .map(drop);
-            self.after_probe(trial)?;
-            self.rtp
-                .get_or_insert_with(header.ssrc, || ())
-                .map_err(|_| SrtpError::TooManySsrcs)?;
-        }
-        self.context
-            .decrypt_rtp_with_header(srtp, &library_header)
-            .map_err(classify)
+        let layout = RtpLayout {
+            header: header.len,
+            payload_end,
+            mki_len,
+        };
+        // RFC 3711 §3.3.1: the index from the highest authenticated one, or SEQ for a new
+        // stream (rollover counter 0).
+        let known = self.rtp.get_mut(header.ssrc);
+        let index = match known.as_ref().and_then(|w| w.highest()) {
+            Some(highest) => estimate_index(highest, header.sequence).ok_or(SrtpError::Replay)?,
+            None => u64::from(header.sequence),
+        };
+        self.keys
+            .authenticate_rtp(buf, layout, header.ssrc, index)
+            .map_err(|_| SrtpError::AuthFailed)?;
+        let window = self.window.packets();
+        let admitted = match self.rtp.get_mut(header.ssrc) {
+            Some(stream) => Ok(stream),
+            None => self
+                .rtp
+                .get_or_insert_with(header.ssrc, || ReplayBitmap::new(window))
+                .map_err(|_| SrtpError::TooManySsrcs),
+        };
+        let stream = match admitted.and_then(|s| s.check(index).map_err(replay).map(|()| s)) {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.keys.restore_rtp(buf, layout, header.ssrc, index);
+                return Err(error);
+            }
+        };
+        self.keys.decrypt_rtp(buf, layout, header.ssrc, index);
+        stream.accept(index);
+        Ok(payload_end)
     }
 
     /// SRTCP in, RTCP out, only if the tag verifies and the index is new.
     pub fn unprotect_rtcp(&mut self, srtcp: &[u8]) -> Result<Bytes, SrtpError> {
-        let ssrc = check_rtcp_prefix(srtcp).map_err(SrtpError::Malformed)?;
-        let (encrypted, _index) = self.trailer.read(srtcp).map_err(SrtpError::Malformed)?;
-        if !encrypted {
-            // E=0 would mean "authenticated but not encrypted", which needs the
-            // UNENCRYPTED_SRTCP session parameter (RFC 4568 §6.3.2) we never offer; and
-            // webrtc-srtp returns such packets (AES-CM) without checking their tag at all.
-            return Err(SrtpError::AuthFailed);
-        }
-        if !self.rtcp.contains(ssrc) {
-            let trial = self.probe.decrypt_rtcp(srtcp).map(drop);
-            self.after_probe(trial)?;
-            self.rtcp
-                .get_or_insert_with(ssrc, || ())
-                .map_err(|_| SrtpError::TooManySsrcs)?;
-        }
-        self.context.decrypt_rtcp(srtcp).map_err(classify)
+        let mut buf = srtcp.to_vec();
+        let len = self.unprotect_rtcp_in_place(&mut buf)?;
+        buf.truncate(len);
+        Ok(buf.into())
     }
 
-    fn after_probe(&mut self, trial: Result<(), webrtc_srtp::Error>) -> Result<(), SrtpError> {
-        let Err(error) = trial else {
-            return Ok(());
+    /// Checks and decrypts the SRTCP packet in `buf` in place and returns the length of the
+    /// RTCP packet now at its start. No allocation; as
+    /// [`unprotect_rtp_in_place`](Self::unprotect_rtp_in_place) otherwise.
+    pub fn unprotect_rtcp_in_place(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
+        let ssrc = check_rtcp_prefix(buf).map_err(SrtpError::Malformed)?;
+        let mki_len = mki_len(&self.mki);
+        let suite = self.suite();
+        let trailer = suite.srtcp_overhead() + mki_len;
+        let Some(payload_end) = buf
+            .len()
+            .checked_sub(trailer)
+            .filter(|&e| e >= RTCP_CLEAR_PREFIX_LEN)
+        else {
+            return Err(SrtpError::Malformed(
+                "shorter than an SRTCP header and trailer",
+            ));
         };
-        self.probe_failures += 1;
-        if self.probe_failures >= PROBE_FAILURES_BEFORE_RESET {
-            self.probe_failures = 0;
-            // Same key and window as at construction, which succeeded.
-            if let Ok(fresh) = new_context(&self.key, self.window) {
-                self.probe = fresh;
+        // Where `E || index` and the MKI are.
+        let (index_at, mki_at) = if suite.is_aead() {
+            let at = payload_end + suite.srtcp_tag_len();
+            (at, at + SRTCP_INDEX_LEN)
+        } else {
+            (payload_end, payload_end + SRTCP_INDEX_LEN)
+        };
+        if let Some(mki) = &self.mki {
+            if buf[mki_at..mki_at + mki_len] != *mki.as_bytes() {
+                return Err(SrtpError::AuthFailed);
             }
         }
-        Err(classify(error))
+        let e_index = u32::from_be_bytes([
+            buf[index_at],
+            buf[index_at + 1],
+            buf[index_at + 2],
+            buf[index_at + 3],
+        ]);
+        let layout = RtcpLayout {
+            payload_end,
+            mki_len,
+        };
+        self.keys
+            .authenticate_rtcp(buf, layout, ssrc, e_index)
+            .map_err(|_| SrtpError::AuthFailed)?;
+        let index = e_index & MAX_SRTCP_INDEX;
+        let window = self.window.packets();
+        let admitted = if e_index >> 31 == 0 {
+            // E=0, "not encrypted", needs the UNENCRYPTED_SRTCP session parameter (RFC 4568
+            // §6.3.2), which we never negotiate.
+            Err(SrtpError::AuthFailed)
+        } else {
+            match self.rtcp.get_mut(ssrc) {
+                Some(stream) => Ok(stream),
+                None => self
+                    .rtcp
+                    .get_or_insert_with(ssrc, || ReplayBitmap::new(window))
+                    .map_err(|_| SrtpError::TooManySsrcs),
+            }
+        };
+        let checked = admitted.and_then(|s| s.check(u64::from(index)).map_err(replay).map(|()| s));
+        let stream = match checked {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.keys.restore_rtcp(buf, layout, ssrc, e_index);
+                return Err(error);
+            }
+        };
+        self.keys.decrypt_rtcp(buf, layout, ssrc, index);
+        stream.accept(u64::from(index));
+        Ok(payload_end)
     }
 }
 
 /// Both directions of one leg: what we send and what we receive.
+#[derive(Debug)]
 pub struct SrtpSession {
     /// Protects what we send, with our key.
     pub tx: Protector,
@@ -351,23 +553,6 @@ mod tests {
             Protector::new(&key).unwrap(),
             Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap(),
         )
-    }
-
-    #[test]
-    fn profiles_agree_on_lengths() {
-        for suite in SrtpSuite::ALL {
-            let profile = protection_profile(suite);
-            assert_eq!(profile.key_len(), suite.key_len(), "{suite}");
-            assert_eq!(profile.salt_len(), suite.salt_len(), "{suite}");
-            assert_eq!(
-                profile.rtp_auth_tag_len() + profile.aead_auth_tag_len(),
-                suite.srtp_overhead(),
-                "{suite}"
-            );
-            let trailer = srtcp_trailer(suite);
-            assert_eq!(trailer.hmac_tag_len, profile.rtcp_auth_tag_len(), "{suite}");
-            assert_eq!(trailer.aead_tag_len, profile.aead_auth_tag_len(), "{suite}");
-        }
     }
 
     #[test]
@@ -551,7 +736,7 @@ mod tests {
             let (mut tx, mut rx) = pair(suite);
             let srtcp = tx.protect_rtcp(&sender_report(7)).unwrap();
             let mut clear_e = srtcp.to_vec();
-            let e_at = clear_e.len() - srtcp_trailer(suite).hmac_tag_len - 4;
+            let e_at = clear_e.len() - if suite.is_aead() { 4 } else { 14 };
             clear_e[e_at] &= 0x7F;
             assert_eq!(
                 rx.unprotect_rtcp(&clear_e),
@@ -588,6 +773,243 @@ mod tests {
             tx.protect_rtp(&rtp(1, 999, &[0; 20])),
             Err(SrtpError::TooManySsrcs)
         );
+    }
+
+    /// Every single-bit flip of an SRTP or SRTCP packet is refused: past the header always as
+    /// an authentication failure, in the header possibly as malformed (version, CC, X).
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        for suite in SrtpSuite::ALL {
+            let (mut tx, mut rx) = pair(suite);
+            let srtp = tx.protect_rtp(&rtp(7, 0x0102_0304, &[0x5A; 160])).unwrap();
+            let srtcp = tx.protect_rtcp(&sender_report(0x0102_0304)).unwrap();
+            for (packet, is_rtcp) in [(&srtp, false), (&srtcp, true)] {
+                for bit in 0..packet.len() * 8 {
+                    let mut bad = packet.to_vec();
+                    bad[bit / 8] ^= 1 << (bit % 8);
+                    let result = if is_rtcp {
+                        rx.unprotect_rtcp(&bad)
+                    } else {
+                        rx.unprotect_rtp(&bad)
+                    };
+                    match result {
+                        Err(SrtpError::AuthFailed) => {}
+                        Err(SrtpError::Malformed(_)) if bit < 8 => {}
+                        other => panic!("{suite} rtcp={is_rtcp} bit {bit}: {other:?}"),
+                    }
+                }
+            }
+            // Nothing was admitted by the forgeries; the genuine packets still pass, once.
+            assert!(rx.rtp.is_empty() && rx.rtcp.is_empty(), "{suite}");
+            assert!(rx.unprotect_rtp(&srtp).is_ok(), "{suite}");
+            assert!(rx.unprotect_rtcp(&srtcp).is_ok(), "{suite}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        for suite in SrtpSuite::ALL {
+            let (mut tx, mut rx) = pair(suite);
+            let srtp = tx.protect_rtp(&rtp(7, 7, &[0x5A; 40])).unwrap();
+            let srtcp = tx.protect_rtcp(&sender_report(7)).unwrap();
+            for len in 0..srtp.len() {
+                let short = rx.unprotect_rtp(&srtp[..len]);
+                assert!(
+                    matches!(short, Err(SrtpError::Malformed(_) | SrtpError::AuthFailed)),
+                    "{suite} SRTP cut to {len}: {short:?}"
+                );
+            }
+            for len in 0..srtcp.len() {
+                let short = rx.unprotect_rtcp(&srtcp[..len]);
+                assert!(
+                    matches!(short, Err(SrtpError::Malformed(_) | SrtpError::AuthFailed)),
+                    "{suite} SRTCP cut to {len}: {short:?}"
+                );
+            }
+            // Too short for even the tag: malformed, not an authentication failure.
+            let tag_only = srtp.len() - 40;
+            assert!(matches!(
+                rx.unprotect_rtp(&srtp[..tag_only - 1]),
+                Err(SrtpError::Malformed(_))
+            ));
+        }
+    }
+
+    /// The rollover counter follows the sequence number through several wraps, with packets
+    /// late across a wrap, and the receiver agrees.
+    #[test]
+    fn rollover_counter_across_wraps() {
+        for suite in [SrtpSuite::AesCm128HmacSha1_32, SrtpSuite::AeadAes128Gcm] {
+            let (mut tx, mut rx) = pair(suite);
+            let mut held = None;
+            for n in 0..(2 * 65536u32 + 100) {
+                let seq = (n.wrapping_add(65000) & 0xFFFF) as u16;
+                let srtp = tx.protect_rtp(&rtp(seq, 9, &[n as u8; 8])).unwrap();
+                if seq == 65535 {
+                    // Delivered after 0 and 1 of the next cycle.
+                    held = Some(srtp);
+                    continue;
+                }
+                assert_eq!(
+                    rx.unprotect_rtp(&srtp).unwrap()[12..],
+                    [n as u8; 8],
+                    "{suite} #{n}"
+                );
+                if seq == 1 {
+                    let late = held.take().unwrap();
+                    assert!(
+                        rx.unprotect_rtp(&late).is_ok(),
+                        "{suite}: late across the wrap"
+                    );
+                    assert_eq!(rx.unprotect_rtp(&late), Err(SrtpError::Replay));
+                }
+            }
+            let highest = rx.rtp.get_mut(9).unwrap().highest().unwrap();
+            assert_eq!(highest >> 16, 2, "{suite}: ROC");
+        }
+    }
+
+    #[test]
+    fn mki_is_sent_and_checked() {
+        for suite in SrtpSuite::ALL {
+            let key = MasterKey::generate(suite).unwrap();
+            let with_mki = key.clone().with_mki(Mki::new(0x0A0B, 2).unwrap());
+            let mut tx = Protector::new(&with_mki).unwrap();
+            let mut rx = Unprotector::new(&with_mki, ReplayWindow::DEFAULT).unwrap();
+            let plain = rtp(1, 7, &[3; 50]);
+            let srtp = tx.protect_rtp(&plain).unwrap();
+            assert_eq!(
+                srtp.len(),
+                plain.len() + suite.srtp_overhead() + 2,
+                "{suite}"
+            );
+            let mki_at = if suite.is_aead() {
+                srtp.len() - 2
+            } else {
+                plain.len()
+            };
+            assert_eq!(&srtp[mki_at..mki_at + 2], &[0x0A, 0x0B], "{suite}");
+            assert_eq!(rx.unprotect_rtp(&srtp).unwrap(), plain, "{suite}");
+
+            let sr = sender_report(7);
+            let srtcp = tx.protect_rtcp(&sr).unwrap();
+            assert_eq!(srtcp.len(), sr.len() + suite.srtcp_overhead() + 2);
+            assert_eq!(rx.unprotect_rtcp(&srtcp).unwrap(), sr, "{suite}");
+
+            // Another MKI, or none expected: refused.
+            let other = key.clone().with_mki(Mki::new(0x0A0C, 2).unwrap());
+            let mut rx_other = Unprotector::new(&other, ReplayWindow::DEFAULT).unwrap();
+            let next = tx.protect_rtp(&rtp(2, 7, &[3; 50])).unwrap();
+            assert_eq!(rx_other.unprotect_rtp(&next), Err(SrtpError::AuthFailed));
+            let mut rx_none = Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap();
+            assert!(rx_none.unprotect_rtp(&next).is_err());
+        }
+    }
+
+    #[test]
+    fn key_lifetime_and_index_limits() {
+        let key = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        let mut tx = Protector::new(&key).unwrap().with_lifetime(3);
+        for seq in 0..3 {
+            tx.protect_rtp(&rtp(seq, 7, &[0; 10])).unwrap();
+        }
+        assert_eq!(
+            tx.protect_rtp(&rtp(3, 7, &[0; 10])),
+            Err(SrtpError::KeyExhausted)
+        );
+        for _ in 0..3 {
+            tx.protect_rtcp(&sender_report(7)).unwrap();
+        }
+        assert_eq!(
+            tx.protect_rtcp(&sender_report(7)),
+            Err(SrtpError::KeyExhausted)
+        );
+
+        // The 31-bit SRTCP index and the 48-bit SRTP index run out too.
+        let mut tx = Protector::new(&key).unwrap();
+        tx.protect_rtcp(&sender_report(7)).unwrap();
+        *tx.rtcp.get_mut(7).unwrap() = MAX_SRTCP_INDEX;
+        assert_eq!(
+            tx.protect_rtcp(&sender_report(7)),
+            Err(SrtpError::KeyExhausted)
+        );
+        tx.protect_rtp(&rtp(65535, 7, &[0; 10])).unwrap();
+        tx.rtp.get_mut(7).unwrap().highest = MAX_SRTP_INDEX;
+        assert_eq!(
+            tx.protect_rtp(&rtp(0, 7, &[0; 10])),
+            Err(SrtpError::KeyExhausted)
+        );
+    }
+
+    #[test]
+    fn the_fast_path_works_in_callers_buffers() {
+        for suite in SrtpSuite::ALL {
+            let (mut tx, mut rx) = pair(suite);
+            let plain = rtp(1, 7, &[8; 160]);
+            let mut buf = [0u8; 300];
+            let len = tx.protect_rtp_into(&plain, &mut buf).unwrap();
+            assert_eq!(len, plain.len() + tx.rtp_overhead());
+            assert_eq!(rx.unprotect_rtp_in_place(&mut buf[..len]), Ok(plain.len()));
+            assert_eq!(buf[..plain.len()], plain[..]);
+            // In place, with room for the trailer.
+            buf[..plain.len()].copy_from_slice(&rtp(2, 7, &[8; 160]));
+            let len = tx.protect_rtp_in_place(&mut buf, plain.len()).unwrap();
+            assert!(rx.unprotect_rtp_in_place(&mut buf[..len]).is_ok());
+            // No room: refused, nothing protected at that index.
+            let mut small = [0u8; 172];
+            assert!(matches!(
+                tx.protect_rtp_into(&rtp(3, 7, &[8; 160]), &mut small),
+                Err(SrtpError::Malformed(_))
+            ));
+            assert!(tx.protect_rtp_into(&rtp(3, 7, &[8; 160]), &mut buf).is_ok());
+
+            let sr = sender_report(7);
+            let len = tx.protect_rtcp_into(&sr, &mut buf).unwrap();
+            assert_eq!(len, sr.len() + tx.rtcp_overhead());
+            assert_eq!(rx.unprotect_rtcp_in_place(&mut buf[..len]), Ok(sr.len()));
+        }
+    }
+
+    #[test]
+    fn refused_packets_leave_the_buffer_as_it_was() {
+        for suite in SrtpSuite::ALL {
+            let (mut tx, mut rx) = pair(suite);
+            let srtp = tx.protect_rtp(&rtp(1, 7, &[4; 60])).unwrap();
+            let srtcp = tx.protect_rtcp(&sender_report(7)).unwrap();
+            rx.unprotect_rtp(&srtp).unwrap();
+            rx.unprotect_rtcp(&srtcp).unwrap();
+            let mut again = srtp.to_vec();
+            assert_eq!(
+                rx.unprotect_rtp_in_place(&mut again),
+                Err(SrtpError::Replay)
+            );
+            assert_eq!(again, srtp, "{suite}: replayed SRTP");
+            let mut again = srtcp.to_vec();
+            assert_eq!(
+                rx.unprotect_rtcp_in_place(&mut again),
+                Err(SrtpError::Replay)
+            );
+            assert_eq!(again, srtcp, "{suite}: replayed SRTCP");
+            let mut forged = srtp.to_vec();
+            forged[20] ^= 1;
+            let copy = forged.clone();
+            assert_eq!(
+                rx.unprotect_rtp_in_place(&mut forged),
+                Err(SrtpError::AuthFailed)
+            );
+            assert_eq!(forged, copy, "{suite}: forged SRTP");
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_keys() {
+        let key = MasterKey::from_bytes(SrtpSuite::AesCm128HmacSha1_80, &[0xAB; 30]).unwrap();
+        let session = SrtpSession::new(&key, &key, ReplayWindow::DEFAULT).unwrap();
+        let shown = format!("{session:?}");
+        assert!(shown.contains("AesCm128HmacSha1_80"), "{shown}");
+        for needle in ["171", "ab", "AB"] {
+            assert!(!shown.contains(needle), "{shown}");
+        }
     }
 
     #[test]

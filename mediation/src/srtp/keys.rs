@@ -18,6 +18,49 @@ use super::SrtpSuite;
 pub struct MasterKey {
     suite: SrtpSuite,
     material: Box<[u8]>,
+    /// Kept beside the suite so a `MasterKey` stays three words (it travels in call commands).
+    mki: Option<Mki>,
+}
+
+/// A master key identifier (RFC 3711 §3.1): the bytes every SRTP and SRTCP packet under the key
+/// carries, so a receiver knows which key to use. We take 1 to 4 bytes (an `a=crypto`
+/// `|<value>:<length>` with a length of 1..=4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mki {
+    bytes: [u8; 4],
+    len: u8,
+}
+
+impl Mki {
+    /// The largest MKI length we support, in bytes.
+    pub const MAX_LEN: u8 = 4;
+
+    /// The MKI `value` written on `len` bytes, big-endian (RFC 4568 §6.1). `None` if `len`
+    /// is not 1..=4 or `value` does not fit.
+    pub fn new(value: u32, len: u8) -> Option<Self> {
+        if !(1..=Self::MAX_LEN).contains(&len) {
+            return None;
+        }
+        if len < 4 && u64::from(value) >= 1u64 << (8 * u32::from(len)) {
+            return None;
+        }
+        let all = value.to_be_bytes();
+        let mut bytes = [0u8; 4];
+        bytes[..usize::from(len)].copy_from_slice(&all[4 - usize::from(len)..]);
+        Some(Self { bytes, len })
+    }
+
+    /// The bytes as on the wire.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The value.
+    pub fn value(&self) -> u32 {
+        self.as_bytes()
+            .iter()
+            .fold(0u32, |v, b| (v << 8) | u32::from(*b))
+    }
 }
 
 /// Why a master key could not be made.
@@ -44,7 +87,11 @@ impl MasterKey {
     pub fn generate(suite: SrtpSuite) -> Result<Self, KeyError> {
         let mut material = vec![0u8; material_len(suite)].into_boxed_slice();
         OsRng.try_fill_bytes(&mut material)?;
-        Ok(Self { suite, material })
+        Ok(Self {
+            suite,
+            material,
+            mki: None,
+        })
     }
 
     /// A key received from a peer (decoded SDES `inline:` bytes): `key || salt`, exactly
@@ -61,7 +108,20 @@ impl MasterKey {
         Ok(Self {
             suite,
             material: key_and_salt.into(),
+            mki: None,
         })
+    }
+
+    /// The same key, carrying `mki` in every packet it protects and expecting it in every
+    /// packet it unprotects.
+    pub fn with_mki(mut self, mki: Mki) -> Self {
+        self.mki = Some(mki);
+        self
+    }
+
+    /// The master key identifier, if the key has one.
+    pub fn mki(&self) -> Option<Mki> {
+        self.mki
     }
 
     /// The suite this key is for.
@@ -103,6 +163,7 @@ impl fmt::Debug for MasterKey {
                 "material",
                 &format_args!("<redacted {} bytes>", self.material.len()),
             )
+            .field("mki", &self.mki.map(|m| m.as_bytes().len()))
             .finish()
     }
 }
@@ -128,7 +189,7 @@ mod tests {
 
     #[test]
     fn from_bytes_checks_the_length() {
-        let bytes = [7u8; 46];
+        let bytes = [7u8; 48];
         for suite in SrtpSuite::ALL {
             let n = suite.key_len() + suite.salt_len();
             let key = MasterKey::from_bytes(suite, &bytes[..n]).unwrap();
@@ -150,6 +211,25 @@ mod tests {
         let key = MasterKey::from_bytes(SrtpSuite::AesCm128HmacSha1_80, &bytes).unwrap();
         assert_eq!(key.key(), &bytes[..16]);
         assert_eq!(key.salt(), &bytes[16..]);
+    }
+
+    #[test]
+    fn a_master_key_stays_three_words() {
+        assert_eq!(
+            std::mem::size_of::<MasterKey>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn mkis_are_one_to_four_bytes_big_endian() {
+        assert_eq!(Mki::new(1, 4).unwrap().as_bytes(), &[0, 0, 0, 1]);
+        assert_eq!(Mki::new(0x0102, 2).unwrap().as_bytes(), &[1, 2]);
+        assert_eq!(Mki::new(255, 1).unwrap().value(), 255);
+        assert_eq!(Mki::new(u32::MAX, 4).unwrap().value(), u32::MAX);
+        assert!(Mki::new(256, 1).is_none());
+        assert!(Mki::new(1, 0).is_none());
+        assert!(Mki::new(1, 5).is_none());
     }
 
     #[test]

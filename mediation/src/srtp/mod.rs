@@ -1,21 +1,27 @@
-//! SRTP: suites, master keys and the per-leg protection contexts used by the media relay.
+//! SRTP (RFC 3711) and SRTCP with the suites of RFC 3711, RFC 6188 and RFC 7714: suites, master
+//! keys and the per-leg protection contexts used by the media relay.
 //!
-//! The cryptography is webrtc-srtp's; this module is the seam that lets it be swapped. Nothing
-//! from a peer reaches the library before [`wire`] has checked its lengths, replay protection
-//! cannot be turned off, a sender never protects two packets at one index, and keys are zeroed
-//! when dropped.
+//! Our own implementation on RustCrypto primitives (`aes`, `aes-gcm`, `sha1`): session keys
+//! are derived once per context and zeroed on drop, tags are checked in constant time before
+//! anything else, replay protection cannot be turned off, a sender never protects two packets
+//! at one index, and no input makes it panic. The fast path does not allocate.
 
+mod aes_cm;
 pub mod context;
+mod hmac_sha1;
+mod kdf;
 pub mod keys;
+mod replay;
 pub mod ssrcs;
 pub mod suite;
+mod transform;
 pub mod window;
 pub mod wire;
 
 #[cfg(test)]
 mod vectors;
 
-pub use context::{protection_profile, Protector, SetupError, SrtpError, SrtpSession, Unprotector};
-pub use keys::{KeyError, MasterKey};
+pub use context::{Protector, SetupError, SrtpError, SrtpSession, Unprotector, MAX_TRAILER_LEN};
+pub use keys::{KeyError, MasterKey, Mki};
 pub use suite::SrtpSuite;
 pub use window::{ReplayWindow, WindowError};

@@ -26,8 +26,7 @@ impl ReplayWindow {
 
     /// A window of at least `packets`, rounded up to a multiple of 64.
     ///
-    /// The rounding is for webrtc-srtp, whose bit mask keeps fewer bits than asked for when the
-    /// size is not a multiple of 64, so packets near the far edge could be accepted twice.
+    /// The replay bitmap is kept in 64-bit words, so the window is too.
     pub fn new(packets: usize) -> Result<Self, WindowError> {
         if !(Self::MIN.0..=Self::MAX.0).contains(&packets) {
             return Err(WindowError(packets));
@@ -52,7 +51,7 @@ impl Default for ReplayWindow {
 /// RFC 3711 §9.1: "the keystream ... MUST NOT be reused". The packet index is derived from the
 /// sequence number, so a relay that protects whatever arrives on the other leg must refuse a
 /// second packet with a sequence number it already protected (libsrtp does the same unless
-/// `allow_repeat_tx` is set). webrtc-srtp does not check this itself.
+/// `allow_repeat_tx` is set).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SentWindow {
     /// Newest sequence number protected, once one has been.

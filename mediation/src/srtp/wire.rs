@@ -1,5 +1,5 @@
 //! The few RTP and SRTCP header fields SRTP needs, read straight from the wire with every length
-//! checked, so no peer's bytes reach the SRTP library unless they are well formed.
+//! checked, so no peer's bytes reach the SRTP transforms unless they are well formed.
 
 /// The RTP version every packet we accept carries (RFC 3550 §5.1).
 pub const RTP_VERSION: u8 = 2;
@@ -75,26 +75,6 @@ impl RtpHeader {
             sequence: u16::from_be_bytes([packet[2], packet[3]]),
             len,
         })
-    }
-
-    /// The same header in the form the SRTP library takes.
-    ///
-    /// webrtc-srtp reads only `ssrc`, `sequence_number` and `marshal_size()` from the header it
-    /// is given, and its own parser re-computes the header length from the extension elements
-    /// it understood (and panics on some truncated ones). We describe our header as "fixed part
-    /// plus an extension of `len - 16` bytes of padding", whose `marshal_size()` is exactly
-    /// `len`, without allocating.
-    pub fn for_library(&self) -> rtp::header::Header {
-        let beyond_fixed = self.len - RTP_FIXED_HEADER_LEN;
-        rtp::header::Header {
-            ssrc: self.ssrc,
-            sequence_number: self.sequence,
-            extension: beyond_fixed > 0,
-            // Every length beyond the fixed part is a multiple of 4 and at least 4 (the
-            // extension header or one CSRC), so this is exact.
-            extensions_padding: beyond_fixed.saturating_sub(4),
-            ..Default::default()
-        }
     }
 }
 
@@ -214,7 +194,7 @@ mod tests {
         assert!(RtpHeader::parse(&packet(0x90, &[0xBE, 0xDE, 0, 9], 36)).is_ok());
     }
 
-    /// The library's view of the length is checked end to end in `context` and against libsrtp.
+    /// The payload offset is checked end to end in `context` and against libsrtp.
     #[test]
     fn headers_of_every_shape_parse_to_their_length() {
         for cc in 0..=15u8 {
@@ -230,13 +210,6 @@ mod tests {
                 let p = packet(b0, &extra, 3);
                 let h = RtpHeader::parse(&p).unwrap();
                 assert_eq!(h.len, p.len() - 3);
-                let lib = h.for_library();
-                assert_eq!((lib.ssrc, lib.sequence_number), (h.ssrc, h.sequence));
-                assert_eq!(lib.extension, h.len > 12);
-                assert_eq!(
-                    12 + 4 * usize::from(lib.extension) + lib.extensions_padding,
-                    h.len
-                );
             }
         }
     }

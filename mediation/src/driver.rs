@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use crate::call::{Engine, Input, LegPlan, MediaCommand, Output, PortAllocator};
 use crate::media::{spawn_relay, LegMedia, LegSockets, PortPool, RelayHandle, Side};
 use crate::metrics::Metrics;
-use crate::transport::{ConnId, Connector, SipEvent};
+use crate::transport::{ConnId, Connector, Listener, SipEvent, CLOSE};
 
 /// Ports backed by bound UDP socket pairs, held until the relay takes them.
 pub struct SocketPorts {
@@ -75,6 +75,9 @@ pub struct DriverIo {
     pub active: watch::Sender<usize>,
     /// End calls whose media stopped for this long (`None`: never).
     pub media_timeout: Option<Duration>,
+    /// Close accepted connections that carried no message for this long and no call uses
+    /// (`None`: never).
+    pub idle_timeout: Option<Duration>,
     /// Stops the loop.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -88,8 +91,11 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
         mut control,
         active,
         media_timeout,
+        idle_timeout,
         mut shutdown,
     } = io;
+    // Accepted connections: their front door and when they last carried a message.
+    let mut idle: HashMap<ConnId, (Listener, Instant)> = HashMap::new();
     let mut conns: HashMap<ConnId, mpsc::Sender<Bytes>> = HashMap::new();
     let mut pending: HashMap<ConnId, Vec<Bytes>> = HashMap::new();
     let mut relays: HashMap<u64, (RelayHandle, Instant)> = HashMap::new();
@@ -110,14 +116,23 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                 let now = Instant::now();
                 match event {
                     SipEvent::Opened { conn, peer, out } => {
+                        if matches!(peer.listener, Listener::NextHop | Listener::GatewayTls | Listener::GatewayTcp) {
+                            idle.insert(conn, (peer.listener, now));
+                        }
                         for bytes in pending.remove(&conn).unwrap_or_default() {
                             let _ = out.try_send(bytes);
                         }
                         conns.insert(conn, out);
                         engine.handle(now, Input::Opened { conn, peer });
                     }
-                    SipEvent::Message { conn, msg } => engine.handle(now, Input::Message { conn, msg }),
+                    SipEvent::Message { conn, msg } => {
+                        if let Some((_, last)) = idle.get_mut(&conn) {
+                            *last = now;
+                        }
+                        engine.handle(now, Input::Message { conn, msg })
+                    }
                     SipEvent::Closed { conn } => {
+                        idle.remove(&conn);
                         conns.remove(&conn);
                         pending.remove(&conn);
                         engine.handle(now, Input::Closed { conn });
@@ -133,6 +148,24 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                 engine.handle(Instant::now(), input);
             }
             _ = sweep.tick() => {
+                if let Some(limit) = idle_timeout {
+                    let now = Instant::now();
+                    let stale: Vec<(ConnId, Listener)> = idle
+                        .iter()
+                        .filter(|(conn, (_, last))| {
+                            now.saturating_duration_since(*last) >= limit && !engine.uses(**conn)
+                        })
+                        .map(|(conn, (listener, _))| (*conn, *listener))
+                        .collect();
+                    for (conn, listener) in stale {
+                        idle.remove(&conn);
+                        if let Some(out) = conns.get(&conn) {
+                            tracing::info!(?conn, listener = listener.label(), "idle connection closed");
+                            metrics.sip_idle_closed.with_label_values(&[listener.label()]).inc();
+                            let _ = out.try_send(CLOSE);
+                        }
+                    }
+                }
                 if let Some(limit) = media_timeout {
                     let now = Instant::now();
                     for (call, both) in silent_calls(&relays, now, limit) {

@@ -22,6 +22,9 @@ pub struct Metrics {
     /// `sip_connections_refused_total{listener,limit}`: connections closed at accept because
     /// `max_connections` or `max_connections_per_source` was reached.
     pub sip_connections_refused: IntCounterVec,
+    /// `sip_idle_closed_total{listener}`: accepted connections closed for carrying no message
+    /// for `idle_connection_timeout_secs` while no call used them.
+    pub sip_idle_closed: IntCounterVec,
     /// `sip_connections{listener}`: accepted SIP connections open now.
     pub sip_connections: IntGaugeVec,
     /// `sip_udp_dropped_total{reason}`: UDP datagrams or transactions dropped (unknown source,
@@ -167,6 +170,12 @@ impl Metrics {
                 "sip_connections_refused_total",
                 "SIP connections closed at accept because a connection limit was reached",
                 &["listener", "limit"],
+            ),
+            sip_idle_closed: counter(
+                &r,
+                "sip_idle_closed_total",
+                "Accepted SIP connections closed after carrying no message for the idle timeout while no call used them",
+                &["listener"],
             ),
             sip_connections: gauge_vec(
                 &r,

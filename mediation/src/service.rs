@@ -165,6 +165,8 @@ impl Service {
                 control: control_rx,
                 active: active_tx,
                 media_timeout,
+                idle_timeout: (config.sip.idle_connection_timeout_secs > 0)
+                    .then(|| Duration::from_secs(config.sip.idle_connection_timeout_secs)),
                 shutdown: shutdown_rx,
             },
         ));

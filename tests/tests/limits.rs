@@ -113,3 +113,72 @@ fn connections_beyond_the_limits_are_closed_at_accept_and_counted_and_calls_go_o
     );
     drop(nh);
 }
+
+#[test]
+fn idle_connections_are_closed_but_not_one_that_carries_a_call() {
+    let lab = Lab::new();
+    let setup = Setup {
+        sip_extra: "idle_connection_timeout_secs = 2\n".into(),
+        ..Setup::default()
+    };
+    let nh = Sim::answer(
+        &lab,
+        "idle-nh",
+        setup.next_hop_port,
+        Some("nexthop"),
+        "offer",
+    );
+    let m = Mediation::start(&lab, &setup);
+    // A gateway that connects (MTLS) and then says nothing: closed after about 2 s.
+    let mut idle = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{}", m.ports.gateway_tls),
+        ])
+        .args([
+            "-cert",
+            &lab.arg("gateway.pem"),
+            "-key",
+            &lab.arg("gateway-key.pem"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl must be installed (tests/run.sh installs it)");
+    // A 6-second call on its own connection, idle for SIP between ACK and BYE: kept.
+    let (ok, report) = Caller {
+        lab: &lab,
+        port: m.ports.gateway_tls,
+        transport: "tls",
+        cert: Some("gateway"),
+        srtp: "offer",
+        to: "sip:+15551234@mediation.example.test",
+        duration: 6,
+        extra: vec![],
+    }
+    .run("idle-call");
+    assert!(ok, "{report:#}\n{}", m.log_text());
+    assert_eq!(
+        report["calls"][0]["packets_lost"].as_u64(),
+        Some(0),
+        "{report:#}"
+    );
+    let closed = idle.try_wait().unwrap();
+    let _ = idle.kill();
+    assert!(
+        closed.is_some(),
+        "the idle connection was still open after 6 s"
+    );
+    let metrics = http_get(m.ports.metrics, "/metrics");
+    assert!(
+        sample(
+            &metrics,
+            "mediation_sip_idle_closed_total{listener=\"gateway_tls\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    drop(nh);
+}

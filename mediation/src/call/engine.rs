@@ -426,6 +426,17 @@ impl<P: PortAllocator> Engine<P> {
         &mut self.ports
     }
 
+    /// True when a call (or an OPTIONS probe) uses the connection.
+    pub fn uses(&self, conn: ConnId) -> bool {
+        self.calls
+            .values()
+            .any(|c| c.a.conn == conn || c.b.conn == conn)
+            || self
+                .probes
+                .values()
+                .any(|p| p.pending.as_ref().is_some_and(|(_, _, c)| *c == conn))
+    }
+
     /// Number of calls held.
     pub fn calls(&self) -> usize {
         self.calls.len()

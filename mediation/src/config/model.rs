@@ -375,6 +375,10 @@ pub struct SipConfig {
     /// beyond it a new INVITE gets `503` with `Retry-After`.
     #[serde(default = "default_max_pending_per_connection")]
     pub max_pending_per_connection: usize,
+    /// Accepted connections that carry no SIP message for this many seconds while no call uses
+    /// them are closed (the peer opens a new one when it needs it); 0 never closes them.
+    #[serde(default = "default_idle_connection_timeout")]
+    pub idle_connection_timeout_secs: u64,
     /// SIP connections accepted at once, all front doors together; more are closed at accept.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -400,6 +404,10 @@ fn default_max_early_dialogs() -> usize {
 
 fn default_max_pending_per_connection() -> usize {
     200
+}
+
+fn default_idle_connection_timeout() -> u64 {
+    300
 }
 
 fn default_max_connections() -> usize {
@@ -458,6 +466,7 @@ impl Default for SipConfig {
             session_expires_secs: default_session_expires(),
             max_early_dialogs: default_max_early_dialogs(),
             max_pending_per_connection: default_max_pending_per_connection(),
+            idle_connection_timeout_secs: default_idle_connection_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_source: default_max_connections_per_source(),
             udp_t1_ms: default_t1(),

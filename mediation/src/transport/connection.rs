@@ -52,6 +52,9 @@ pub enum SipEvent {
     },
 }
 
+/// Written to a connection's `out`, an empty message closes it (after what was queued before).
+pub const CLOSE: Bytes = Bytes::new();
+
 /// Messages queued toward one peer before the sender waits.
 pub(super) const OUT_QUEUE: usize = 256;
 
@@ -73,8 +76,13 @@ pub async fn serve<S>(
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
     let sent = metrics.clone();
+    let (closing_tx, mut closing) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
+        let _closing = closing_tx; // dropped when the writer ends: the reader stops too
         while let Some(bytes) = out_rx.recv().await {
+            if bytes.is_empty() {
+                break; // CLOSE: the call layer ends the connection
+            }
             if let Some(code) = status_code(&bytes) {
                 sent.sip_responses.with_label_values(&["sent", code]).inc();
             }
@@ -99,9 +107,12 @@ pub async fn serve<S>(
     let mut framer = StreamFramer::with_limits(limits);
     let mut buf = vec![0u8; 16 * 1024];
     'read: loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            r = rd.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = &mut closing => break,
         };
         framer.push(&buf[..n]);
         loop {
@@ -174,8 +185,8 @@ pub(super) fn answer_locally(msg: &rsip::SipMessage) -> Option<Bytes> {
     sip::response_for_request(req, 200, "OK", &extras).map(Bytes::from)
 }
 
-/// The methods we handle.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+/// The methods we handle (UPDATE: session refreshes and re-offers, RFC 3311).
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
 
 /// The Server header and a To tag on everything the transport answers itself.
 pub(super) fn extras() -> sip::ResponseExtras<'static> {

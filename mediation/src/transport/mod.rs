@@ -13,7 +13,7 @@ mod udp;
 pub use admission::Admission;
 pub use conn_limits::{ConnectionLimits, ConnectionSlot, LimitHit};
 pub use connect::Connector;
-pub use connection::{serve, ConnId, SipEvent, ALLOW, SERVER};
+pub use connection::{serve, ConnId, SipEvent, ALLOW, CLOSE, SERVER};
 pub use listeners::{bind_listeners, AcceptContext, Bound};
 pub use peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 pub use udp::{bind_udp, AdmitUdp, UdpContext, UdpHandle, MAX_DATAGRAM};

@@ -232,6 +232,9 @@ impl Endpoint {
         let outgoing = self.outgoing_tx.clone();
         tokio::spawn(async move {
             while let Some(bytes) = out_rx.recv().await {
+                if bytes.is_empty() {
+                    continue; // CLOSE means nothing to a datagram flow
+                }
                 if outgoing.send((conn, bytes)).await.is_err() {
                     break;
                 }

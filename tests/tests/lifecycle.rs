@@ -241,3 +241,61 @@ fn certificate_rotation_by_sighup_keeps_the_call_and_the_next_connection_sees_th
     assert_eq!(new, on_disk, "the one just installed");
     drop(nh);
 }
+
+#[test]
+fn a_crash_mid_call_is_a_prompt_clean_failure_for_the_gateway_and_a_restart_takes_calls() {
+    let lab = Lab::new();
+    let setup = Setup::default();
+    let nh = Sim::answer(
+        &lab,
+        "crash-nh",
+        setup.next_hop_port,
+        Some("nexthop"),
+        "offer",
+    );
+    let m = Mediation::start(&lab, &setup);
+    let port = m.ports.gateway_tls;
+    let caller = |name: &'static str, port: u16, duration: u32| {
+        let lab = &lab;
+        move || {
+            Caller {
+                lab,
+                port,
+                transport: "tls",
+                cert: Some("gateway"),
+                srtp: "offer",
+                to: "sip:+15551234@mediation.example.test",
+                duration,
+                extra: vec![],
+            }
+            .run(name)
+        }
+    };
+    let (report, after_kill) = std::thread::scope(|scope| {
+        let call = scope.spawn(caller("crash-call", port, 30));
+        std::thread::sleep(Duration::from_secs(3));
+        m.signal("KILL");
+        let killed = std::time::Instant::now();
+        let (_, report) = call.join().unwrap();
+        (report, killed.elapsed())
+    });
+    // The gateway's connection was reset by the kernel: it must notice at once, not hold the
+    // call for its remaining 27 seconds.
+    assert!(
+        after_kill < Duration::from_secs(5),
+        "the gateway held a dead call for {after_kill:?}: {report:#}"
+    );
+    let call = &report["calls"][0];
+    assert_eq!(call["sip_status"].as_u64(), Some(200), "{report:#}");
+    assert_ne!(
+        call["error"],
+        serde_json::Value::Null,
+        "reported as a failure: {report:#}"
+    );
+    drop(m);
+    // A new instance takes calls at once.
+    let m = Mediation::start(&lab, &setup);
+    let (ok, report) = caller("after-restart", m.ports.gateway_tls, 2)();
+    assert!(ok, "{report:#}\n{}", m.log_text());
+    drop(nh);
+}

@@ -1,5 +1,6 @@
 //! Hostile media: while a stranger sprays every media port with garbage, RTP of the wrong
-//! version, oversized datagrams and well-formed RTP/SRTP from an address no call latched, the
+//! version, oversized datagrams and well-formed RTP/SRTP from an address no call latched (a new
+//! SSRC in every packet), the
 //! real calls (one SRTP, one plain RTP) lose nothing, and every bad packet that reached a call
 //! is dropped and counted by reason.
 
@@ -27,6 +28,9 @@ fn spray(first: u16, count: u16, stop: &AtomicBool) -> u64 {
         seq = seq.wrapping_add(1);
         rtp[2..4].copy_from_slice(&seq.to_be_bytes());
         for port in first..first + count {
+            // A flood of SSRCs nobody negotiated: a new one in every packet.
+            let ssrc = 0xdead_0000u32 | u32::from(seq) << 8 | u32::from(port & 0xff);
+            rtp[8..12].copy_from_slice(&ssrc.to_be_bytes());
             for datagram in [&garbage, &wrong_version, &oversized, &rtp] {
                 if socket.send_to(datagram, ("127.0.0.1", port)).is_ok() {
                     sent += 1;

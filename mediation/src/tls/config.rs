@@ -227,7 +227,7 @@ mod tests {
     #[cfg(not(feature = "fips"))]
     #[test]
     fn without_the_feature_fips_is_refused_with_how_to_build() {
-        assert!(!FIPS_MODULE);
+        const { assert!(!FIPS_MODULE) };
         let m = material();
         for min in [TlsVersion::Tls12, TlsVersion::Tls13] {
             let e = server_config(&m, min, true).unwrap_err().to_string();
@@ -243,7 +243,7 @@ mod tests {
     #[cfg(feature = "fips")]
     #[test]
     fn with_the_feature_fips_runs_on_the_validated_module() {
-        assert!(FIPS_MODULE);
+        const { assert!(FIPS_MODULE) };
         assert!(crypto_provider(true).fips());
         let m = material();
         for min in [TlsVersion::Tls12, TlsVersion::Tls13] {

@@ -70,7 +70,8 @@ pub struct Metrics {
     pub certificate_expiry: IntGaugeVec,
     /// `media_ports{state}`: RTP/RTCP port pairs `in_use`, `free` and `total`.
     pub media_ports: IntGaugeVec,
-    /// `fips_mode`: 1 when `[tls].fips` is on.
+    /// `fips_mode`: 1 when rustls reports both the server and client TLS configurations as FIPS
+    /// (`[tls] fips = true` in a build with the `fips` feature), else 0.
     pub fips_mode: IntGauge,
     /// `build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
@@ -130,7 +131,7 @@ impl Metrics {
         let fips_mode = IntGauge::with_opts(
             Opts::new(
                 "fips_mode",
-                "1 when TLS and SRTP are restricted to FIPS 140 approved algorithms",
+                "1 when TLS runs on a FIPS 140-3 validated module with approved algorithms only (SRTP suites are all AES)",
             )
             .namespace("mediation"),
         )

@@ -54,7 +54,6 @@ impl Service {
     /// Starts everything `config` describes.
     pub async fn start(config: Arc<Config>) -> Result<Service, StartError> {
         let metrics = Metrics::new();
-        metrics.fips_mode.set(i64::from(config.tls.fips));
         if config.next_hop.encryption == crate::config::EncryptionLevel::NotSupported {
             tracing::warn!(
                 "INSECURE: [next_hop] encryption = \"not-supported\": media toward the internal side is plain RTP"
@@ -63,6 +62,11 @@ impl Service {
         let material = TlsMaterial::load(&config.tls)?;
         let server = server_config(&material, config.tls.min_version, config.tls.fips)?;
         let client = client_config(&material, config.tls.min_version, config.tls.fips)?;
+        // 1 only when rustls says both sides run on a FIPS validated module with approved
+        // algorithms only, not merely because the configuration asked for it.
+        metrics
+            .fips_mode
+            .set(i64::from(server.fips() && client.fips()));
         let not_after = record_expiry(&metrics, &material);
         let pool = PortPool::new(
             config.media.bind,
@@ -249,6 +253,8 @@ impl Reload {
         let material = TlsMaterial::load(tls)?;
         let server = server_config(&material, tls.min_version, tls.fips)?;
         let client = client_config(&material, tls.min_version, tls.fips)?;
+        let fips = server.fips() && client.fips();
+        self.metrics.fips_mode.set(i64::from(fips));
         self.admission.set_server_config(server);
         *self.client.write().unwrap_or_else(|e| e.into_inner()) = client;
         record_expiry(&self.metrics, &material);

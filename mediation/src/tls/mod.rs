@@ -7,7 +7,9 @@ mod identity;
 mod material;
 mod refusal;
 
-pub use config::{client_config, crypto_provider, server_config, TlsConfigError};
+pub use config::{
+    client_config, crypto_provider, server_config, TlsConfigError, FIPS_MODULE, FIPS_UNAVAILABLE,
+};
 pub use identity::{dns_names, expiry, matches_identity};
 pub use material::{MaterialError, TlsMaterial};
 pub use refusal::RefusalReason;

@@ -399,9 +399,12 @@ impl<'a, 's> Checker<'a, 's> {
 fn fips_approved_srtp(suite: crate::srtp::SrtpSuite) -> bool {
     use crate::srtp::SrtpSuite as S;
     match suite {
-        S::AesCm128HmacSha1_80 | S::AesCm128HmacSha1_32 | S::AeadAes128Gcm | S::AeadAes256Gcm => {
-            true
-        }
+        S::AesCm128HmacSha1_80
+        | S::AesCm128HmacSha1_32
+        | S::AesCm256HmacSha1_80
+        | S::AesCm256HmacSha1_32
+        | S::AeadAes128Gcm
+        | S::AeadAes256Gcm => true,
     }
 }
 

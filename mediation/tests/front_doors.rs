@@ -288,3 +288,42 @@ async fn malformed_message_gets_400_and_connection_survives() {
         1
     );
 }
+
+/// A peer that starts a TLS handshake and stalls (slowloris) is cut off after
+/// `handshake_timeout_secs` and counted; it never holds a place for long.
+#[tokio::test]
+async fn a_stalled_handshake_is_cut_off_and_counted() {
+    use tokio::io::AsyncReadExt;
+    let lab = Lab::new();
+    let service = lab.start("handshake_timeout_secs = 1").await;
+    let addr = service.bound.gateway_tls.unwrap();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    // The first bytes of a ClientHello record (type 22, TLS 1.0 record version, 512 bytes
+    // announced), then nothing more.
+    tcp.write_all(&[22, 3, 1, 2, 0, 1, 0, 1, 252, 3, 3])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue, // an alert, then the close
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after 5 s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+    let n = wait_for(
+        || rejections(&service, "gateway_tls", "handshake_timeout"),
+        1,
+    )
+    .await;
+    assert_eq!(n, 1, "counted as handshake_timeout");
+}

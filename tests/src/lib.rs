@@ -300,12 +300,7 @@ level = "info"
 impl Mediation {
     /// Sends a signal by name (`HUP` reloads certificates and CRLs).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} failed");
+        assert!(signal(&self.child, name), "kill -{name} failed");
     }
 
     /// Sends SIGTERM and waits (at most `limit`) for the process to exit; its exit code.
@@ -413,12 +408,7 @@ impl Sim {
     /// Sends a signal (`STOP`, `CONT`, ...) to the simulator: `STOP` freezes it with its
     /// connections open, as a peer that lost power or network would look.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} failed");
+        assert!(signal(&self.child, name), "kill -{name} failed");
     }
 
     fn read_report(&self) -> serde_json::Value {
@@ -440,12 +430,18 @@ impl Drop for Sim {
     }
 }
 
-/// Asks a process to stop with SIGTERM through the `kill` command (no `unsafe` here).
-fn sigterm(child: &Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
+/// Sends a signal by name through the `kill` command (no `unsafe` here); true when sent.
+fn signal(child: &Child, name: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{name}"))
         .arg(child.id().to_string())
-        .status();
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Asks a process to stop with SIGTERM.
+fn sigterm(child: &Child) {
+    signal(child, "TERM");
 }
 
 /// Waits until something listens on a loopback TCP port.

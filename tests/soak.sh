@@ -19,7 +19,8 @@ concurrency=$((rate * call_secs + rate))
 cargo build --release --locked -p mediation -p gateway-sim -p certs >/dev/null
 bin=target/release
 lab=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$lab"' EXIT
+# SOAK_KEEP=1 keeps the logs and reports for a look afterwards.
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; [ -n "${SOAK_KEEP:-}" ] && echo "kept: $lab" || rm -rf "$lab"' EXIT
 "$bin/certs" init --out "$lab" >/dev/null
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -105,7 +106,10 @@ r = json.load(open(sys.argv[1]))
 s = r.get("summary", r)
 start, warm, last, peak, end = (int(x) for x in sys.argv[2:7])
 print(json.dumps({k: s.get(k) for k in ("calls_ok", "calls_failed", "packets_lost", "calls_per_second", "setup_ms_p50", "setup_ms_p99")}))
+for c in r.get("calls", []):
+    if c.get("error"):
+        print("failed call:", c.get("call_id"), c.get("sip_status"), c.get("error"))
 print(f"RSS KiB: start {start}, after warm-up {warm}, last under load {last}, peak {peak}, "
       f"after the calls {end}; growth under load after warm-up {100.0 * (last - warm) / warm:+.1f}%")
 EOF
-grep -c '"level":"ERROR"' "$lab/mediation.log" | sed 's/^/server errors logged: /'
+echo "server errors logged: $(grep -c '"level":"ERROR"' "$lab/mediation.log" || true)"

@@ -1,5 +1,8 @@
 //! The operator's HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (the process
-//! answers) and `/readyz` (listeners bound, our certificate valid, media ports free).
+//! answers), `/readyz` (listeners bound, our certificate valid, media ports free) and
+//! `POST /reload` (re-read certificates, keys, CAs and CRLs, as SIGHUP does; `mediation reload`).
+//! The reload takes no input from the request: it only re-reads the configured files. Bind the
+//! endpoint to loopback or put it behind `[metrics.tls]` client certificates.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
@@ -23,6 +26,8 @@ pub struct Readiness {
     pub ports: PortPool,
     /// When our own certificate stops being valid (UNIX seconds).
     pub certificate_not_after: i64,
+    /// Re-reads the TLS material; the error names the file and field.
+    pub reload: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
 }
 
 /// Binds the endpoint and serves it until `shutdown` turns true; returns the bound address.
@@ -43,6 +48,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/reload", post(reload))
         .with_state(Arc::new(state));
     match tls {
         None => {
@@ -100,6 +106,18 @@ async fn serve_https(
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .await;
         });
+    }
+}
+
+async fn reload(State(s): State<Arc<Readiness>>) -> impl IntoResponse {
+    let run = s.reload.clone();
+    match tokio::task::spawn_blocking(move || run()).await {
+        Ok(Ok(())) => (StatusCode::OK, "reloaded\n".to_string()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "TLS reload refused; keeping the material in use");
+            (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n"))
+        }
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "reload failed\n".into()),
     }
 }
 

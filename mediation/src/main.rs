@@ -32,6 +32,16 @@ enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Ask a running service to re-read its certificates, keys, CAs and CRLs (as SIGHUP does);
+    /// exit 0 when it took them, 1 with the reason (file and field) when it kept the old ones.
+    Reload {
+        /// Read the metrics address from this configuration file.
+        #[arg(long, short, default_value = "/etc/mediation/mediation.toml")]
+        config: PathBuf,
+        /// Use this address instead (`host:port`).
+        #[arg(long)]
+        addr: Option<String>,
+    },
     /// Probe a running service's `/healthz` (for container health checks); exit 0 when healthy.
     Health {
         /// Read the metrics address from this configuration file.
@@ -48,6 +58,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Health { config, addr } => health(&config, addr),
+        Command::Reload { config, addr } => reload(&config, addr),
         Command::Run { config } => match run(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -89,53 +100,76 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn health(config: &std::path::Path, addr: Option<String>) -> ExitCode {
+/// The metrics endpoint's address: `addr`, or the configuration's (loopback for 0.0.0.0).
+fn endpoint(config: &std::path::Path, addr: Option<String>) -> Result<String, String> {
+    if let Some(a) = addr {
+        return Ok(a);
+    }
+    let c = config::load_file(config).map_err(|e| e.to_string())?;
+    let mut a = c.metrics.listen;
+    if a.ip().is_unspecified() {
+        a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(a.to_string())
+}
+
+/// One plain HTTP/1.1 request; the whole response as text.
+fn http_request(addr: &str, method: &str, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
-    let addr = match addr {
-        Some(a) => a,
-        None => match config::load_file(config) {
-            Ok(c) => {
-                let mut a = c.metrics.listen;
-                if a.ip().is_unspecified() {
-                    a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                a.to_string()
-            }
-            Err(e) => {
-                eprintln!("mediation health: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let timeout = std::time::Duration::from_secs(10);
+    let sock = addr
+        .parse::<std::net::SocketAddr>()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut s = std::net::TcpStream::connect_timeout(&sock, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Runs one request against the metrics endpoint; success when it answers 200.
+fn call_endpoint(
+    what: &str,
+    config: &std::path::Path,
+    addr: Option<String>,
+    method: &str,
+    path: &str,
+) -> ExitCode {
+    let addr = match endpoint(config, addr) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mediation {what}: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    let probe = || -> std::io::Result<String> {
-        let timeout = std::time::Duration::from_secs(3);
-        let sock = addr
-            .parse::<std::net::SocketAddr>()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let mut s = std::net::TcpStream::connect_timeout(&sock, timeout)?;
-        s.set_read_timeout(Some(timeout))?;
-        write!(
-            s,
-            "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        Ok(text)
-    };
-    match probe() {
+    match http_request(&addr, method, path) {
         Ok(text) if text.starts_with("HTTP/1.1 200") => {
-            println!("healthy");
+            println!("{}", text.split("\r\n\r\n").nth(1).unwrap_or("").trim());
             ExitCode::SUCCESS
         }
         Ok(text) => {
-            eprintln!("mediation health: {}", text.lines().next().unwrap_or(""));
+            let status = text.lines().next().unwrap_or("");
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+            eprintln!("mediation {what}: {status}: {body}");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("mediation health: {addr}: {e}");
+            eprintln!("mediation {what}: {addr}: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn health(config: &std::path::Path, addr: Option<String>) -> ExitCode {
+    call_endpoint("health", config, addr, "GET", "/healthz")
+}
+
+fn reload(config: &std::path::Path, addr: Option<String>) -> ExitCode {
+    call_endpoint("reload", config, addr, "POST", "/reload")
 }
 
 fn init_logging(config: &Config) {

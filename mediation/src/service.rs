@@ -44,7 +44,7 @@ pub struct Service {
     /// Its counters.
     pub metrics: Metrics,
     shutdown: watch::Sender<bool>,
-    reload: Reload,
+    reload: Arc<Reload>,
     control: mpsc::Sender<Control>,
     active: watch::Receiver<usize>,
     core: tokio::task::JoinHandle<()>,
@@ -141,12 +141,20 @@ impl Service {
             Some(m) => Some(scraper_tls(&config, &material, &m.client_ca)?),
             None => None,
         };
+        let reload = Arc::new(Reload {
+            config: config.clone(),
+            admission: reload_admission,
+            client,
+            metrics: metrics.clone(),
+        });
+        let http_reload = reload.clone();
         let metrics_addr = crate::http::serve(
             config.metrics.listen,
             crate::http::Readiness {
                 metrics: metrics.clone(),
                 ports: pool,
                 certificate_not_after: not_after,
+                reload: Arc::new(move || http_reload.run().map_err(|e| e.to_string())),
             },
             metrics_tls,
             shutdown_rx.clone(),
@@ -174,12 +182,6 @@ impl Service {
                 shutdown: shutdown_rx,
             },
         ));
-        let reload = Reload {
-            config: config.clone(),
-            admission: reload_admission,
-            client,
-            metrics: metrics.clone(),
-        };
         Ok(Service {
             bound,
             metrics_addr,

@@ -1,4 +1,4 @@
-//! Certificate and CRL rotation (SIGHUP → `Service::reload_tls`): new connections see the new
+//! Certificate and CRL rotation (SIGHUP or `mediation reload` → `Service::reload_tls`): new connections see the new
 //! CRL at once, connections already up are untouched, a broken file is refused and the
 //! material in use is kept.
 
@@ -83,4 +83,42 @@ async fn a_newly_revoked_gateway_is_refused_on_its_next_connection_only() {
             .await
             .is_none());
     }
+}
+
+/// `POST /reload` on the operator endpoint (what `mediation reload` sends) reloads like SIGHUP,
+/// and refuses a broken file with its field, keeping the material in use.
+#[tokio::test]
+async fn mediation_reload_command_reloads_and_reports_a_broken_file() {
+    let lab = Lab::new();
+    let service = lab.start("").await;
+    let addr = service.metrics_addr.to_string();
+    let run = |addr: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_mediation"))
+            .args(["reload", "--addr", &addr])
+            .output()
+            .await
+            .expect("the mediation binary runs")
+    };
+    let ok = run(addr.clone()).await;
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "reloaded");
+
+    std::fs::write(
+        lab.path("crl.pem"),
+        "-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    let refused = run(addr).await;
+    assert!(!refused.status.success(), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("422") && err.contains("tls.crls[0]"), "{err}");
+    // The material in use stays: a trusted gateway still gets in.
+    let gateway = lab.client(Some(("gateway.pem", "gateway-key.pem")), &[&TLS13]);
+    let mut tls = tls_connect(&gateway, service.bound.gateway_tls.unwrap())
+        .await
+        .unwrap();
+    assert!(exchange(&mut tls, &options("after-refused-reload"))
+        .await
+        .unwrap()
+        .starts_with("SIP/2.0 200"));
 }

@@ -831,48 +831,21 @@ impl<P: PortAllocator> Engine<P> {
             return;
         };
         let call = self.calls.get_mut(&id).expect("present");
-        let (local_tag, contact) = if from_b {
-            (call.b.local_tag.clone(), call.b.local.contact.clone())
-        } else {
-            (call.a.local_tag.clone(), call.a.local.contact.clone())
-        };
         // Any successful re-INVITE or UPDATE refreshes the session (RFC 4028 §10).
-        let (timer, require) = match timer_answer {
-            UasAnswer::Timer { timer, require } => (Some(timer), require),
-            _ => (None, false),
+        let timer = match timer_answer {
+            UasAnswer::Timer { timer, require } => Some((timer, require)),
+            _ => None,
         };
-        let session = if from_b {
-            &mut call.b.session
-        } else {
-            &mut call.a.session
-        };
-        session.timer = timer;
+        let session = call.session_mut(from_b);
+        session.timer = timer.map(|(t, _)| t);
         session.retry_at = None;
-        let mut ok = received
-            .respond(200, "OK", &local_tag)
-            .header("Contact", contact)
-            .header("Allow", ALLOW)
-            .session_expires(timer.map(|t| t.header(false)), require);
+        let mut ok = call.reoffer_response(from_b, &received, 200, "OK", timer);
         if let Some(sdp) = answer {
-            if from_b {
-                call.b.sdp_version = version;
-                call.b.last_sdp = sdp.clone();
-            } else {
-                call.a.sdp_version = version;
-                call.a.last_sdp = Some(sdp.clone());
-            }
+            call.set_our_sdp(from_b, sdp.clone(), version);
             ok = ok.sdp(sdp);
         }
         if let Some(hold) = hold {
-            if hold != call.on_hold {
-                tracing::info!(
-                    call = id,
-                    hold,
-                    "call {}",
-                    if hold { "put on hold" } else { "resumed" }
-                );
-            }
-            call.on_hold = hold;
+            call.set_hold(hold);
         }
         self.send(conn, ok.encode());
         self.arm_session_timers(now, id);
@@ -920,11 +893,7 @@ impl<P: PortAllocator> Engine<P> {
             let Some(call) = self.calls.get(&id) else {
                 return;
             };
-            let leg = if from_b {
-                &call.b.session
-            } else {
-                &call.a.session
-            };
+            let leg = call.session(from_b);
             match leg.due(now) {
                 Due::Expired => {
                     tracing::warn!(
@@ -949,11 +918,7 @@ impl<P: PortAllocator> Engine<P> {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let session = if from_b {
-            &call.b.session
-        } else {
-            &call.a.session
-        };
+        let session = call.session(from_b);
         let Some(timer) = session.timer else {
             return;
         };
@@ -991,11 +956,7 @@ impl<P: PortAllocator> Engine<P> {
         if let (Some(sdp), "INVITE") = (sdp, method) {
             request = request.sdp(sdp);
         }
-        let session = if from_b {
-            &mut call.b.session
-        } else {
-            &mut call.a.session
-        };
+        let session = call.session_mut(from_b);
         session.pending = Some(Pending {
             cseq,
             method,
@@ -1011,11 +972,7 @@ impl<P: PortAllocator> Engine<P> {
         let id = self.find(s, false)?;
         let call = self.calls.get(&id)?;
         let from_b = call.b.call_id == s.call_id;
-        let session = if from_b {
-            &call.b.session
-        } else {
-            &call.a.session
-        };
+        let session = call.session(from_b);
         session
             .pending
             .filter(|p| p.cseq == s.cseq && p.method == s.cseq_method)
@@ -1033,11 +990,7 @@ impl<P: PortAllocator> Engine<P> {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let session = if from_b {
-            &mut call.b.session
-        } else {
-            &mut call.a.session
-        };
+        let session = call.session_mut(from_b);
         let Some(pending) = session.pending else {
             return;
         };

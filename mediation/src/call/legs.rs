@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::message::{branch, Outgoing, ReceivedRequest};
 use super::policy::{Decision, LegMedia};
-use super::session_timer::{LegSession, UasAnswer};
+use super::session_timer::{LegSession, LegTimer, UasAnswer};
 use crate::sdp::{CryptoAttribute, PeerSdp};
 use crate::transport::{ConnId, PeerIdentity};
 
@@ -198,6 +198,75 @@ impl Call {
             Direction::FromNextHop => self.b.decision,
         };
         d.and_then(Decision::media)
+    }
+
+    /// The session-timer state of the callee's leg (`on_b`) or the caller's.
+    pub fn session(&self, on_b: bool) -> &LegSession {
+        if on_b {
+            &self.b.session
+        } else {
+            &self.a.session
+        }
+    }
+
+    /// As [`Call::session`], to change it.
+    pub fn session_mut(&mut self, on_b: bool) -> &mut LegSession {
+        if on_b {
+            &mut self.b.session
+        } else {
+            &mut self.a.session
+        }
+    }
+
+    /// Records that the SDP we send on a leg is now `sdp` at `version`.
+    pub fn set_our_sdp(&mut self, on_b: bool, sdp: String, version: u64) {
+        if on_b {
+            self.b.sdp_version = version;
+            self.b.last_sdp = sdp;
+        } else {
+            self.a.sdp_version = version;
+            self.a.last_sdp = Some(sdp);
+        }
+    }
+
+    /// Notes a hold or resume (media of a held call is exempt from the media timeout).
+    pub fn set_hold(&mut self, hold: bool) {
+        if hold != self.on_hold {
+            tracing::info!(
+                call = self.id,
+                hold,
+                "call {}",
+                if hold { "put on hold" } else { "resumed" }
+            );
+        }
+        self.on_hold = hold;
+    }
+
+    /// Our response to a re-offer (re-INVITE or UPDATE) on a leg, in that leg's dialog; a 2xx
+    /// carries our Contact, Allow and the session timer (RFC 4028 §9).
+    pub fn reoffer_response(
+        &self,
+        on_b: bool,
+        request: &ReceivedRequest,
+        code: u16,
+        reason: &str,
+        timer: Option<(LegTimer, bool)>,
+    ) -> Outgoing {
+        let (tag, local) = if on_b {
+            (&self.b.local_tag, &self.b.local)
+        } else {
+            (&self.a.local_tag, &self.a.local)
+        };
+        let out = request.respond(code, reason, tag);
+        if code >= 300 {
+            return out;
+        }
+        out.header("Contact", local.contact.clone())
+            .header("Allow", crate::transport::ALLOW)
+            .session_expires(
+                timer.map(|(t, _)| t.header(false)),
+                timer.is_some_and(|(_, require)| require),
+            )
     }
 
     /// A request within the B dialog (BYE; ACK for a 2xx uses [`Call::b_ack`]).

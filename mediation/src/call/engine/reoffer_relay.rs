@@ -323,30 +323,15 @@ impl<P: PortAllocator> Engine<P> {
                 rtcp_mux: !relayed.from_b && offer_audio.as_ref().is_some_and(|a| a.rtcp_mux),
             },
         );
-        let hold = offer_audio.is_some_and(|a| a.is_hold());
-        if hold != call.on_hold {
-            tracing::info!(
-                call = id,
-                hold,
-                "call {}",
-                if hold { "put on hold" } else { "resumed" }
-            );
-        }
-        call.on_hold = hold;
+        call.set_hold(offer_audio.is_some_and(|a| a.is_hold()));
         let (far_sdp, far_version) = relayed.sdp.clone();
+        call.set_our_sdp(relayed.from_b, ours.clone(), version);
+        call.set_our_sdp(!relayed.from_b, far_sdp, far_version);
         if relayed.from_b {
-            call.b.sdp_version = version;
-            call.b.last_sdp = ours.clone();
             call.b_answer = Some(relayed.offer.clone());
-            call.a.sdp_version = far_version;
-            call.a.last_sdp = Some(far_sdp);
             call.a.offer = answer;
         } else {
-            call.a.sdp_version = version;
-            call.a.last_sdp = Some(ours.clone());
             call.a.offer = relayed.offer.clone();
-            call.b.sdp_version = far_version;
-            call.b.last_sdp = far_sdp;
             call.b_answer = Some(answer);
         }
         // Both legs' sessions were just refreshed.
@@ -355,12 +340,7 @@ impl<P: PortAllocator> Engine<P> {
                 t.refreshed_at = now;
             }
         }
-        let first = if relayed.from_b {
-            &mut call.b.session
-        } else {
-            &mut call.a.session
-        };
-        first.timer = relayed.timer.map(|(t, _)| t);
+        call.session_mut(relayed.from_b).timer = relayed.timer.map(|(t, _)| t);
         self.answer_first_party(id, &relayed, 200, "OK", Some(ours));
         self.arm_session_timers(now, id);
     }
@@ -377,21 +357,7 @@ impl<P: PortAllocator> Engine<P> {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let (tag, contact) = if r.from_b {
-            (call.b.local_tag.clone(), call.b.local.contact.clone())
-        } else {
-            (call.a.local_tag.clone(), call.a.local.contact.clone())
-        };
-        let mut out = r.request.respond(code, reason, &tag);
-        if code < 300 {
-            out = out
-                .header("Contact", contact)
-                .header("Allow", ALLOW)
-                .session_expires(
-                    r.timer.map(|(t, _)| t.header(false)),
-                    r.timer.is_some_and(|(_, require)| require),
-                );
-        }
+        let mut out = call.reoffer_response(r.from_b, &r.request, code, reason, r.timer);
         if let Some(sdp) = sdp {
             out = out.sdp(sdp);
         }

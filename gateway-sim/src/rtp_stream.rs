@@ -31,6 +31,11 @@ pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 pub const FIRST_RTCP: Duration = Duration::from_secs(1);
 /// How long the receiver keeps listening after the call ends, for packets in flight.
 pub const DRAIN: Duration = Duration::from_millis(300);
+
+/// Between our last media packet and our BYE: lets the last packets reach the far end before
+/// the dialog (and the relay with it) ends, as a phone's last RTP precedes its BYE. Without
+/// it, a packet sent while the BYE is on its way may find the relay already gone.
+pub const LAST_PACKET_SETTLE: Duration = Duration::from_millis(60);
 /// How long the previous receive key is still tried after a new one is negotiated.
 pub const OLD_KEY_GRACE: Duration = Duration::from_secs(2);
 /// Attempts at finding an even port whose successor is free.

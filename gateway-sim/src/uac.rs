@@ -21,7 +21,7 @@ use crate::options::{CallOptions, Transport};
 use crate::progress::Progress;
 use crate::reoffer::SdpState;
 use crate::report::{CallReport, Direction, Report};
-use crate::rtp_stream::{self, MediaSockets, DRAIN};
+use crate::rtp_stream::{self, MediaSockets, DRAIN, LAST_PACKET_SETTLE};
 use crate::sip_msg;
 use crate::ua::{Event, SipConnection};
 
@@ -391,6 +391,7 @@ async fn run_call(
     holds.finish(report);
     if we_hang_up {
         media.stop_sending();
+        tokio::time::sleep(LAST_PACKET_SETTLE).await;
         report.hangup_by = Some("us".into());
         hang_up(conn, &mut dialog, events, opts.timeout, report).await;
     } else if report.error.is_none() {

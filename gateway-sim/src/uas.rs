@@ -21,7 +21,7 @@ use crate::negotiate::{answer_offer, AnswerDecision};
 use crate::options::{AnswerOptions, Transport};
 use crate::reoffer::SdpState;
 use crate::report::{CallReport, Direction, Report};
-use crate::rtp_stream::{self, MediaSockets, DRAIN};
+use crate::rtp_stream::{self, MediaSockets, DRAIN, LAST_PACKET_SETTLE};
 use crate::sip_msg::{self, SipMsg};
 use crate::ua::{Event, NewDialog, SipConnection};
 
@@ -410,6 +410,7 @@ pub async fn answer_call(
     };
     if we_hang_up {
         media.stop_sending();
+        tokio::time::sleep(LAST_PACKET_SETTLE).await;
         report.hangup_by = Some("us".into());
         hang_up(conn, &mut dialog, &mut events, opts.timeout, &mut report).await;
     } else if report.error.is_none() {

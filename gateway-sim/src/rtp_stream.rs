@@ -342,7 +342,7 @@ impl Receiver {
                     decrypted = plain;
                     &decrypted
                 }
-                Err(SrtpError::Replay) => {
+                Err(SrtpError::Replay | SrtpError::TooOld) => {
                     self.result.duplicates += 1;
                     if marker_visible {
                         self.result.plaintext_datagrams += 1;

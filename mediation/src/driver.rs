@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use crate::call::{Engine, Input, LegPlan, MediaCommand, Output, PortAllocator};
 use crate::media::{spawn_relay, LegMedia, LegSockets, PortPool, RelayHandle, Side};
 use crate::metrics::Metrics;
+use crate::srtp::ReplayWindow;
 use crate::transport::{ConnId, Connector, Listener, SipEvent, CLOSE};
 
 /// Ports backed by bound UDP socket pairs, held until the relay takes them.
@@ -78,6 +79,8 @@ pub struct DriverIo {
     /// Close accepted connections that carried no message for this long and no call uses
     /// (`None`: never).
     pub idle_timeout: Option<Duration>,
+    /// The SRTP/SRTCP replay window of every SRTP leg (`[media] replay_window`).
+    pub replay_window: ReplayWindow,
     /// Stops the loop.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -92,6 +95,7 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
         active,
         media_timeout,
         idle_timeout,
+        replay_window,
         mut shutdown,
     } = io;
     // Accepted connections: their front door and when they last carried a message.
@@ -194,8 +198,11 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                     }
                 }
                 Output::Media(MediaCommand::Start { call, legs }) => {
-                    let [a, b] = legs;
-                    match (leg(&mut engine, a), leg(&mut engine, b)) {
+                    let [a, b] = *legs;
+                    match (
+                        leg(&mut engine, a, replay_window),
+                        leg(&mut engine, b, replay_window),
+                    ) {
                         (Some(a), Some(b)) => match spawn_relay(a, b, &metrics) {
                             Ok(relay) => {
                                 relays.insert(call, (relay, Instant::now()));
@@ -274,11 +281,16 @@ fn port_usage(engine: &mut Engine<SocketPorts>) -> (i64, i64) {
     (pool.in_use() as i64, pool.capacity() as i64)
 }
 
-fn leg(engine: &mut Engine<SocketPorts>, plan: LegPlan) -> Option<LegMedia> {
+fn leg(
+    engine: &mut Engine<SocketPorts>,
+    plan: LegPlan,
+    replay_window: ReplayWindow,
+) -> Option<LegMedia> {
     let sockets = engine.ports_mut().take(plan.port)?;
     Some(
         LegMedia::new(plan.label, sockets, plan.protection)
             .with_remote(plan.remote_rtp, plan.remote_rtcp)
-            .with_rtcp_mux(plan.rtcp_mux),
+            .with_rtcp_mux(plan.rtcp_mux)
+            .with_replay_window(replay_window),
     )
 }

@@ -179,6 +179,9 @@ impl Service {
                 media_timeout,
                 idle_timeout: (config.sip.idle_connection_timeout_secs > 0)
                     .then(|| Duration::from_secs(config.sip.idle_connection_timeout_secs)),
+                // Checked when the file was loaded.
+                replay_window: crate::srtp::ReplayWindow::new(config.media.replay_window)
+                    .unwrap_or(crate::srtp::ReplayWindow::DEFAULT),
                 shutdown: shutdown_rx,
             },
         ));

@@ -23,7 +23,7 @@ use super::reoffer;
 use super::session_timer::{self, Due, LegSession, Pending, UasAnswer};
 
 pub mod reoffer_relay;
-use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
+use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode, SrtpOfferStyle};
 use crate::metrics::Metrics;
 use crate::sdp::{self, CryptoAttribute, Proto};
 use crate::srtp::SrtpSuite;
@@ -98,8 +98,8 @@ pub enum MediaCommand {
     Start {
         /// The call.
         call: u64,
-        /// The gateway-side and next-hop-side legs' plans.
-        legs: [LegPlan; 2],
+        /// The gateway-side and next-hop-side legs' plans (boxed: keys make them large).
+        legs: Box<[LegPlan; 2]>,
     },
     /// New SRTP keys for one leg of a running call.
     Rekey {
@@ -182,6 +182,15 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// The SRTP suites of the gateway leg toward `gateway` (its own list, else `[media]`'s), or
+    /// of the next-hop leg when `gateway` is `None`.
+    pub fn suites_for(&self, gateway: Option<&str>) -> &[SrtpSuite] {
+        gateway
+            .and_then(|name| self.gateways.iter().find(|g| g.name == name))
+            .and_then(|g| g.srtp_suites.as_deref())
+            .unwrap_or(&self.suites)
+    }
+
     /// From the file and the ports the listeners bound.
     pub fn new(
         c: &Config,
@@ -718,7 +727,11 @@ impl<P: PortAllocator> Engine<P> {
         let rekey = match (&offer, &theirs) {
             (Some(o), Some(current)) => match o.audio() {
                 Some(audio) if !audio.crypto.is_empty() && !reoffer::has_key(&audio, current) => {
-                    match sdp::choose_crypto(&audio.crypto, &self.cfg.suites) {
+                    let gateway_leg = (call.direction == Direction::FromGateway) != from_b;
+                    let suites = self
+                        .cfg
+                        .suites_for(gateway_leg.then_some(call.gateway.as_str()));
+                    match sdp::choose_crypto(&audio.crypto, suites) {
                         Some(chosen) => Some((chosen.clone(), sdp::answer_crypto(chosen))),
                         None => {
                             self.reply(
@@ -775,13 +788,10 @@ impl<P: PortAllocator> Engine<P> {
                     version,
                     address: self.cfg.advertise,
                     port: call.b.port,
-                    proto: if ours_key.is_some() {
-                        Proto::Savp
-                    } else {
-                        Proto::Avp
-                    },
+                    proto: call.b.srtp_proto(ours_key.is_some()),
                     crypto: ours_key.iter().cloned().collect(),
                     rtcp_mux: false,
+                    encryption: call.b.lync_style.filter(|_| ours_key.is_some()),
                 },
             )
         } else {
@@ -798,6 +808,7 @@ impl<P: PortAllocator> Engine<P> {
                     proto: a_audio.proto.clone(),
                     crypto: ours_key.iter().cloned().collect(),
                     rtcp_mux: a_audio.rtcp_mux,
+                    encryption: None,
                 },
             )
         };
@@ -1300,8 +1311,13 @@ impl<P: PortAllocator> Engine<P> {
                 "SDES keys offered over plain {over} ignored and never used"
             );
         }
-        let chosen = if keys_allowed {
-            sdp::choose_crypto(&audio.crypto, &self.cfg.suites).cloned()
+        let suites = self.cfg.suites_for(match direction {
+            Direction::FromGateway => Some(gateway.as_str()),
+            Direction::FromNextHop => None,
+        });
+        // Lync's `a=encryption:rejected` withdraws whatever `a=crypto` came with it.
+        let chosen = if keys_allowed && audio.encryption != Some(sdp::Encryption::Rejected) {
+            sdp::choose_crypto(&audio.crypto, suites).cloned()
         } else {
             None
         };
@@ -1333,6 +1349,17 @@ impl<P: PortAllocator> Engine<P> {
                 a_decision.reason(),
                 "refused",
             );
+        }
+        if audio.encryption == Some(sdp::Encryption::Required)
+            && a_decision.media() == Some(policy::LegMedia::Rtp)
+        {
+            // Lync's dialect: SRTP offered on RTP/AVP, and required.
+            let why = if keys_allowed {
+                "a=encryption:required but no acceptable SRTP suite or policy forbids SRTP"
+            } else {
+                "a=encryption:required over plain signalling: keys would travel in clear"
+            };
+            return refuse(self, 488, "Not Acceptable Here", why, "refused");
         }
         if audio.proto == Proto::Savp && a_decision.media() == Some(policy::LegMedia::Rtp) {
             // RTP/SAVP can only be answered with SRTP (RFC 3264 keeps the profile).
@@ -1456,7 +1483,7 @@ impl<P: PortAllocator> Engine<P> {
         callee: &CalleeRequest,
         srtp_allowed: bool,
     ) -> (BLeg, Bytes) {
-        let (target, offers_srtp) = match direction {
+        let (target, offers_srtp, lync_style) = match direction {
             Direction::FromGateway => (
                 Target {
                     peer: Peer::NextHop,
@@ -1464,6 +1491,7 @@ impl<P: PortAllocator> Engine<P> {
                     tls_identity: Some(self.cfg.next_hop_identity.clone()),
                 },
                 policy::offer_srtp_to_next_hop(self.cfg.encryption),
+                None,
             ),
             Direction::FromNextHop => {
                 let g = self
@@ -1484,15 +1512,27 @@ impl<P: PortAllocator> Engine<P> {
                             .then(|| g.identity.clone().unwrap_or_default()),
                     },
                     policy::offer_srtp_to_gateway(sig, g.srtp),
+                    (g.srtp_offer_style == SrtpOfferStyle::AvpCrypto).then_some(
+                        if g.srtp == SrtpMode::Required {
+                            sdp::Encryption::Required
+                        } else {
+                            sdp::Encryption::Optional
+                        },
+                    ),
                 )
             }
         };
         let offers_srtp = offers_srtp && srtp_allowed;
         let offered = if offers_srtp {
-            sdp::offer_crypto(&self.cfg.suites)
+            let suites = match direction {
+                Direction::FromNextHop => self.cfg.suites_for(Some(gateway)),
+                Direction::FromGateway => self.cfg.suites_for(None),
+            };
+            sdp::offer_crypto(suites)
         } else {
             Vec::new()
         };
+        let lync_style = lync_style.filter(|_| offers_srtp);
         let sdp_session = now_session_id();
         let body = sdp::leg_sdp(
             offer,
@@ -1501,9 +1541,13 @@ impl<P: PortAllocator> Engine<P> {
                 version: 1,
                 address: self.cfg.advertise,
                 port: b_port,
-                proto: if offers_srtp { Proto::Savp } else { Proto::Avp },
+                proto: match (offers_srtp, lync_style) {
+                    (true, None) => Proto::Savp,
+                    _ => Proto::Avp,
+                },
                 crypto: offered.clone(),
                 rtcp_mux: false,
+                encryption: lync_style,
             },
         );
         let local = self.local_for(&target.peer, target.tls_identity.is_some());
@@ -1530,6 +1574,7 @@ impl<P: PortAllocator> Engine<P> {
             offered,
             ours: None,
             theirs: None,
+            lync_style,
             sdp_session,
             sdp_version: 1,
             decision: None,
@@ -2074,8 +2119,10 @@ impl<P: PortAllocator> Engine<P> {
                 if let Some(call) = self.calls.get_mut(&id) {
                     call.media_started = true;
                 }
-                self.out
-                    .push_back(Output::Media(MediaCommand::Start { call: id, legs }));
+                self.out.push_back(Output::Media(MediaCommand::Start {
+                    call: id,
+                    legs: Box::new(legs),
+                }));
             }
             Err(e) => {
                 tracing::error!(call = id, error = %e, "media could not be set up; ending call");
@@ -2167,6 +2214,7 @@ impl<P: PortAllocator> Engine<P> {
                 crypto: a_answer_crypto.clone(),
                 // RTCP multiplexing (RFC 5761) when the caller offered it.
                 rtcp_mux: a_audio.rtcp_mux,
+                encryption: None,
             },
         );
         let plans = media_plan::plans(call, &a_answer_crypto, negotiated.as_ref(), &audio);

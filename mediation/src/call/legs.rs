@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::message::{branch, Outgoing, ReceivedRequest};
 use super::policy::{Decision, LegMedia};
 use super::session_timer::{LegSession, LegTimer, UasAnswer};
-use crate::sdp::{CryptoAttribute, PeerSdp};
+use crate::sdp::{CryptoAttribute, PeerSdp, Proto};
 use crate::transport::{ConnId, PeerIdentity};
 
 /// Which way the call goes.
@@ -122,6 +122,9 @@ pub struct BLeg {
     pub local_cseq: u32,
     /// The crypto attributes we offered.
     pub offered: Vec<CryptoAttribute>,
+    /// SRTP offered Lync's way on this leg (`RTP/AVP` with `a=crypto` and this
+    /// `a=encryption:`, a gateway's `srtp_offer_style = "avp-crypto"`); `None`: `RTP/SAVP`.
+    pub lync_style: Option<crate::sdp::Encryption>,
     /// The one the callee accepted (our key), once answered.
     pub ours: Option<CryptoAttribute>,
     /// The callee's key, once answered.
@@ -148,6 +151,18 @@ pub struct BLeg {
     pub early_tags: Vec<String>,
     /// The fork whose early SDP set up the media.
     pub early_tag: Option<String>,
+}
+
+impl BLeg {
+    /// The `m=` transport of our SDP on this leg: `RTP/SAVP` when it carries our key, unless
+    /// SRTP is offered Lync's way; `RTP/AVP` otherwise.
+    pub fn srtp_proto(&self, with_key: bool) -> Proto {
+        if with_key && self.lync_style.is_none() {
+            Proto::Savp
+        } else {
+            Proto::Avp
+        }
+    }
 }
 
 /// One call.

@@ -8,7 +8,7 @@ pub use crate::media::Protection;
 use super::legs::{Call, Direction};
 use super::policy::LegMedia;
 use crate::sdp::{AudioStream, CryptoAttribute};
-use crate::srtp::MasterKey;
+use crate::srtp::{MasterKey, Mki};
 
 /// One leg of the relay.
 #[derive(Debug)]
@@ -45,10 +45,20 @@ fn remotes(audio: &AudioStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
     }
 }
 
+/// The SRTP master key of an `a=crypto` attribute, with its MKI and lifetime.
 fn key(attr: &CryptoAttribute) -> Result<MasterKey, String> {
     let suite = attr.known_suite().map_err(|e| e.to_string())?;
     let params = attr.keys.first().ok_or("a=crypto without a key")?;
-    MasterKey::from_bytes(suite, params.key_salt.as_bytes()).map_err(|e| e.to_string())
+    let mut key =
+        MasterKey::from_bytes(suite, params.key_salt.as_bytes()).map_err(|e| e.to_string())?;
+    if let Some((value, len)) = params.mki {
+        let mki = Mki::new(value, len).ok_or("a=crypto MKI longer than 4 bytes")?;
+        key = key.with_mki(mki);
+    }
+    if let Some(lifetime) = params.lifetime {
+        key = key.with_lifetime(lifetime);
+    }
+    Ok(key)
 }
 
 /// SRTP protection from our attribute (what we send with) and theirs (what they send with).
@@ -115,4 +125,27 @@ pub fn plans(
         Direction::FromGateway => [a, b],
         Direction::FromNextHop => [b, a],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::base64;
+
+    fn attr(text: &str) -> CryptoAttribute {
+        CryptoAttribute::parse(text).unwrap()
+    }
+
+    #[test]
+    fn keys_carry_the_mki_and_lifetime_of_their_attribute() {
+        let key = base64::encode(&[7u8; 30]);
+        let ours = attr(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}"));
+        let theirs = attr(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31|1:1"));
+        let Protection::Srtp { tx, rx } = srtp_keys(&ours, &theirs).unwrap() else {
+            panic!("SRTP expected");
+        };
+        assert_eq!((tx.mki(), tx.lifetime()), (None, None));
+        assert_eq!(rx.mki(), Mki::new(1, 1));
+        assert_eq!(rx.lifetime(), Some(1 << 31));
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::engine::{Engine, EngineConfig, Input, MediaCommand, Output, PortAllocator};
 use super::media_plan::Protection;
 use super::message::ReceivedRequest;
-use crate::config::{EncryptionLevel, GatewayConfig, GatewayTransport, SrtpMode};
+use crate::config::{EncryptionLevel, GatewayConfig, GatewayTransport, SrtpMode, SrtpOfferStyle};
 use crate::metrics::Metrics;
 use crate::srtp::SrtpSuite;
 use crate::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
@@ -42,6 +42,8 @@ fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> GatewayCo
         srtp,
         options_interval_secs: 0,
         enable_session_timer: false,
+        srtp_suites: None,
+        srtp_offer_style: SrtpOfferStyle::Savp,
     }
 }
 
@@ -204,7 +206,7 @@ fn to_header(msg: &str) -> String {
 
 fn media_start(outs: &[Output]) -> Option<&[super::media_plan::LegPlan; 2]> {
     outs.iter().find_map(|o| match o {
-        Output::Media(MediaCommand::Start { legs, .. }) => Some(legs),
+        Output::Media(MediaCommand::Start { legs, .. }) => Some(&**legs),
         _ => None,
     })
 }
@@ -726,6 +728,183 @@ fn optional_gateway_refusing_srtp_gets_a_plain_offer_and_the_call_completes_as_r
             .get(),
         1
     );
+}
+
+/// A gateway's offer in Lync's dialect: SRTP as an option on RTP/AVP, its key with a lifetime
+/// and an MKI, and `a=encryption:`.
+fn lync_offer(encryption: &str) -> String {
+    sdp(4000, "RTP/AVP", None)
+        + &format!(
+            "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{GW_KEY}|2^31|1:1\r\na=encryption:{encryption}\r\n"
+        )
+}
+
+/// The next hop answers `b_invite` with SRTP and the call is answered; the outputs.
+fn next_hop_answers_srtp(h: &mut Harness, nh: ConnId, b_invite: &str) -> Vec<Output> {
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer(Peer::NextHop, MTLS, Listener::Outbound),
+        },
+    );
+    let tag = offered_tag(b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    h.feed(nh, &respond(b_invite, 200, "OK", Some(&answer)))
+}
+
+#[test]
+fn lync_style_offer_on_rtp_avp_is_answered_in_kind_with_its_mki_and_lifetime_kept() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(
+        gw,
+        &invite("lync1", "sip:+15551234@192.0.2.10", &lync_offer("optional")),
+    );
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    assert!(b_invite.contains("m=audio 30004 RTP/SAVP"), "{b_invite}");
+    assert!(!b_invite.contains("a=encryption"), "{b_invite}");
+    let outs = next_hop_answers_srtp(&mut h, nh, &b_invite);
+    let ok = &sent(&outs, gw)[0];
+    assert_eq!(status(ok), 200);
+    // RFC 3264 keeps the offer's profile: RTP/AVP, with our key under the offer's tag.
+    assert!(ok.contains("m=audio 30002 RTP/AVP 0 101"), "{ok}");
+    assert!(
+        ok.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{ok}"
+    );
+    let legs = media_start(&outs).unwrap();
+    let Protection::Srtp { rx, .. } = &legs[0].protection else {
+        panic!("SRTP on the gateway leg");
+    };
+    assert_eq!(rx.mki(), crate::srtp::Mki::new(1, 1));
+    assert_eq!(rx.lifetime(), Some(1 << 31));
+    assert_eq!(
+        h.metrics
+            .calls
+            .with_label_values(&["inbound", "gw1", "srtp", "answered"])
+            .get(),
+        1
+    );
+}
+
+#[test]
+fn lync_encryption_required_needs_srtp_and_rejected_withdraws_the_keys() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![
+            gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional),
+            gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional),
+        ],
+    );
+    // Over plain TCP no key may be used: `required` cannot be met.
+    let tcp = h.open(
+        1,
+        peer(
+            Peer::Gateway("gw2".into()),
+            Signalling::Tcp,
+            Listener::GatewayTcp,
+        ),
+    );
+    let outs = h.feed(
+        tcp,
+        &invite("lync2", "sip:+15551234@192.0.2.10", &lync_offer("required")),
+    );
+    assert_eq!(status(&sent(&outs, tcp)[0]), 488);
+    assert!(connected(&outs).is_none());
+
+    // `rejected` over MTLS: plain RTP on the gateway leg, answered without a key.
+    let gw = h.open(
+        2,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(
+        gw,
+        &invite("lync3", "sip:+15551234@192.0.2.10", &lync_offer("rejected")),
+    );
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    let outs = next_hop_answers_srtp(&mut h, nh, &b_invite);
+    let ok = &sent(&outs, gw)[0];
+    assert_eq!(status(ok), 200);
+    assert!(ok.contains("RTP/AVP") && !ok.contains("a=crypto"), "{ok}");
+    let legs = media_start(&outs).unwrap();
+    assert!(matches!(legs[0].protection, Protection::Rtp));
+    assert!(matches!(legs[1].protection, Protection::Srtp { .. }));
+}
+
+#[test]
+fn avp_crypto_offer_style_and_gateway_suites_let_the_gateway_answer_either_way() {
+    let mut gw1 = gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional);
+    gw1.srtp_offer_style = SrtpOfferStyle::AvpCrypto;
+    gw1.srtp_suites = Some(vec![SrtpSuite::AesCm128HmacSha1_32]);
+    let mut h = Harness::new(EncryptionLevel::Required, vec![gw1]);
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let nh_offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let mut legs_by_answer = Vec::new();
+    for (n, with_key) in [(1, false), (2, true)] {
+        let call_id = format!("avp{n}");
+        let outs = h.feed(
+            nh,
+            &invite(&call_id, "sip:+15551234@gw1.example.test", &nh_offer),
+        );
+        let gw = match connected(&outs) {
+            Some((gw, _)) => {
+                h.engine.handle(
+                    h.now,
+                    Input::Opened {
+                        conn: gw,
+                        peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+                    },
+                );
+                gw
+            }
+            None => outs
+                .iter()
+                .find_map(|o| match o {
+                    Output::Send { conn, bytes } if bytes.starts_with(b"INVITE ") => Some(*conn),
+                    _ => None,
+                })
+                .unwrap(),
+        };
+        let offer = sent(&outs, gw).remove(0);
+        assert!(offer.contains(" RTP/AVP 0 101\r\n"), "{offer}");
+        assert!(offer.contains("a=encryption:optional\r\n"), "{offer}");
+        // Only the gateway's own suite list, not [media]'s.
+        assert_eq!(offer.matches("a=crypto:").count(), 1, "{offer}");
+        let tag = offered_tag(&offer, "AES_CM_128_HMAC_SHA1_32");
+        let answer = if with_key {
+            sdp(
+                5000,
+                "RTP/AVP",
+                Some((tag, "AES_CM_128_HMAC_SHA1_32", GW_KEY)),
+            )
+        } else {
+            sdp(5000, "RTP/AVP", None)
+        };
+        let outs = h.feed(gw, &respond(&offer, 200, "OK", Some(&answer)));
+        // Answered at once: no 488 and retry as with an RTP/SAVP offer.
+        assert!(sent(&outs, gw)[0].contains("CSeq: 1 ACK"));
+        assert_eq!(status(&sent(&outs, nh)[0]), 200);
+        let legs = media_start(&outs).unwrap();
+        legs_by_answer.push(legs[0].protection.label());
+    }
+    assert_eq!(legs_by_answer, ["rtp", "srtp"]);
 }
 
 #[test]

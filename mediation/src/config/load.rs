@@ -162,6 +162,28 @@ impl<'a, 's> Checker<'a, 's> {
         });
     }
 
+    /// An `srtp_suites` list under `table` (`[media]` or a `[[gateway]]`): no suite twice, and
+    /// only FIPS-approved ones when `fips`.
+    fn check_suites(&mut self, table: &[Seg], suites: &[crate::srtp::SrtpSuite], fips: bool) {
+        let at = |i| {
+            let mut path = table.to_vec();
+            path.extend([Seg::Key("srtp_suites"), Seg::Index(i)]);
+            path
+        };
+        let mut seen = HashSet::new();
+        for (i, s) in suites.iter().enumerate() {
+            if !seen.insert(*s) {
+                self.problem(&at(i), format!("{s} is listed twice"));
+            }
+            if fips && !fips_approved_srtp(*s) {
+                self.problem(
+                    &at(i),
+                    format!("{s} is not FIPS 140 approved: tls.fips = true allows only AES-CM and AES-GCM SRTP suites"),
+                );
+            }
+        }
+    }
+
     fn check(mut self, c: &Config) -> Vec<Problem> {
         use Seg::{Index, Key};
 
@@ -288,6 +310,15 @@ impl<'a, 's> Checker<'a, 's> {
                     ),
                 _ => {}
             }
+            if let Some(suites) = &g.srtp_suites {
+                self.check_suites(&[Key("gateway"), Index(i)], suites, c.tls.fips);
+                if suites.is_empty() && g.srtp == SrtpMode::Required {
+                    self.problem(
+                        &at("srtp_suites"),
+                        "expected at least one suite: srtp = \"required\" needs SRTP",
+                    );
+                }
+            }
         }
 
         // [[route]]: every gateway named must exist.
@@ -319,24 +350,17 @@ impl<'a, 's> Checker<'a, 's> {
                 ),
             );
         }
-        let mut seen = HashSet::new();
-        for (i, s) in c.media.srtp_suites.iter().enumerate() {
-            if !seen.insert(*s) {
-                self.problem(
-                    &[Key("media"), Key("srtp_suites"), Index(i)],
-                    format!("{s} is listed twice"),
-                );
-            }
-        }
-        if c.tls.fips {
-            for (i, s) in c.media.srtp_suites.iter().enumerate() {
-                if !fips_approved_srtp(*s) {
-                    self.problem(
-                        &[Key("media"), Key("srtp_suites"), Index(i)],
-                        format!("{s} is not FIPS 140 approved: tls.fips = true allows only AES-CM and AES-GCM SRTP suites"),
-                    );
-                }
-            }
+        self.check_suites(&[Key("media")], &c.media.srtp_suites, c.tls.fips);
+        if crate::srtp::ReplayWindow::new(c.media.replay_window).is_err() {
+            self.problem(
+                &[Key("media"), Key("replay_window")],
+                format!(
+                    "expected {}..={} packets (RFC 3711 §3.3.2 asks for at least 64), got {}",
+                    crate::srtp::ReplayWindow::MIN.packets(),
+                    crate::srtp::ReplayWindow::MAX.packets(),
+                    c.media.replay_window
+                ),
+            );
         }
         if c.media.srtp_suites.is_empty() && c.next_hop.encryption != EncryptionLevel::NotSupported
         {
@@ -546,6 +570,40 @@ ports = "40000-40009"
         let p = problems(&valid().replace("[media]", "[media]\nsrtp_suites = [\"NULL\"]"));
         assert!(p[0].message.contains("unknown SRTP suite"), "{}", p[0]);
         assert_eq!(p[0].field, "media.srtp_suites");
+    }
+
+    #[test]
+    fn replay_window_and_gateway_suites_are_checked_with_their_field() {
+        use crate::config::SrtpOfferStyle;
+        let c = load_str(&valid(), &base()).unwrap();
+        assert_eq!(c.media.replay_window, 128);
+        assert_eq!(c.gateways[0].srtp_suites, None);
+        assert_eq!(c.gateways[0].srtp_offer_style, SrtpOfferStyle::Savp);
+        let src = valid().replace("[media]", "[media]\nreplay_window = 32");
+        let p = problems(&src);
+        assert_eq!(p[0].field, "media.replay_window");
+        assert!(p[0].message.contains("64..=32768"), "{}", p[0]);
+        let src = valid().replace(
+            "identity = \"gw1.example.test\"",
+            "identity = \"gw1.example.test\"\nsrtp_offer_style = \"avp-crypto\"\nsrtp_suites = [\"AES_CM_128_HMAC_SHA1_80\", \"AES_CM_128_HMAC_SHA1_80\"]",
+        );
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "gateway[0].srtp_suites[1]");
+        assert_eq!(p[0].line, Some(20));
+        let src = valid()
+            .replace(
+                "identity = \"gw1.example.test\"",
+                "identity = \"gw1.example.test\"\nsrtp = \"required\"\nsrtp_offer_style = \"avp-crypto\"\nsrtp_suites = [\"AEAD_AES_128_GCM\"]",
+            )
+            .replace("[media]", "[media]\nreplay_window = 1000");
+        let c = load_str(&src, &base()).unwrap();
+        assert_eq!(c.gateways[0].srtp_offer_style, SrtpOfferStyle::AvpCrypto);
+        assert_eq!(
+            c.gateways[0].srtp_suites,
+            Some(vec![crate::srtp::SrtpSuite::AeadAes128Gcm])
+        );
+        assert_eq!(c.media.replay_window, 1000);
     }
 
     #[test]

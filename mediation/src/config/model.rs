@@ -196,6 +196,30 @@ pub struct GatewayConfig {
     /// refresh, and a call whose gateway stops refreshing is ended.
     #[serde(default)]
     pub enable_session_timer: bool,
+    /// SRTP suites offered to and accepted from this gateway, in order of preference; default:
+    /// `[media] srtp_suites`. (An older gateway may mishandle GCM or 256-bit keys offered
+    /// before the suite it can do.)
+    #[serde(default)]
+    pub srtp_suites: Option<Vec<SrtpSuite>>,
+    /// How we offer SRTP to this gateway: `savp` (`RTP/SAVP` with `a=crypto`, RFC 4568) or
+    /// `avp-crypto` (`RTP/AVP` with `a=crypto` and `a=encryption:optional|required`, as Lync
+    /// does and RFC 8643 describes), which a gateway that will not do SRTP can still answer
+    /// with plain RTP where the trunk's `srtp = "optional"`.
+    #[serde(default)]
+    pub srtp_offer_style: SrtpOfferStyle,
+}
+
+/// How SRTP is offered toward a gateway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SrtpOfferStyle {
+    /// `m=audio ... RTP/SAVP` with `a=crypto`: the answer must be SRTP (RFC 3264 keeps the
+    /// profile); a gateway that cannot do it answers 488.
+    #[default]
+    Savp,
+    /// `m=audio ... RTP/AVP` with `a=crypto` and `a=encryption:` (MS-SDPEXT, RFC 8643): the
+    /// answer chooses SRTP (with `a=crypto`) or plain RTP (without).
+    AvpCrypto,
 }
 
 fn default_options_interval() -> u64 {
@@ -268,6 +292,15 @@ pub struct MediaConfig {
     /// BYE on both legs (Lync's `RTCPActiveCalls`); 0 never ends a call for silence.
     #[serde(default = "default_media_timeout")]
     pub media_timeout_secs: u64,
+    /// SRTP/SRTCP replay window in packets (RFC 3711 §3.3.2), 64..=32768, rounded up to a
+    /// multiple of 64: how late a packet may arrive and still be accepted once. Replayed and
+    /// too-old packets are dropped and counted per leg.
+    #[serde(default = "default_replay_window")]
+    pub replay_window: usize,
+}
+
+fn default_replay_window() -> usize {
+    crate::srtp::ReplayWindow::DEFAULT.packets()
 }
 
 fn default_media_timeout() -> u64 {

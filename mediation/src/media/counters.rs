@@ -16,8 +16,10 @@ pub enum DropReason {
     UnknownSource,
     /// SRTP/SRTCP tag did not verify.
     AuthFailed,
-    /// SRTP/SRTCP index already seen or too old.
+    /// SRTP/SRTCP index already seen.
     Replay,
+    /// SRTP/SRTCP index older than the replay window.
+    TooOld,
     /// Toward an SRTP leg: a sequence number we already protected (would reuse keystream).
     Duplicate,
     /// More SSRCs than one SRTP context keeps state for.
@@ -31,11 +33,12 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    const ALL: [DropReason; 9] = [
+    const ALL: [DropReason; 10] = [
         DropReason::Malformed,
         DropReason::UnknownSource,
         DropReason::AuthFailed,
         DropReason::Replay,
+        DropReason::TooOld,
         DropReason::Duplicate,
         DropReason::TooManySsrcs,
         DropReason::KeyExhausted,
@@ -50,6 +53,7 @@ impl DropReason {
             DropReason::UnknownSource => "unknown_source",
             DropReason::AuthFailed => "auth_failed",
             DropReason::Replay => "replay",
+            DropReason::TooOld => "too_old",
             DropReason::Duplicate => "duplicate",
             DropReason::TooManySsrcs => "too_many_ssrcs",
             DropReason::KeyExhausted => "key_exhausted",
@@ -64,6 +68,7 @@ impl DropReason {
             SrtpError::AuthFailed => DropReason::AuthFailed,
             SrtpError::Replay if incoming => DropReason::Replay,
             SrtpError::Replay => DropReason::Duplicate,
+            SrtpError::TooOld => DropReason::TooOld,
             SrtpError::Malformed(_) => DropReason::Malformed,
             SrtpError::TooManySsrcs => DropReason::TooManySsrcs,
             SrtpError::KeyExhausted => DropReason::KeyExhausted,
@@ -165,7 +170,7 @@ impl LegCounters {
     pub fn unprotect_failed(&mut self, error: SrtpError) {
         match error {
             SrtpError::AuthFailed => self.auth_failures.pending += 1,
-            SrtpError::Replay => self.replays.pending += 1,
+            SrtpError::Replay | SrtpError::TooOld => self.replays.pending += 1,
             _ => {}
         }
     }

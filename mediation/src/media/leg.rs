@@ -72,6 +72,12 @@ impl LegMedia {
         self
     }
 
+    /// The same leg with another SRTP/SRTCP replay window.
+    pub fn with_replay_window(mut self, window: ReplayWindow) -> Self {
+        self.replay_window = window;
+        self
+    }
+
     /// The same leg with rtcp-mux on or off.
     pub fn with_rtcp_mux(mut self, rtcp_mux: bool) -> Self {
         self.rtcp_mux = rtcp_mux;

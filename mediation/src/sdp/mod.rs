@@ -19,6 +19,6 @@ pub use crypto::{CryptoAttribute, CryptoError, CryptoSuiteName, KeyParams, Maste
 pub use negotiate::{answer_crypto, choose_crypto, match_answer, offer_crypto, NegotiationError};
 pub use rewrite::{answer_sdp, leg_sdp, LegSdpParams};
 pub use session::{
-    parse, AudioStream, Direction, MediaKind, MediaLine, PeerSdp, Proto, RejectedCrypto, Repair,
-    SdpError,
+    parse, AudioStream, Direction, Encryption, MediaKind, MediaLine, PeerSdp, Proto,
+    RejectedCrypto, Repair, SdpError,
 };

@@ -1,13 +1,17 @@
 //! SDES offer/answer (RFC 4568 §7): which of a peer's `a=crypto` lines we accept, what we
 //! answer, what we offer, and whether a peer's answer matches our offer.
 //!
-//! An attribute is usable when its suite is one we allow, it carries exactly one key, that key
-//! has no MKI (not supported yet), and no session parameter weakens SRTP or is unknown and
+//! An attribute is usable when its suite is one we allow, it carries exactly one key, that key's
+//! MKI (if any) is at most 4 bytes long, and no session parameter weakens SRTP or is unknown and
 //! mandatory. `KDR` other than 0 is already refused when the attribute is parsed. A key lifetime
-//! is accepted as given; enforcing it is the SRTP context's business.
+//! (Lync sends `|2^31`) and an MKI (Lync sends `|1:1`) are kept with the key: the SRTP contexts
+//! expect the MKI in every packet and hold the key to its lifetime.
+//!
+//! Several keys in one attribute (RFC 4568 §6.1: MKI-selected key switching) are refused: no
+//! deployed peer we know sends them, and one key per direction keeps the relay's contexts small.
 
 use super::crypto::CryptoAttribute;
-use crate::srtp::SrtpSuite;
+use crate::srtp::{Mki, SrtpSuite};
 
 /// Why a peer's SDES answer cannot be used with our offer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,8 +59,12 @@ fn usable(attr: &CryptoAttribute, allowed: &[SrtpSuite]) -> Result<SrtpSuite, &'
     if attr.keys.len() != 1 {
         return Err("it carries more than one key");
     }
-    if attr.keys.iter().any(|k| k.mki.is_some()) {
-        return Err("it uses an MKI, which is not supported");
+    if attr
+        .keys
+        .iter()
+        .any(|k| k.mki.is_some_and(|(_, len)| len > Mki::MAX_LEN))
+    {
+        return Err("its MKI is longer than the 4 bytes we support");
     }
     if attr.weakens_security() {
         return Err("a session parameter turns off encryption or authentication");
@@ -176,7 +184,7 @@ mod tests {
     fn choose_skips_unusable_attributes() {
         let offered = vec![
             attr(&format!(
-                "1 AES_CM_128_HMAC_SHA1_80 inline:{}|2^31|1:1",
+                "1 AES_CM_128_HMAC_SHA1_80 inline:{}|2^31|1:5",
                 k(30)
             )),
             attr(&format!(
@@ -200,12 +208,13 @@ mod tests {
     }
 
     #[test]
-    fn mki_offer_picks_the_line_without_mki() {
+    fn lync_offer_with_mki_and_lifetime_is_taken_in_its_order() {
+        // Lync's first line carries `|2^31|1:1`: usable, and the peer's preference.
         let audio = parse(MKI_OFFER.as_bytes()).unwrap().audio().unwrap();
-        assert_eq!(
-            choose_crypto(&audio.crypto, &SrtpSuite::ALL).unwrap().tag,
-            3
-        );
+        let chosen = choose_crypto(&audio.crypto, &SrtpSuite::ALL).unwrap();
+        assert_eq!(chosen.tag, 2);
+        assert_eq!(chosen.keys[0].mki, Some((1, 1)));
+        assert_eq!(chosen.keys[0].lifetime, Some(1 << 31));
     }
 
     #[test]
@@ -286,10 +295,16 @@ mod tests {
             match_answer(&offer, &[weak]).unwrap_err().to_string(),
             "the answer's a=crypto tag 1 is not usable: a session parameter turns off encryption or authentication"
         );
-        let mki = attr(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{}|1:4", k(30)));
-        assert!(matches!(
-            match_answer(&offer, &[mki]),
-            Err(NegotiationError::Unusable { tag: 1, .. })
+        let long_mki = attr(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{}|1:8", k(30)));
+        assert_eq!(
+            match_answer(&offer, &[long_mki]).unwrap_err().to_string(),
+            "the answer's a=crypto tag 1 is not usable: its MKI is longer than the 4 bytes we support"
+        );
+        let mki = attr(&format!(
+            "1 AES_CM_128_HMAC_SHA1_80 inline:{}|2^20|1:4",
+            k(30)
         ));
+        let (_, theirs) = match_answer(&offer, &[mki]).unwrap();
+        assert_eq!(theirs.keys[0].mki, Some((1, 4)));
     }
 }

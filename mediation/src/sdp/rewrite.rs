@@ -23,7 +23,7 @@ use sdp::SessionDescription;
 use zeroize::Zeroize;
 
 use super::crypto::CryptoAttribute;
-use super::session::{Direction, MediaBody, MediaLine, PeerSdp, Proto};
+use super::session::{Direction, Encryption, MediaBody, MediaLine, PeerSdp, Proto};
 
 /// `o=` user name of every SDP we write.
 pub const ORIGIN_USERNAME: &str = "mediation";
@@ -50,6 +50,8 @@ pub struct LegSdpParams {
     pub crypto: Vec<CryptoAttribute>,
     /// Write `a=rtcp-mux` (else `a=rtcp:<port+1>`).
     pub rtcp_mux: bool,
+    /// Write `a=encryption:<value>` (Lync's dialect: SRTP offered on `RTP/AVP`).
+    pub encryption: Option<Encryption>,
 }
 
 /// The SDP for one leg, built from the peer's SDP on the other leg: an offer built from the
@@ -201,6 +203,12 @@ fn audio_section(
             Some(crypto.to_string()),
         ));
     }
+    if let Some(encryption) = ours.encryption {
+        md.attributes.push(Attribute::new(
+            "encryption".to_string(),
+            Some(encryption.as_str().to_string()),
+        ));
+    }
     md
 }
 
@@ -238,6 +246,7 @@ mod tests {
             proto,
             crypto,
             rtcp_mux,
+            encryption: None,
         }
     }
 
@@ -335,6 +344,22 @@ mod tests {
         let audio = parse(text.as_bytes()).unwrap().audio().unwrap();
         assert_eq!(audio.proto, Proto::Avp);
         assert!(audio.crypto.is_empty());
+    }
+
+    #[test]
+    fn srtp_offered_lync_style_on_rtp_avp() {
+        // MS-SDPEXT / RFC 8643: RTP/AVP with a=crypto and a=encryption; the peer's own
+        // a=encryption (Lync's MKI offer has none, FreeSWITCH's neither) is never copied.
+        let peer = parse(MKI_OFFER.as_bytes()).unwrap();
+        let ours = CryptoAttribute::generate(1, SrtpSuite::AesCm128HmacSha1_80);
+        let mut p = params(Proto::Avp, vec![ours.clone()], false);
+        p.encryption = Some(Encryption::Optional);
+        let text = leg_sdp(&peer, &p);
+        assert_eq!(text.matches("a=encryption:").count(), 1, "{text}");
+        let audio = parse(text.as_bytes()).unwrap().audio().unwrap();
+        assert_eq!(audio.proto, Proto::Avp);
+        assert_eq!(audio.crypto, [ours]);
+        assert_eq!(audio.encryption, Some(Encryption::Optional));
     }
 
     #[test]

@@ -58,6 +58,39 @@ pub enum SdpError {
     Syntax(String),
 }
 
+/// Lync's `a=encryption:` (MS-SDPEXT §3.1.5.23): whether the party wants SRTP on an `RTP/AVP`
+/// stream that also carries `a=crypto` (SRTP offered as an option, as RFC 8643 does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// SRTP or no call.
+    Required,
+    /// SRTP if the answerer takes one of the `a=crypto` lines, else plain RTP.
+    Optional,
+    /// Plain RTP only.
+    Rejected,
+}
+
+impl Encryption {
+    /// Parses the attribute value; `None` for anything else (the attribute is then ignored).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "required" => Some(Encryption::Required),
+            "optional" => Some(Encryption::Optional),
+            "rejected" => Some(Encryption::Rejected),
+            _ => None,
+        }
+    }
+
+    /// The value as written after `a=encryption:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encryption::Required => "required",
+            Encryption::Optional => "optional",
+            Encryption::Rejected => "rejected",
+        }
+    }
+}
+
 /// Transport protocol of an `m=` line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Proto {
@@ -320,6 +353,8 @@ pub struct AudioStream {
     pub rtcp_port: Option<u16>,
     /// Media-level direction, else session-level, else `sendrecv`.
     pub direction: Direction,
+    /// `a=encryption:` (Lync), media level else session level, if present and understood.
+    pub encryption: Option<Encryption>,
 }
 
 impl AudioStream {
@@ -343,6 +378,8 @@ pub struct PeerSdp {
     session_version: u64,
     session_address: Option<IpAddr>,
     session_direction: Option<Direction>,
+    /// Session-level `a=encryption:` (Lync writes it per stream; accepted at both levels).
+    session_encryption: Option<Encryption>,
     media: Vec<MediaLine>,
     bodies: Vec<MediaBody>,
     repairs: Vec<Repair>,
@@ -425,6 +462,12 @@ impl PeerSdp {
             .attributes
             .iter()
             .find_map(|a| Direction::parse(&a.key));
+        let session_encryption = desc
+            .attributes
+            .iter()
+            .find(|a| a.key == "encryption")
+            .and_then(|a| a.value.as_deref())
+            .and_then(Encryption::parse);
         let mut repairs = normalised.repairs;
         repairs.extend(
             normalised
@@ -440,6 +483,7 @@ impl PeerSdp {
             session_version: desc.origin.session_version,
             session_address,
             session_direction,
+            session_encryption,
             media,
             bodies,
             repairs,
@@ -518,6 +562,11 @@ impl PeerSdp {
                 .and_then(|v| v.split_ascii_whitespace().next())
                 .and_then(|p| p.parse().ok()),
             direction: self.direction_of(index).unwrap_or_default(),
+            encryption: body
+                .attribute("encryption")
+                .flatten()
+                .and_then(Encryption::parse)
+                .or(self.session_encryption),
         })
     }
 
@@ -907,6 +956,34 @@ m=audio 4000 RTP/AVP/TCP 0\rm=image 4002 UDPTL t38\rm=audio 4004 UDP/TLS/RTP/SAV
             sdp.audio().unwrap().proto,
             Proto::Other("RTP/AVP/TCP".into())
         );
+    }
+
+    #[test]
+    fn lync_encryption_attribute_at_either_level() {
+        let body = |session: &str, media: &str| {
+            format!("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n{session}m=audio 4000 RTP/AVP 0\r\n{media}")
+        };
+        let enc = |session: &str, media: &str| {
+            parse(body(session, media).as_bytes())
+                .unwrap()
+                .audio()
+                .unwrap()
+                .encryption
+        };
+        assert_eq!(enc("", ""), None);
+        assert_eq!(
+            enc("", "a=encryption:optional\r\n"),
+            Some(Encryption::Optional)
+        );
+        assert_eq!(
+            enc("a=encryption:required\r\n", ""),
+            Some(Encryption::Required)
+        );
+        assert_eq!(
+            enc("a=encryption:required\r\n", "a=encryption:rejected\r\n"),
+            Some(Encryption::Rejected)
+        );
+        assert_eq!(enc("", "a=encryption:maybe\r\n"), None);
     }
 
     #[test]

@@ -25,10 +25,15 @@ pub enum SrtpError {
     /// SRTCP packet that claims to be unencrypted, which we never negotiate).
     #[error("SRTP authentication failed")]
     AuthFailed,
-    /// The packet index was already seen, or is older than the replay window. On the sending
-    /// side: the sequence number was already protected with this key.
-    #[error("SRTP replay: packet index already used or older than the replay window")]
+    /// The packet index was already seen. On the sending side: the sequence number was
+    /// already protected with this key.
+    #[error("SRTP replay: packet index already used")]
     Replay,
+    /// The packet index is older than the replay window (or from before the stream began):
+    /// whether it is a replay cannot be told, so it is refused (RFC 3711 §3.3.2). Many of these
+    /// on a leg mean the window is too small for its jitter (`[media] replay_window`).
+    #[error("SRTP packet older than the replay window")]
+    TooOld,
     /// Not a well-formed RTP/RTCP or SRTP/SRTCP packet (truncated, too short for its tag, bad
     /// version); the text says what is wrong.
     #[error("malformed packet: {0}")]
@@ -129,25 +134,19 @@ impl fmt::Debug for Protector {
 }
 
 impl Protector {
-    /// A context that protects with `key` (ours: the one we sent in our `a=crypto`).
+    /// A context that protects with `key` (ours: the one we sent in our `a=crypto`), at most
+    /// the key's lifetime ([`MasterKey::with_lifetime`]) of SRTP and of SRTCP packets; past
+    /// that, [`SrtpError::KeyExhausted`]. The limits of RFC 3711 §9.2 (2^48 SRTP, 2^31 SRTCP
+    /// packets) apply in any case.
     pub fn new(key: &MasterKey) -> Result<Self, SetupError> {
         Ok(Self {
             keys: session_keys(key)?,
             mki: key.mki(),
             rtp: SsrcTable::new(),
             rtcp: SsrcTable::new(),
-            srtp_budget: Budget::new(MAX_SRTP_PACKETS, None),
-            srtcp_budget: Budget::new(MAX_SRTCP_PACKETS, None),
+            srtp_budget: Budget::new(MAX_SRTP_PACKETS, key.lifetime()),
+            srtcp_budget: Budget::new(MAX_SRTCP_PACKETS, key.lifetime()),
         })
-    }
-
-    /// The same context, protecting at most `packets` SRTP and `packets` SRTCP packets (an
-    /// `a=crypto` key lifetime, RFC 4568 §6.1); past that, [`SrtpError::KeyExhausted`]. The
-    /// limits of RFC 3711 §9.2 (2^48 SRTP, 2^31 SRTCP packets) apply in any case.
-    pub fn with_lifetime(mut self, packets: u64) -> Self {
-        self.srtp_budget = Budget::new(MAX_SRTP_PACKETS, Some(packets));
-        self.srtcp_budget = Budget::new(MAX_SRTCP_PACKETS, Some(packets));
-        self
     }
 
     /// The suite this context protects with.
@@ -296,6 +295,10 @@ pub struct Unprotector {
     mki: Option<Mki>,
     rtp: SsrcTable<ReplayBitmap>,
     rtcp: SsrcTable<ReplayBitmap>,
+    /// Packets accepted under the key, against its lifetime (libsrtp enforces a key's limit on
+    /// receipt too).
+    srtp_budget: Budget,
+    srtcp_budget: Budget,
 }
 
 impl fmt::Debug for Unprotector {
@@ -309,8 +312,11 @@ impl fmt::Debug for Unprotector {
     }
 }
 
-fn replay(_: Seen) -> SrtpError {
-    SrtpError::Replay
+fn replay(seen: Seen) -> SrtpError {
+    match seen {
+        Seen::Duplicate => SrtpError::Replay,
+        Seen::TooOld => SrtpError::TooOld,
+    }
 }
 
 impl Unprotector {
@@ -322,6 +328,8 @@ impl Unprotector {
             mki: key.mki(),
             rtp: SsrcTable::new(),
             rtcp: SsrcTable::new(),
+            srtp_budget: Budget::new(MAX_SRTP_PACKETS, key.lifetime()),
+            srtcp_budget: Budget::new(MAX_SRTCP_PACKETS, key.lifetime()),
         })
     }
 
@@ -351,6 +359,7 @@ impl Unprotector {
     /// changes only after all passed.
     pub fn unprotect_rtp_in_place(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
         let header = RtpHeader::parse(buf).map_err(SrtpError::Malformed)?;
+        self.srtp_budget.check()?;
         let mki_len = mki_len(&self.mki);
         let trailer = self.suite().srtp_overhead() + mki_len;
         let Some(payload_end) = buf.len().checked_sub(trailer).filter(|&e| e >= header.len) else {
@@ -377,7 +386,7 @@ impl Unprotector {
         // stream (rollover counter 0).
         let known = self.rtp.get_mut(header.ssrc);
         let index = match known.as_ref().and_then(|w| w.highest()) {
-            Some(highest) => estimate_index(highest, header.sequence).ok_or(SrtpError::Replay)?,
+            Some(highest) => estimate_index(highest, header.sequence).ok_or(SrtpError::TooOld)?,
             None => u64::from(header.sequence),
         };
         self.keys
@@ -400,6 +409,7 @@ impl Unprotector {
         };
         self.keys.decrypt_rtp(buf, layout, header.ssrc, index);
         stream.accept(index);
+        self.srtp_budget.used += 1;
         Ok(payload_end)
     }
 
@@ -416,6 +426,7 @@ impl Unprotector {
     /// [`unprotect_rtp_in_place`](Self::unprotect_rtp_in_place) otherwise.
     pub fn unprotect_rtcp_in_place(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
         let ssrc = check_rtcp_prefix(buf).map_err(SrtpError::Malformed)?;
+        self.srtcp_budget.check()?;
         let mki_len = mki_len(&self.mki);
         let suite = self.suite();
         let trailer = suite.srtcp_overhead() + mki_len;
@@ -478,6 +489,7 @@ impl Unprotector {
         };
         self.keys.decrypt_rtcp(buf, layout, ssrc, index);
         stream.accept(u64::from(index));
+        self.srtcp_budget.used += 1;
         Ok(payload_end)
     }
 }
@@ -657,12 +669,22 @@ mod tests {
     }
 
     #[test]
-    fn packets_older_than_the_window_are_replays() {
+    fn packets_older_than_the_window_are_refused_as_too_old() {
         let (mut tx, mut rx) = pair(SrtpSuite::AesCm128HmacSha1_80);
         let old = tx.protect_rtp(&rtp(1, 7, &[1; 20])).unwrap();
         let newer = tx.protect_rtp(&rtp(1 + 128, 7, &[1; 20])).unwrap();
         assert!(rx.unprotect_rtp(&newer).is_ok());
-        assert_eq!(rx.unprotect_rtp(&old), Err(SrtpError::Replay));
+        assert_eq!(rx.unprotect_rtp(&old), Err(SrtpError::TooOld));
+        // A larger window takes a packet 200 late, once; 300 late is still too old.
+        let key = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        let mut tx = Protector::new(&key).unwrap();
+        let mut rx = Unprotector::new(&key, ReplayWindow::new(256).unwrap()).unwrap();
+        let [too_old, late, newest] =
+            [1000, 1100, 1300].map(|seq| tx.protect_rtp(&rtp(seq, 7, &[1; 20])).unwrap());
+        assert!(rx.unprotect_rtp(&newest).is_ok());
+        assert!(rx.unprotect_rtp(&late).is_ok());
+        assert_eq!(rx.unprotect_rtp(&late), Err(SrtpError::Replay));
+        assert_eq!(rx.unprotect_rtp(&too_old), Err(SrtpError::TooOld));
     }
 
     #[test]
@@ -908,22 +930,36 @@ mod tests {
 
     #[test]
     fn key_lifetime_and_index_limits() {
-        let key = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
-        let mut tx = Protector::new(&key).unwrap().with_lifetime(3);
+        let short = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80)
+            .unwrap()
+            .with_lifetime(3);
+        let mut tx = Protector::new(&short).unwrap();
+        let mut rx = Unprotector::new(&short, ReplayWindow::DEFAULT).unwrap();
         for seq in 0..3 {
-            tx.protect_rtp(&rtp(seq, 7, &[0; 10])).unwrap();
+            let srtp = tx.protect_rtp(&rtp(seq, 7, &[0; 10])).unwrap();
+            rx.unprotect_rtp(&srtp).unwrap();
         }
         assert_eq!(
             tx.protect_rtp(&rtp(3, 7, &[0; 10])),
             Err(SrtpError::KeyExhausted)
         );
         for _ in 0..3 {
-            tx.protect_rtcp(&sender_report(7)).unwrap();
+            let srtcp = tx.protect_rtcp(&sender_report(7)).unwrap();
+            rx.unprotect_rtcp(&srtcp).unwrap();
         }
         assert_eq!(
             tx.protect_rtcp(&sender_report(7)),
             Err(SrtpError::KeyExhausted)
         );
+        // The receiver holds a peer to the lifetime it declared: a fourth packet under the key
+        // (from a sender that ignores the limit) is refused.
+        let mut unlimited = Protector::new(&short.clone().with_lifetime(10)).unwrap();
+        let fourth = (0..4)
+            .map(|seq| unlimited.protect_rtp(&rtp(seq, 8, &[0; 10])).unwrap())
+            .last()
+            .unwrap();
+        assert_eq!(rx.unprotect_rtp(&fourth), Err(SrtpError::KeyExhausted));
+        let key = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
 
         // The 31-bit SRTCP index and the 48-bit SRTP index run out too.
         let mut tx = Protector::new(&key).unwrap();

@@ -2,6 +2,7 @@
 //! never printed, and overwritten with zeros when dropped.
 
 use std::fmt;
+use std::num::NonZeroU64;
 
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -18,8 +19,11 @@ use super::SrtpSuite;
 pub struct MasterKey {
     suite: SrtpSuite,
     material: Box<[u8]>,
-    /// Kept beside the suite so a `MasterKey` stays three words (it travels in call commands).
+    /// Kept beside the suite so a `MasterKey` stays small (it travels in call commands).
     mki: Option<Mki>,
+    /// The `a=crypto` key lifetime (RFC 4568 §6.1): packets this key may protect, each of SRTP
+    /// and SRTCP. `None`: RFC 3711's limits only.
+    lifetime: Option<NonZeroU64>,
 }
 
 /// A master key identifier (RFC 3711 §3.1): the bytes every SRTP and SRTCP packet under the key
@@ -91,6 +95,7 @@ impl MasterKey {
             suite,
             material,
             mki: None,
+            lifetime: None,
         })
     }
 
@@ -109,6 +114,7 @@ impl MasterKey {
             suite,
             material: key_and_salt.into(),
             mki: None,
+            lifetime: None,
         })
     }
 
@@ -117,6 +123,20 @@ impl MasterKey {
     pub fn with_mki(mut self, mki: Mki) -> Self {
         self.mki = Some(mki);
         self
+    }
+
+    /// The same key, good for at most `packets` SRTP and `packets` SRTCP packets (an `a=crypto`
+    /// lifetime such as `|2^31`): contexts made from it refuse more, sending or receiving, with
+    /// [`SrtpError::KeyExhausted`](super::SrtpError::KeyExhausted).
+    /// A lifetime of 0 (which `a=crypto` parsing never yields) is taken as 1.
+    pub fn with_lifetime(mut self, packets: u64) -> Self {
+        self.lifetime = Some(NonZeroU64::new(packets).unwrap_or(NonZeroU64::MIN));
+        self
+    }
+
+    /// The key lifetime in packets, if the key has one.
+    pub fn lifetime(&self) -> Option<u64> {
+        self.lifetime.map(NonZeroU64::get)
     }
 
     /// The master key identifier, if the key has one.
@@ -214,10 +234,10 @@ mod tests {
     }
 
     #[test]
-    fn a_master_key_stays_three_words() {
+    fn a_master_key_stays_four_words() {
         assert_eq!(
             std::mem::size_of::<MasterKey>(),
-            3 * std::mem::size_of::<usize>()
+            4 * std::mem::size_of::<usize>()
         );
     }
 

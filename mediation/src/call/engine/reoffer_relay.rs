@@ -100,34 +100,33 @@ impl<P: PortAllocator> Engine<P> {
             return;
         };
         // The far leg: its key in use (ours), session, port, profile and SDP version.
-        let (current_key, session_id, version, port, proto, rtcp_mux, allows_update) = if r.from_b {
-            let a = &call.a;
-            let audio = a.offer.audio();
-            (
-                a.ours.clone(),
-                a.sdp_session,
-                a.sdp_version + 1,
-                a.port,
-                audio.as_ref().map_or(Proto::Avp, |au| au.proto.clone()),
-                audio.is_some_and(|au| au.rtcp_mux),
-                a.session.allows_update,
-            )
-        } else {
-            let b = &call.b;
-            (
-                b.ours.clone(),
-                b.sdp_session,
-                b.sdp_version + 1,
-                b.port,
-                if b.ours.is_some() {
-                    Proto::Savp
-                } else {
-                    Proto::Avp
-                },
-                false,
-                b.session.allows_update,
-            )
-        };
+        let (current_key, session_id, version, port, proto, rtcp_mux, allows_update, lync_style) =
+            if r.from_b {
+                let a = &call.a;
+                let audio = a.offer.audio();
+                (
+                    a.ours.clone(),
+                    a.sdp_session,
+                    a.sdp_version + 1,
+                    a.port,
+                    audio.as_ref().map_or(Proto::Avp, |au| au.proto.clone()),
+                    audio.is_some_and(|au| au.rtcp_mux),
+                    a.session.allows_update,
+                    None,
+                )
+            } else {
+                let b = &call.b;
+                (
+                    b.ours.clone(),
+                    b.sdp_session,
+                    b.sdp_version + 1,
+                    b.port,
+                    b.srtp_proto(b.ours.is_some()),
+                    false,
+                    b.session.allows_update,
+                    b.lync_style.filter(|_| b.ours.is_some()),
+                )
+            };
         let our_key = current_key.as_ref().map(sdp::answer_crypto);
         let body = sdp::leg_sdp(
             &r.offer,
@@ -139,6 +138,7 @@ impl<P: PortAllocator> Engine<P> {
                 proto,
                 crypto: our_key.iter().cloned().collect(),
                 rtcp_mux,
+                encryption: lync_style,
             },
         );
         let method = if is_update && allows_update {
@@ -321,6 +321,7 @@ impl<P: PortAllocator> Engine<P> {
                 proto: offer_audio.as_ref().map_or(Proto::Avp, |a| a.proto.clone()),
                 crypto: our_answer_key.into_iter().collect(),
                 rtcp_mux: !relayed.from_b && offer_audio.as_ref().is_some_and(|a| a.rtcp_mux),
+                encryption: None,
             },
         );
         call.set_hold(offer_audio.is_some_and(|a| a.is_hold()));

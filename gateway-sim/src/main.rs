@@ -60,6 +60,10 @@ struct Common {
     /// Answer re-offers (re-INVITE, UPDATE) with a fresh SRTP key of ours.
     #[arg(long)]
     rekey: bool,
+    /// Put each call's SRTP keys (base64) in the JSON report, for tests that check the keys
+    /// appear nowhere else.
+    #[arg(long)]
+    report_keys: bool,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +119,11 @@ struct CallArgs {
     /// Put each call on hold (re-INVITE, a=sendonly) this many seconds after the ACK.
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     hold_at: Option<Duration>,
+    /// Offer SRTP in Lync's dialect (MS-SDPEXT): `RTP/AVP` with `a=crypto` lines whose keys
+    /// carry a lifetime and an MKI (`|2^31|1:1`), and `a=encryption:optional` (`required`
+    /// with `--srtp require`).
+    #[arg(long)]
+    lync: bool,
     /// Resume it (re-INVITE, a=sendrecv) this many seconds after the ACK.
     #[arg(long, value_name = "SECS", value_parser = seconds, requires = "hold_at")]
     resume_at: Option<Duration>,
@@ -193,6 +202,7 @@ async fn answer(args: AnswerArgs) -> anyhow::Result<ExitCode> {
         ring: args.ring,
         timeout: args.common.timeout,
         rekey: args.common.rekey,
+        report_keys: args.common.report_keys,
     };
     let server = AnswerServer::bind(opts).await?;
     println!(
@@ -225,6 +235,8 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         hold_at: args.hold_at,
         resume_at: args.resume_at,
         rekey: args.common.rekey,
+        lync: args.lync,
+        report_keys: args.common.report_keys,
     };
     let report = gateway_sim::run_calls(opts).await?;
     finish(&report, args.common.report.as_ref())

@@ -134,27 +134,41 @@ pub struct Offer {
 
 /// Builds the offer for `mode`: RTP/SAVP with every suite for `offer` and `require`, plain
 /// RTP/AVP for `accept` and `refuse`.
-pub fn make_offer(mode: SrtpMode, local: LocalMedia, session_id: u64) -> Offer {
-    let (proto, crypto) = match mode {
+///
+/// `lync`: SRTP offered as Lync does (MS-SDPEXT): on `RTP/AVP`, every key with a lifetime and
+/// an MKI (`|2^31|1:1`), and `a=encryption:optional` (`required` for `require`).
+pub fn make_offer(mode: SrtpMode, local: LocalMedia, session_id: u64, lync: bool) -> Offer {
+    let (proto, mut crypto) = match mode {
         SrtpMode::Offer | SrtpMode::Require => ("RTP/SAVP", offer_crypto(&SrtpSuite::ALL)),
         SrtpMode::Accept | SrtpMode::Refuse => ("RTP/AVP", Vec::new()),
     };
-    Offer {
-        sdp: sdp_text(local, session_id, proto, &crypto),
-        crypto,
-        mode,
+    if !lync || crypto.is_empty() {
+        return Offer {
+            sdp: sdp_text(local, session_id, proto, &crypto),
+            crypto,
+            mode,
+        };
     }
+    for attr in &mut crypto {
+        for key in &mut attr.keys {
+            key.lifetime = Some(1 << 31);
+            key.mki = Some((1, 1));
+        }
+    }
+    let encryption = if mode == SrtpMode::Require {
+        "required"
+    } else {
+        "optional"
+    };
+    let mut sdp = sdp_text(local, session_id, "RTP/AVP", &crypto);
+    let _ = write!(sdp, "a=encryption:{encryption}\r\n");
+    Offer { sdp, crypto, mode }
 }
 
+/// The suite and master key (with its MKI and lifetime) of an `a=crypto` attribute.
 pub(crate) fn key_of(attr: &CryptoAttribute) -> Result<(SrtpSuite, MasterKey), String> {
-    let suite = attr.known_suite().map_err(|e| e.to_string())?;
-    let key = attr
-        .keys
-        .first()
-        .ok_or_else(|| "a=crypto without a key".to_string())?;
-    let master =
-        MasterKey::from_bytes(suite, key.key_salt.as_bytes()).map_err(|e| e.to_string())?;
-    Ok((suite, master))
+    let key = attr.master_key()?;
+    Ok((key.suite(), key))
 }
 
 pub(crate) fn audio_of(body: &[u8], what: &str) -> Result<AudioStream, String> {
@@ -362,7 +376,7 @@ mod tests {
 
     #[test]
     fn srtp_offer_and_answer_agree_on_keys() {
-        let offer = make_offer(SrtpMode::Offer, CALLER, 1);
+        let offer = make_offer(SrtpMode::Offer, CALLER, 1, false);
         assert!(offer.sdp.contains("m=audio 40000 RTP/SAVP 0\r\n"));
         assert_eq!(offer.crypto.len(), SrtpSuite::ALL.len());
         for mode in [SrtpMode::Offer, SrtpMode::Accept, SrtpMode::Require] {
@@ -383,8 +397,36 @@ mod tests {
     }
 
     #[test]
+    fn lync_offer_is_rtp_avp_with_mki_keys_and_is_answered_in_kind() {
+        let offer = make_offer(SrtpMode::Offer, CALLER, 1, true);
+        assert!(
+            offer.sdp.contains("m=audio 40000 RTP/AVP 0\r\n"),
+            "{}",
+            offer.sdp
+        );
+        assert!(offer.sdp.contains("|2^31|1:1\r\n"), "{}", offer.sdp);
+        assert!(
+            offer.sdp.ends_with("a=encryption:optional\r\n"),
+            "{}",
+            offer.sdp
+        );
+        let (sdp, callee_plan) = accepted(answer(SrtpMode::Offer, &offer));
+        assert!(sdp.contains("m=audio 50000 RTP/AVP 0\r\n"), "{sdp}");
+        let caller_plan = check_answer(&offer, sdp.as_bytes()).unwrap();
+        let (a, b) = (caller_plan.srtp.unwrap(), callee_plan.srtp.unwrap());
+        assert_eq!(a.ours.mki(), mediation::srtp::Mki::new(1, 1));
+        assert_eq!(b.theirs.mki(), a.ours.mki());
+        assert_eq!(b.theirs.lifetime(), Some(1 << 31));
+        // Refused, the offer still makes a plain call.
+        let (sdp, plan) = accepted(answer(SrtpMode::Refuse, &offer));
+        assert!(plan.srtp.is_none() && !sdp.contains("a=crypto"), "{sdp}");
+        let required = make_offer(SrtpMode::Require, CALLER, 1, true);
+        assert!(required.sdp.ends_with("a=encryption:required\r\n"));
+    }
+
+    #[test]
     fn refuse_answers_srtp_only_offer_with_488() {
-        let offer = make_offer(SrtpMode::Require, CALLER, 1);
+        let offer = make_offer(SrtpMode::Require, CALLER, 1, false);
         let (code, reason) = rejected(answer(SrtpMode::Refuse, &offer));
         assert_eq!(code, 488);
         assert!(reason.contains("refuse"), "{reason}");
@@ -392,7 +434,7 @@ mod tests {
 
     #[test]
     fn require_answers_plain_offer_with_488() {
-        let offer = make_offer(SrtpMode::Refuse, CALLER, 1);
+        let offer = make_offer(SrtpMode::Refuse, CALLER, 1, false);
         assert!(offer.sdp.contains("RTP/AVP 0"));
         assert!(!offer.sdp.contains("a=crypto"));
         let (code, _) = rejected(answer(SrtpMode::Require, &offer));
@@ -407,10 +449,10 @@ mod tests {
     #[test]
     fn caller_require_fails_on_plain_answer_offer_takes_it() {
         let plain_answer = sdp_text(CALLEE, 3, "RTP/AVP", &[]);
-        let required = make_offer(SrtpMode::Require, CALLER, 1);
+        let required = make_offer(SrtpMode::Require, CALLER, 1, false);
         let err = check_answer(&required, plain_answer.as_bytes()).unwrap_err();
         assert!(err.contains("require"), "{err}");
-        let offered = make_offer(SrtpMode::Offer, CALLER, 1);
+        let offered = make_offer(SrtpMode::Offer, CALLER, 1, false);
         let plan = check_answer(&offered, plain_answer.as_bytes()).unwrap();
         assert_eq!(plan.profile(), "RTP/AVP");
     }
@@ -436,7 +478,7 @@ mod tests {
         assert!(reason.contains("PCMU"), "{reason}");
         let (_, reason) = rejected(answer_offer(SrtpMode::Offer, b"", CALLEE, 1));
         assert!(reason.contains("no SDP"), "{reason}");
-        let plain_answer_to_plain = make_offer(SrtpMode::Accept, CALLER, 1);
+        let plain_answer_to_plain = make_offer(SrtpMode::Accept, CALLER, 1, false);
         let srtp_answer = sdp_text(
             CALLEE,
             1,

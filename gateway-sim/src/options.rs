@@ -153,6 +153,8 @@ pub struct AnswerOptions {
     pub timeout: Duration,
     /// Answer a re-offer with a fresh SRTP key of ours (else ours is kept).
     pub rekey: bool,
+    /// Put each call's SRTP keys in the report (tests only).
+    pub report_keys: bool,
 }
 
 impl AnswerOptions {
@@ -168,6 +170,7 @@ impl AnswerOptions {
             ring: Duration::ZERO,
             timeout: Duration::from_secs(10),
             rekey: false,
+            report_keys: false,
         }
     }
 }
@@ -209,6 +212,11 @@ pub struct CallOptions {
     pub resume_at: Option<Duration>,
     /// Answer a re-offer with a fresh SRTP key of ours (else ours is kept).
     pub rekey: bool,
+    /// Offer SRTP as Lync does: `RTP/AVP` with `a=crypto` (lifetime and MKI on every key) and
+    /// `a=encryption:`.
+    pub lync: bool,
+    /// Put each call's SRTP keys in the report (tests only).
+    pub report_keys: bool,
 }
 
 impl CallOptions {
@@ -232,6 +240,8 @@ impl CallOptions {
             hold_at: None,
             resume_at: None,
             rekey: false,
+            lync: false,
+            report_keys: false,
         }
     }
 }

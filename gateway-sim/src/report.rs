@@ -95,12 +95,27 @@ pub struct CallReport {
     pub hangup_by: Option<String>,
     /// Why the call failed, `null` if it did not.
     pub error: Option<String>,
+    /// Both SRTP keys of the call (ours, theirs) in `inline:` base64, only with
+    /// `--report-keys`: a test that must prove a key never appears elsewhere (the mediation
+    /// server's logs) needs to know it. Never on by default.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub srtp_keys: Vec<String>,
     /// When set-up started and ended (for the summary's rate; not serialized).
     #[serde(skip)]
     pub setup_window: Option<(Instant, Instant)>,
 }
 
 impl CallReport {
+    /// Records the call's SRTP keys in base64 (see [`CallReport::srtp_keys`]).
+    pub fn record_keys(&mut self, plan: &crate::negotiate::MediaPlan) {
+        if let Some(keys) = &plan.srtp {
+            for key in [&keys.ours, &keys.theirs] {
+                self.srtp_keys
+                    .push(mediation::sdp::base64::encode(key.key_and_salt()));
+            }
+        }
+    }
+
     /// A call with no media yet.
     pub fn new(call_id: String, direction: Direction, transport: &str) -> Self {
         Self {
@@ -133,6 +148,7 @@ impl CallReport {
             packets_lost_outside_hold: 0,
             hangup_by: None,
             error: None,
+            srtp_keys: Vec::new(),
             setup_window: None,
         }
     }

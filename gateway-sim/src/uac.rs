@@ -221,7 +221,7 @@ async fn run_call(
         Err(e) => return report.fail(format!("media sockets: {e}")),
     };
     let session_id: u64 = rand::random::<u32>().into();
-    let offer = make_offer(opts.srtp, local_media, session_id);
+    let offer = make_offer(opts.srtp, local_media, session_id, opts.lync);
 
     let local = conn.local_addr();
     let transport = conn.transport();
@@ -339,6 +339,9 @@ async fn run_call(
     };
     report.media_profile = Some(plan.profile().into());
     report.srtp_suite = plan.srtp.as_ref().map(|k| k.suite.name().into());
+    if opts.report_keys {
+        report.record_keys(&plan);
+    }
     let cname = format!("gateway-sim@{}", local_media.ip);
     let media = match rtp_stream::start(sockets, &plan, cname) {
         Ok(m) => m,

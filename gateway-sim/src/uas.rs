@@ -360,6 +360,9 @@ pub async fn answer_call(
     report.set_setup(received_at.into_std(), std::time::Instant::now());
     report.media_profile = Some(plan.profile().into());
     report.srtp_suite = plan.srtp.as_ref().map(|k| k.suite.name().into());
+    if opts.report_keys {
+        report.record_keys(&plan);
+    }
 
     let media = match rtp_stream::start(sockets, &plan, format!("gateway-sim@{}", local_media.ip)) {
         Ok(m) => m,

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use crate::call::{Engine, Input, LegPlan, MediaCommand, Output, PortAllocator};
 use crate::media::{spawn_relay, LegMedia, LegSockets, PortPool, RelayHandle, Side};
 use crate::metrics::Metrics;
+use crate::sip;
 use crate::srtp::ReplayWindow;
 use crate::transport::{ConnId, Connector, Listener, SipEvent, CLOSE};
 
@@ -133,6 +134,9 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                         if let Some((_, last)) = idle.get_mut(&conn) {
                             *last = now;
                         }
+                        if tracing::enabled!(tracing::Level::DEBUG) {
+                            sip::trace::message("received", conn, msg.to_string().as_bytes());
+                        }
                         engine.handle(now, Input::Message { conn, msg })
                     }
                     SipEvent::Closed { conn } => {
@@ -186,6 +190,7 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                     connector.spawn(conn, target.peer, target.address, target.tls_identity);
                 }
                 Output::Send { conn, bytes } => {
+                    sip::trace::message("sent", conn, &bytes);
                     if let Some(out) = conns.get(&conn) {
                         if out.try_send(bytes).is_err() {
                             // A peer that leaves hundreds of messages unread is gone; the

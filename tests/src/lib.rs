@@ -132,6 +132,10 @@ pub struct Setup {
     pub gateway_udp: Option<u16>,
     /// `[sip] udp_t1_ms`.
     pub udp_t1_ms: u64,
+    /// More lines of gw1's `[[gateway]]` table (`srtp_offer_style = ...`).
+    pub gw1_extra: String,
+    /// `[log] level`.
+    pub log_level: &'static str,
 }
 
 impl Default for Setup {
@@ -151,6 +155,8 @@ impl Default for Setup {
             extra: String::new(),
             gateway_udp: None,
             udp_t1_ms: 500,
+            gw1_extra: String::new(),
+            log_level: "info",
         }
     }
 }
@@ -200,6 +206,7 @@ transport = "tls"
 identity = "gw1.example.test"
 srtp = "{gw1_srtp}"
 options_interval_secs = {options}
+{gw1_extra}
 
 [[gateway]]
 name = "gw2"
@@ -225,7 +232,7 @@ listen = "127.0.0.1:{metrics}"
 
 [log]
 format = "json"
-level = "info"
+level = "{log_level}"
 
 {extra}
 "#,
@@ -251,6 +258,8 @@ level = "info"
                 .map(|p| format!("udp = \"127.0.0.1:{p}\""))
                 .unwrap_or_default(),
             t1 = setup.udp_t1_ms,
+            gw1_extra = setup.gw1_extra,
+            log_level = setup.log_level,
         );
         std::fs::write(&config, text).unwrap();
         let log = lab.path(&format!("mediation-{}.log", ports.next_hop));
@@ -351,6 +360,18 @@ impl Sim {
 
     /// An answering simulator on `port`: TLS with `cert` (and `ca.pem`) or TCP when `None`.
     pub fn answer(lab: &Lab, name: &str, port: u16, tls_cert: Option<&str>, srtp: &str) -> Sim {
+        Sim::answer_with(lab, name, port, tls_cert, srtp, &[])
+    }
+
+    /// [`Sim::answer`] with further arguments (`--report-keys`, `--rekey`…).
+    pub fn answer_with(
+        lab: &Lab,
+        name: &str,
+        port: u16,
+        tls_cert: Option<&str>,
+        srtp: &str,
+        extra: &[&str],
+    ) -> Sim {
         let mut args: Vec<String> = vec![
             "answer".into(),
             "--listen".into(),
@@ -369,6 +390,7 @@ impl Sim {
                 lab.arg("ca.pem"),
             ]);
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let sim = Sim::spawn(lab, name, &args);
         wait_port(port);
         sim

@@ -8,7 +8,6 @@ pub use crate::media::Protection;
 use super::legs::{Call, Direction};
 use super::policy::LegMedia;
 use crate::sdp::{AudioStream, CryptoAttribute};
-use crate::srtp::{MasterKey, Mki};
 
 /// One leg of the relay.
 #[derive(Debug)]
@@ -45,27 +44,11 @@ fn remotes(audio: &AudioStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
     }
 }
 
-/// The SRTP master key of an `a=crypto` attribute, with its MKI and lifetime.
-fn key(attr: &CryptoAttribute) -> Result<MasterKey, String> {
-    let suite = attr.known_suite().map_err(|e| e.to_string())?;
-    let params = attr.keys.first().ok_or("a=crypto without a key")?;
-    let mut key =
-        MasterKey::from_bytes(suite, params.key_salt.as_bytes()).map_err(|e| e.to_string())?;
-    if let Some((value, len)) = params.mki {
-        let mki = Mki::new(value, len).ok_or("a=crypto MKI longer than 4 bytes")?;
-        key = key.with_mki(mki);
-    }
-    if let Some(lifetime) = params.lifetime {
-        key = key.with_lifetime(lifetime);
-    }
-    Ok(key)
-}
-
 /// SRTP protection from our attribute (what we send with) and theirs (what they send with).
 pub fn srtp_keys(ours: &CryptoAttribute, theirs: &CryptoAttribute) -> Result<Protection, String> {
     Ok(Protection::Srtp {
-        tx: key(ours)?,
-        rx: key(theirs)?,
+        tx: ours.master_key()?,
+        rx: theirs.master_key()?,
     })
 }
 
@@ -131,6 +114,7 @@ pub fn plans(
 mod tests {
     use super::*;
     use crate::sdp::base64;
+    use crate::srtp::Mki;
 
     fn attr(text: &str) -> CryptoAttribute {
         CryptoAttribute::parse(text).unwrap()

@@ -406,6 +406,25 @@ impl CryptoAttribute {
         }
     }
 
+    /// The SRTP master key of the attribute's first key, with its MKI and lifetime: what an
+    /// SRTP context takes. Refused for a suite we do not implement, no key, or an MKI longer
+    /// than [`Mki::MAX_LEN`](crate::srtp::Mki::MAX_LEN) bytes.
+    pub fn master_key(&self) -> Result<crate::srtp::MasterKey, String> {
+        let suite = self.known_suite().map_err(|e| e.to_string())?;
+        let params = self.keys.first().ok_or("a=crypto without a key")?;
+        let mut key = crate::srtp::MasterKey::from_bytes(suite, params.key_salt.as_bytes())
+            .map_err(|e| e.to_string())?;
+        if let Some((value, len)) = params.mki {
+            let mki =
+                crate::srtp::Mki::new(value, len).ok_or("a=crypto MKI longer than 4 bytes")?;
+            key = key.with_mki(mki);
+        }
+        if let Some(lifetime) = params.lifetime {
+            key = key.with_lifetime(lifetime);
+        }
+        Ok(key)
+    }
+
     /// True if a session parameter turns off encryption or authentication
     /// (`UNENCRYPTED_SRTP`, `UNENCRYPTED_SRTCP`, `UNAUTHENTICATED_SRTP`).
     pub fn weakens_security(&self) -> bool {

@@ -12,6 +12,7 @@ pub mod compact;
 pub mod framing;
 mod head;
 pub mod message;
+pub mod trace;
 pub mod transaction;
 
 pub use compact::{expand as expand_compact, long_form};

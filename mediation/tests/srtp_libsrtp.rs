@@ -437,3 +437,80 @@ fn mki_interop_both_ways() {
         }
     }
 }
+
+/// A rekey in the middle of a stream that already rolled over (a re-INVITE with a new
+/// `a=crypto`): the stream goes on with the next sequence numbers under new keys, and both
+/// sides start the new keys with a rollover counter of 0 (RFC 3711 §3.3.1: a new master key
+/// means a new cryptographic context), as libsrtp does. Ours and libsrtp's packets must be
+/// byte-identical under the new key, and each side unprotects the other's, both ways.
+#[test]
+fn rekey_after_a_rollover_interoperates_both_ways() {
+    for suite in SrtpSuite::ALL {
+        let before = rtp_packets();
+        // Sequence numbers 4.., after the wrap in `rtp_packets`, under the new key.
+        let after: Vec<(Kind, Vec<u8>)> = (4u16..12)
+            .map(|seq| {
+                let mut p = before[1].clone();
+                p[2..4].copy_from_slice(&seq.to_be_bytes());
+                p[12] = seq as u8;
+                (Kind::Rtp, p)
+            })
+            .chain(rtcp_packets().into_iter().take(1).map(|p| (Kind::Rtcp, p)))
+            .collect();
+
+        let old = MasterKey::generate(suite).unwrap();
+        let mut tx = Protector::new(&old).unwrap();
+        let under_old: Vec<_> = before
+            .iter()
+            .map(|p| (Kind::Rtp, tx.protect_rtp(p).unwrap().to_vec()))
+            .collect();
+        assert!(
+            libsrtp("unprotect", &old, &under_old)
+                .iter()
+                .all(Result::is_ok),
+            "{suite}: before the rekey"
+        );
+
+        // New keys: fresh contexts on both sides.
+        let new = MasterKey::generate(suite).unwrap();
+        let mut tx = Protector::new(&new).unwrap();
+        let ours: Vec<(Kind, Vec<u8>)> = after
+            .iter()
+            .map(|(kind, p)| {
+                let srtp = match kind {
+                    Kind::Rtp => tx.protect_rtp(p),
+                    Kind::Rtcp => tx.protect_rtcp(p),
+                };
+                (*kind, srtp.unwrap().to_vec())
+            })
+            .collect();
+        let theirs = libsrtp("protect", &new, &after);
+        let mut rx = Unprotector::new(&new, ReplayWindow::DEFAULT).unwrap();
+        for (i, ((kind, mine), libs)) in ours.iter().zip(&theirs).enumerate() {
+            let libs = libs
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{suite}: #{i}: {e}"));
+            assert_eq!(
+                hex(mine),
+                hex(libs),
+                "{suite}: {kind:?} #{i} after the rekey"
+            );
+            let clear = match kind {
+                Kind::Rtp => rx.unprotect_rtp(libs),
+                Kind::Rtcp => rx.unprotect_rtcp(libs),
+            }
+            .unwrap_or_else(|e| panic!("{suite}: libsrtp's #{i} after the rekey: {e}"));
+            assert_eq!(&clear[..], &after[i].1[..], "{suite}: #{i}");
+        }
+        for (i, answer) in libsrtp("unprotect", &new, &ours).iter().enumerate() {
+            assert_eq!(
+                answer.as_ref().map(Vec::as_slice),
+                Ok(&after[i].1[..]),
+                "{suite}: libsrtp unprotecting our #{i} after the rekey"
+            );
+        }
+        // The old key no longer opens anything sent under the new one.
+        let mut old_rx = Unprotector::new(&old, ReplayWindow::DEFAULT).unwrap();
+        assert!(old_rx.unprotect_rtp(&ours[0].1).is_err(), "{suite}");
+    }
+}

@@ -237,16 +237,31 @@ async fn plain_rtp_to_srtp_and_back() {
     wait_dropped(&relay, Side::B, 3).await;
     nothing_arrives(&gw_phone.rtcp, "a replayed SRTCP packet").await;
 
+    // A packet older than the replay window (128) is dropped as too old, and a truncated one
+    // as malformed; both counted.
+    let late = nh_tx.protect_rtp(&rtp(7052, 0x6A7E_0002)).unwrap();
+    let ahead = nh_tx.protect_rtp(&rtp(7300, 0x6A7E_0002)).unwrap();
+    nh_phone.rtp.send_to(&ahead, b_ports.rtp).await.unwrap();
+    assert_eq!(recv(&gw_phone.rtp).await.0, rtp(7300, 0x6A7E_0002));
+    nh_phone.rtp.send_to(&late, b_ports.rtp).await.unwrap();
+    nh_phone
+        .rtp
+        .send_to(&late[..11], b_ports.rtp)
+        .await
+        .unwrap();
+    wait_dropped(&relay, Side::B, 5).await;
+    nothing_arrives(&gw_phone.rtp, "a too-old or truncated packet").await;
+
     let stats = relay.stats().leg(Side::B);
-    assert_eq!((stats.packets_in, stats.packets_out), (52, 51));
+    assert_eq!((stats.packets_in, stats.packets_out), (53, 52));
     assert!(stats.last_packet.is_some());
     relay.stop().await;
     assert_eq!(pool.in_use(), 0, "ports back in the pool");
 
     assert_eq!(packets(&metrics, "gateway", "rtp", "in"), 51);
     assert_eq!(packets(&metrics, "next_hop", "srtp", "out"), 51);
-    assert_eq!(packets(&metrics, "next_hop", "srtp", "in"), 52);
-    assert_eq!(packets(&metrics, "gateway", "rtp", "out"), 52);
+    assert_eq!(packets(&metrics, "next_hop", "srtp", "in"), 53);
+    assert_eq!(packets(&metrics, "gateway", "rtp", "out"), 53);
     let auth = metrics
         .srtp_auth_failures
         .with_label_values(&["next_hop"])
@@ -255,9 +270,15 @@ async fn plain_rtp_to_srtp_and_back() {
         .srtp_replay_drops
         .with_label_values(&["next_hop"])
         .get();
-    assert_eq!((auth, replays), (1, 2));
+    assert_eq!(
+        (auth, replays),
+        (1, 3),
+        "srtp_replay_drops_total: replays and too old"
+    );
     assert_eq!(dropped(&metrics, "next_hop", "auth_failed"), 1);
     assert_eq!(dropped(&metrics, "next_hop", "replay"), 2);
+    assert_eq!(dropped(&metrics, "next_hop", "too_old"), 1);
+    assert_eq!(dropped(&metrics, "next_hop", "malformed"), 1);
 }
 
 #[tokio::test]

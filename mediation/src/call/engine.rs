@@ -240,7 +240,8 @@ pub struct Engine<P: PortAllocator> {
     metrics: Metrics,
     conns: HashMap<ConnId, Arc<PeerIdentity>>,
     outbound: HashMap<Peer, ConnId>,
-    calls: HashMap<u64, Call>,
+    /// Boxed: a `Call` is a few KiB, and a map keeps up to twice the slots it uses.
+    calls: HashMap<u64, Box<Call>>,
     by_a: HashMap<(String, String), u64>,
     by_b: HashMap<String, u64>,
     timers: BTreeSet<(Instant, u64)>,
@@ -1466,7 +1467,7 @@ impl<P: PortAllocator> Engine<P> {
             .insert((call.a.call_id.clone(), call.a.remote_tag.clone()), id);
         self.by_b.insert(call.b.call_id.clone(), id);
         let deadline = call.deadline;
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         self.arm(id, deadline);
         self.arm_failover(now, id);
     }

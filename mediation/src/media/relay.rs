@@ -7,6 +7,7 @@
 //!                      RFC 5761    (SRTP legs)       RFC 4961   (SRTP legs)
 //! ```
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,9 +27,19 @@ use super::stats::{RelayStats, Side};
 use crate::metrics::Metrics;
 use crate::srtp::{MasterKey, Protector, ReplayWindow, SetupError, Unprotector, MAX_TRAILER_LEN};
 
-/// Receive buffer, one per call. A datagram that fills it was probably truncated and is
-/// dropped as malformed; voice packets are far smaller.
+/// Receive buffer size. A datagram that fills it was probably truncated and is dropped as
+/// malformed; voice packets are far smaller.
 const RECV_BUFFER: usize = 2048;
+
+thread_local! {
+    /// The receive buffer of every relay task on this thread, with room after the largest
+    /// datagram for the SRTP trailer (packets are re-protected in place). One per thread, not
+    /// per call (2 KiB a call): a task uses it only inside [`Relay::drain`], which never awaits,
+    /// so no other task on the thread can run while it is borrowed. `const`: in the thread's
+    /// static TLS block, never on the heap.
+    static BUFFER: RefCell<[u8; RECV_BUFFER + MAX_TRAILER_LEN]> =
+        const { RefCell::new([0; RECV_BUFFER + MAX_TRAILER_LEN]) };
+}
 
 /// Datagrams read from one socket before the task looks at the others again.
 const BATCH: usize = 32;
@@ -58,7 +69,8 @@ pub struct RelayHandle {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
     stats: Arc<RelayStats>,
-    rekey: mpsc::UnboundedSender<Rekey>,
+    /// Boxed: the channel allocates its slots in blocks of 32, 8 bytes each this way.
+    rekey: mpsc::UnboundedSender<Box<Rekey>>,
 }
 
 /// New SRTP keys for one leg (a re-INVITE or UPDATE with new `a=crypto`).
@@ -80,7 +92,7 @@ impl RelayHandle {
     /// packet already on its way under the old key is not lost. New keys start with a rollover
     /// counter of 0 (fresh contexts), as RFC 3711 and libsrtp do.
     pub fn rekey(&self, side: Side, tx: MasterKey, rx: MasterKey) {
-        let _ = self.rekey.send(Rekey { side, tx, rx });
+        let _ = self.rekey.send(Box::new(Rekey { side, tx, rx }));
     }
 
     /// True once the relay task has ended.
@@ -104,8 +116,6 @@ pub fn spawn_relay(a: LegMedia, b: LegMedia, metrics: &Metrics) -> Result<RelayH
     let stats = Arc::new(RelayStats::new());
     let relay = Relay {
         legs,
-        // Room after the largest datagram for the SRTP trailer: packets are re-protected in place.
-        buffer: vec![0; RECV_BUFFER + MAX_TRAILER_LEN].into_boxed_slice(),
         stats: Arc::clone(&stats),
     };
     let (stop, stopped) = oneshot::channel();
@@ -226,14 +236,13 @@ impl Leg {
 enum Event {
     Stop,
     Flush,
-    Rekey(Rekey),
+    Rekey(Box<Rekey>),
     Readable(Side, Port, io::Result<()>),
 }
 
 /// The task's state.
 struct Relay {
     legs: [Leg; 2],
-    buffer: Box<[u8]>,
     stats: Arc<RelayStats>,
 }
 
@@ -249,7 +258,7 @@ impl Relay {
     async fn run(
         mut self,
         mut stop: oneshot::Receiver<()>,
-        mut rekeys: mpsc::UnboundedReceiver<Rekey>,
+        mut rekeys: mpsc::UnboundedReceiver<Box<Rekey>>,
     ) {
         info!(
             a = self.legs[0].label,
@@ -273,7 +282,8 @@ impl Relay {
             match event {
                 Event::Stop => break,
                 Event::Flush => self.flush(),
-                Event::Rekey(Rekey { side, tx, rx }) => {
+                Event::Rekey(rekey) => {
+                    let Rekey { side, tx, rx } = *rekey;
                     let leg = &mut self.legs[side.index()];
                     match leg.rekey(&tx, &rx, Instant::now()) {
                         Ok(()) => info!(leg = leg.label, "SRTP keys changed"),
@@ -309,14 +319,18 @@ impl Relay {
         }
     }
 
-    /// Reads what is waiting on one socket, up to [`BATCH`] datagrams, into the one buffer.
+    /// Reads what is waiting on one socket, up to [`BATCH`] datagrams, into the thread's buffer.
     fn drain(&mut self, side: Side, port: Port) {
+        BUFFER.with_borrow_mut(|buffer| self.drain_into(side, port, buffer));
+    }
+
+    fn drain_into(&mut self, side: Side, port: Port, buffer: &mut [u8]) {
         let now = Instant::now();
         for _ in 0..BATCH {
             let Some(socket) = self.legs[side.index()].socket(port) else {
                 return;
             };
-            let (len, source) = match socket.try_recv_from(&mut self.buffer[..RECV_BUFFER]) {
+            let (len, source) = match socket.try_recv_from(&mut buffer[..RECV_BUFFER]) {
                 Ok(received) => received,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -331,7 +345,7 @@ impl Relay {
                 side,
                 port,
                 source,
-                (&mut self.buffer, len),
+                (&mut *buffer, len),
                 now,
             );
         }

@@ -9,8 +9,11 @@ pub const MAX_SSRCS: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
-/// Up to [`MAX_SSRCS`] entries, allocated once; lookups scan from the last hit, which is the
-/// common case for a stream of packets from one source.
+/// Up to [`MAX_SSRCS`] entries; lookups scan from the last hit, which is the common case for a
+/// stream of packets from one source. Room is made as streams are admitted (1, 2, 4 ... up to
+/// [`MAX_SSRCS`] entries), not up front: a call has four contexts of two tables each and usually
+/// one stream in each, so preallocating every table for 32 cost ~10 KiB per call. Admitting a
+/// stream allocates anyway (its replay bitmap); a packet of a known stream never does.
 #[derive(Debug)]
 pub struct SsrcTable<T> {
     entries: Vec<(u32, T)>,
@@ -18,10 +21,10 @@ pub struct SsrcTable<T> {
 }
 
 impl<T> SsrcTable<T> {
-    /// An empty table with room for [`MAX_SSRCS`] entries.
+    /// An empty table (no allocation until the first entry).
     pub fn new() -> Self {
         Self {
-            entries: Vec::with_capacity(MAX_SSRCS),
+            entries: Vec::new(),
             last_hit: 0,
         }
     }
@@ -54,6 +57,10 @@ impl<T> SsrcTable<T> {
         let at = match self.position(ssrc) {
             Some(at) => at,
             None if self.entries.len() < MAX_SSRCS => {
+                if self.entries.len() == self.entries.capacity() {
+                    // Doubling from 1: never more room than MAX_SSRCS (a power of two).
+                    self.entries.reserve_exact(self.entries.len().max(1));
+                }
                 self.entries.push((ssrc, make()));
                 self.entries.len() - 1
             }

@@ -55,8 +55,13 @@ pub enum SipEvent {
 /// Written to a connection's `out`, an empty message closes it (after what was queued before).
 pub const CLOSE: Bytes = Bytes::new();
 
-/// Messages queued toward one peer before the sender waits.
-pub(super) const OUT_QUEUE: usize = 256;
+/// Messages queued toward one peer before the sender waits (the engine's driver drops the
+/// connection instead). One connection carries every call of a gateway or next hop: at a few
+/// hundred calls set up per second that is over a thousand messages a second, and on a busy
+/// host (media of a thousand calls on two cores) the writer task can lag a few hundred ms
+/// behind; 256 then dropped both connections and every call on them (tests/scale.sh). The
+/// channel allocates as it fills, so room unused costs nothing.
+pub(super) const OUT_QUEUE: usize = 4096;
 
 /// `Server` header value on responses the transport sends itself.
 pub const SERVER: &str = concat!("mediation/", env!("CARGO_PKG_VERSION"));

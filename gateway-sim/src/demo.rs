@@ -114,13 +114,25 @@ fn decision(metrics: &Metrics, before: &str) -> String {
         .unwrap_or_default()
 }
 
-fn rejection(metrics: &Metrics, before: &str) -> String {
+fn rejection_now(metrics: &Metrics, before: &str) -> Option<String> {
     let now = metrics.render();
     now.lines()
         .filter(|l| l.starts_with("mediation_mtls_rejections_total{") && !l.ends_with(" 0"))
         .find(|l| !before.lines().any(|b| b == *l))
         .and_then(|l| Some(l.split("reason=\"").nth(1)?.split('"').next()?.to_string()))
-        .unwrap_or_default()
+}
+
+/// The reason of the handshake refusal counted since `before`. The client may see its
+/// handshake fail (TLS 1.3: the server's alert) a moment before the server's task counts it,
+/// so this waits up to 2 s for the count.
+async fn rejection(metrics: &Metrics, before: &str) -> String {
+    for _ in 0..100 {
+        if let Some(reason) = rejection_now(metrics, before) {
+            return reason;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    String::new()
 }
 
 fn media(call: Option<&CallReport>) -> String {
@@ -263,7 +275,7 @@ pub async fn run() -> anyhow::Result<bool> {
         to_internal,
     ))
     .await?;
-    let refusal = rejection(&metrics, &before);
+    let refusal = rejection(&metrics, &before).await;
 
     let _ = stop_tx.send(true);
     let (nh_r, gw1_r, gw2_r) = (nh_task.await?, gw1_task.await?, gw2_task.await?);

@@ -1423,7 +1423,12 @@ impl<P: PortAllocator> Engine<P> {
                 ..LegSession::default()
             },
             last_sdp: None,
-            offer,
+            offer: {
+                // `chosen` holds the key in use; the rest of the caller's keys go now.
+                let mut offer = offer;
+                offer.forget_keys();
+                offer
+            },
             chosen,
             ours: None,
             sdp_session: now_session_id(),

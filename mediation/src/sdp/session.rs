@@ -490,6 +490,16 @@ impl PeerSdp {
         })
     }
 
+    /// Drops every `a=crypto` the peer sent (its keys are zeroed as they drop), once the one in
+    /// use has been taken out: a call keeps its offer for the SDP it builds later, and need not
+    /// keep the keys it did not choose (a Lync offer carries seven, ~4 KiB).
+    pub fn forget_keys(&mut self) {
+        for body in &mut self.bodies {
+            body.crypto = Vec::new();
+            body.crypto_errors = Vec::new();
+        }
+    }
+
     /// `o=` session id (a re-INVITE keeps it).
     pub fn session_id(&self) -> u64 {
         self.session_id
@@ -955,6 +965,20 @@ m=audio 4000 RTP/AVP/TCP 0\rm=image 4002 UDPTL t38\rm=audio 4004 UDP/TLS/RTP/SAV
         assert_eq!(
             sdp.audio().unwrap().proto,
             Proto::Other("RTP/AVP/TCP".into())
+        );
+    }
+
+    #[test]
+    fn forgotten_keys_are_gone_and_the_rest_stays() {
+        let mut sdp = parse(MKI_OFFER.as_bytes()).unwrap();
+        let before = sdp.audio().unwrap();
+        assert!(!before.crypto.is_empty());
+        sdp.forget_keys();
+        let after = sdp.audio().unwrap();
+        assert!(after.crypto.is_empty() && after.crypto_errors.is_empty());
+        assert_eq!(
+            (after.port, after.formats, after.address),
+            (before.port, before.formats, before.address)
         );
     }
 

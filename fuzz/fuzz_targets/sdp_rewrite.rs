@@ -2,7 +2,7 @@
 //! (`leg_sdp` for an offer, `answer_sdp` for an answer), with fixed `LegSdpParams`.
 //!
 //! Input: byte 0 selects the parameters (bit 0 SAVP with our a=crypto / AVP, bit 1 rtcp-mux,
-//! bit 2 answer mode, bit 3 our port 0); the rest is the peer's SDP, in answer mode the offer
+//! bit 2 answer mode, bit 3 our port 0, bit 4 `a=encryption:optional`); the rest is the peer's SDP, in answer mode the offer
 //! and the peer's answer separated by a NUL byte.
 //!
 //! Checked beyond "no panic":
@@ -14,7 +14,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use mediation::sdp::{
-    answer_sdp, leg_sdp, parse, CryptoAttribute, LegSdpParams, MasterKeySalt, PeerSdp, Proto,
+    answer_sdp, leg_sdp, parse, CryptoAttribute, Encryption, LegSdpParams, MasterKeySalt, PeerSdp,
+    Proto,
 };
 use mediation::srtp::SrtpSuite;
 
@@ -41,6 +42,7 @@ fn params(flags: u8) -> LegSdpParams {
         proto: if savp { Proto::Savp } else { Proto::Avp },
         crypto,
         rtcp_mux: flags & 2 != 0,
+        encryption: (flags & 16 != 0).then_some(Encryption::Optional),
     }
 }
 

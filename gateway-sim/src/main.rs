@@ -32,6 +32,9 @@ enum Command {
     /// Demo: a throwaway PKI, the mediation service, a next hop and two gateways on loopback;
     /// calls both ways and a refused certificate, with what was encrypted and why.
     Demo,
+    /// Relay benchmark: a plain UDP forwarder, the mediation relay (RTP and SRTP both ways)
+    /// and rtpengine under many 50 packets/s calls; prints one table (see BENCHMARKS.md).
+    Bench(gateway_sim::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +235,19 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let cli = match cli.command {
+        // Threads of its own, no shared runtime: their CPU time is what it measures.
+        Command::Bench(args) => {
+            return match gateway_sim::bench::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gateway-sim bench: error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        command => Cli { command },
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -243,6 +259,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Answer(args) => answer(args).await,
             Command::Call(args) => call(args).await,
+            Command::Bench(_) => unreachable!("handled before the runtime starts"),
             Command::Demo => Ok(if gateway_sim::demo::run().await? {
                 ExitCode::SUCCESS
             } else {

@@ -78,6 +78,11 @@ pub struct StepResult {
     pub sender_lag: Duration,
     /// One-way delays of the marked packets, sorted, in nanoseconds.
     pub delays: Vec<u64>,
+    /// Datagrams the kernel dropped for a full buffer at our receiving socket during the step
+    /// (the generator fell behind, not the relay).
+    pub drops_at_receiver: u64,
+    /// The same at every other UDP socket (the relay's, mostly).
+    pub drops_elsewhere: u64,
 }
 
 impl StepResult {
@@ -179,6 +184,8 @@ impl Generator {
                 .name("bench-receive".into())
                 .spawn(move || receive(socket, unprotectors, ssrc_base, epoch, &stop))?
         };
+        let receiver_port = self.recv.local_addr()?.port();
+        let drops_before = (socket_drops(receiver_port), udp_buffer_drops());
         let start = Instant::now() + Duration::from_millis(20);
         let sender = {
             let socket = self.send.try_clone()?;
@@ -213,6 +220,8 @@ impl Generator {
             .join()
             .map_err(|_| anyhow::anyhow!("receiver panicked"))?;
         let (sent, sender_lag) = sent??;
+        let at_receiver = socket_drops(receiver_port).saturating_sub(drops_before.0);
+        let everywhere = udp_buffer_drops().saturating_sub(drops_before.1);
         let mut delays = received.delays;
         delays.sort_unstable();
         Ok(StepResult {
@@ -225,8 +234,41 @@ impl Generator {
             cpu: cpu1.saturating_sub(cpu0),
             sender_lag,
             delays,
+            drops_at_receiver: at_receiver,
+            drops_elsewhere: everywhere.saturating_sub(at_receiver),
         })
     }
+}
+
+/// The `drops` count of the IPv4 UDP socket bound to `port` (`/proc/net/udp`; 0 if not found).
+fn socket_drops(port: u16) -> u64 {
+    let wanted = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/udp")
+        .ok()
+        .and_then(|table| {
+            table.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+                (fields.get(1)?.ends_with(&wanted)).then(|| fields.last()?.parse().ok())?
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// `RcvbufErrors` of `/proc/net/snmp`: datagrams dropped for a full receive buffer, all sockets.
+fn udp_buffer_drops() -> u64 {
+    let Ok(snmp) = std::fs::read_to_string("/proc/net/snmp") else {
+        return 0;
+    };
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_ascii_whitespace()
+        .zip(values.split_ascii_whitespace())
+        .find(|(name, _)| *name == "RcvbufErrors")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
 }
 
 fn sleep_until(deadline: Instant) {

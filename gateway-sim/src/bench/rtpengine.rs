@@ -317,7 +317,7 @@ fn media_addr(sdp: &str) -> Option<SocketAddr> {
     let ip = sdp
         .lines()
         .filter_map(|l| l.trim_end().strip_prefix("c=IN IP4 "))
-        .last()?
+        .next_back()?
         .parse()
         .ok()?;
     let port = sdp

@@ -1,6 +1,7 @@
 //! The `gateway-sim` command: `answer` calls or place them (`call`), print a short summary,
 //! write the JSON report, and exit non-zero when any call or check failed (1) or the run could
-//! not start (2).
+//! not start (2). `bench` measures the media relay against a plain forwarder and rtpengine
+//! instead (see `gateway_sim::bench`; exit 2 if it cannot run).
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};

@@ -421,3 +421,41 @@ fn receive(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_and_delay_percentiles() {
+        let r = StepResult {
+            calls: 2,
+            sent: 1000,
+            received: 998,
+            auth_failures: 1,
+            window: Duration::from_secs(10),
+            cpu: Duration::from_secs(5),
+            delays: (1..=1000).map(|us| us * 1000).collect(),
+            ..StepResult::default()
+        };
+        assert_eq!(r.lost(), 3);
+        assert!((r.loss() - 0.003).abs() < 1e-12);
+        assert_eq!(r.offered_pps(), 100.0);
+        assert!((r.cores() - 0.5).abs() < 1e-12);
+        assert_eq!(r.delay_us(0.5), Some(500.0));
+        assert_eq!(r.delay_us(0.99), Some(990.0));
+        assert_eq!(r.delay_us(0.999), Some(999.0));
+        assert_eq!(StepResult::default().delay_us(0.5), None);
+    }
+
+    #[test]
+    fn cpu_clock_reads_this_thread() {
+        let clock = super::super::cpu::CpuClock::current_thread().unwrap();
+        let before = clock.read().unwrap();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(clock.read().unwrap() > before);
+    }
+}

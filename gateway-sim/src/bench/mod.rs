@@ -537,7 +537,15 @@ fn table(results: &[RowResult], args: &BenchArgs) -> String {
             })
             .collect();
         line.push_str(&parts.join(", "));
-        line.push_str(if all { " — MET" } else { " — NOT MET" });
+        let measured = !srtp_rows.is_empty()
+            && srtp_rows
+                .iter()
+                .all(|r| r.pps_per_core().is_some() && base(r).is_some());
+        line.push_str(match (measured, all) {
+            (false, _) => " — NOT MEASURED (rows missing from this run)",
+            (true, true) => " — MET",
+            (true, false) => " — NOT MET",
+        });
         line
     };
     let _ = writeln!(out);

@@ -137,9 +137,9 @@ pub struct BenchArgs {
     /// The rtpengine binary.
     #[arg(long, default_value = "rtpengine", value_name = "PATH")]
     pub rtpengine: String,
-    /// Where rtpengine's log goes.
-    #[arg(long, default_value = "rtpengine-bench.log", value_name = "FILE")]
-    pub rtpengine_log: PathBuf,
+    /// Where rtpengine's log goes (default: rtpengine-bench.log in the temporary directory).
+    #[arg(long, value_name = "FILE")]
+    pub rtpengine_log: Option<PathBuf>,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -265,8 +265,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             Row::Rtpengine(direction) => Target::Rtpengine(
                 match engine.take() {
                     Some(engine) => engine,
-                    None => Rtpengine::start(&args.rtpengine, args.rtpengine_log.clone())
-                        .context("rtpengine rows need rtpengine (or pass --skip-rtpengine)")?,
+                    None => Rtpengine::start(
+                        &args.rtpengine,
+                        args.rtpengine_log
+                            .clone()
+                            .unwrap_or_else(|| std::env::temp_dir().join("rtpengine-bench.log")),
+                    )
+                    .context("rtpengine rows need rtpengine (or pass --skip-rtpengine)")?,
                 },
                 direction,
             ),

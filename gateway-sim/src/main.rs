@@ -1,6 +1,7 @@
 //! The `gateway-sim` command: `answer` calls or place them (`call`), print a short summary,
 //! write the JSON report, and exit non-zero when any call or check failed (1) or the run could
-//! not start (2).
+//! not start (2). `bench` measures the media relay against a plain forwarder and rtpengine
+//! instead (see `gateway_sim::bench`; exit 2 if it cannot run).
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -32,6 +33,9 @@ enum Command {
     /// Demo: a throwaway PKI, the mediation service, a next hop and two gateways on loopback;
     /// calls both ways and a refused certificate, with what was encrypted and why.
     Demo,
+    /// Relay benchmark: a plain UDP forwarder, the mediation relay (RTP and SRTP both ways)
+    /// and rtpengine under many 50 packets/s calls; prints one table (see BENCHMARKS.md).
+    Bench(gateway_sim::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +248,19 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let cli = match cli.command {
+        // Threads of its own, no shared runtime: their CPU time is what it measures.
+        Command::Bench(args) => {
+            return match gateway_sim::bench::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gateway-sim bench: error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        command => Cli { command },
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -255,6 +272,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Answer(args) => answer(args).await,
             Command::Call(args) => call(args).await,
+            Command::Bench(_) => unreachable!("handled before the runtime starts"),
             Command::Demo => Ok(if gateway_sim::demo::run().await? {
                 ExitCode::SUCCESS
             } else {

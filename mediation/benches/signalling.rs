@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use mediation::call::{Engine, EngineConfig, Input, PortAllocator};
-use mediation::config::{EncryptionLevel, GatewayConfig, GatewayTransport, SrtpMode};
+use mediation::config::{
+    EncryptionLevel, GatewayConfig, GatewayTransport, SrtpMode, SrtpOfferStyle,
+};
 use mediation::metrics::Metrics;
 use mediation::sdp::{leg_sdp, CryptoAttribute, LegSdpParams, PeerSdp, Proto};
 use mediation::srtp::SrtpSuite;
@@ -56,6 +58,8 @@ fn engine() -> (Engine<Ports>, ConnId) {
         srtp: SrtpMode::Optional,
         options_interval_secs: 0,
         enable_session_timer: false,
+        srtp_suites: None,
+        srtp_offer_style: SrtpOfferStyle::Savp,
     };
     let cfg = EngineConfig {
         advertise: "192.0.2.10".parse().unwrap(),
@@ -137,6 +141,7 @@ fn sdp(c: &mut Criterion) {
         proto: Proto::Savp,
         crypto: vec![CryptoAttribute::generate(1, SrtpSuite::AesCm128HmacSha1_80)],
         rtcp_mux: false,
+        encryption: None,
     };
     let peer = PeerSdp::parse(OFFER.as_bytes()).unwrap();
     c.bench_function("sdp/parse", |b| {

@@ -107,14 +107,16 @@ impl HoldDriver {
         let Some(pending) = self.pending.take_if(|p| p.cseq == cseq && code >= 200) else {
             return false;
         };
-        let _ = conn.send(dialog.ack(cseq));
         let entry = &mut report.reinvites[pending.index];
         entry.status = Some(code);
         let what = entry.purpose.clone();
         if code >= 300 {
+            let _ = conn.send(dialog.ack(cseq));
             report.fail(format!("the {what} re-INVITE was answered {code}"));
             return true;
         }
+        // New keys in the answer go to the media task before the ACK goes out: a peer that
+        // switches to them on our ACK must find us ready.
         match check_reanswer(&pending.offered, &m.body) {
             Ok((state, change)) => {
                 entry.answer_direction = mediation::sdp::parse(&m.body)
@@ -123,8 +125,12 @@ impl HoldDriver {
                     .map(|a| a.direction.as_str().to_string());
                 reoffers.state = state;
                 media.update(change);
+                let _ = conn.send(dialog.ack(cseq));
             }
-            Err(reason) => report.fail(format!("the answer to the {what} re-INVITE: {reason}")),
+            Err(reason) => {
+                let _ = conn.send(dialog.ack(cseq));
+                report.fail(format!("the answer to the {what} re-INVITE: {reason}"));
+            }
         }
         true
     }

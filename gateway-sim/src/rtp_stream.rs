@@ -450,6 +450,28 @@ impl Session {
         let mut sent_packets = 0u64;
         loop {
             tokio::select! {
+                // Orders first: new keys (or a hold) must apply before a packet read right
+                // after them, however late this task runs.
+                biased;
+                command = control.recv(), if control_open => match command {
+                    Some(Control::StopSending) => sending = false,
+                    Some(Control::Update(change)) => {
+                        let was_allowed = std::mem::replace(&mut allowed, self.apply(change));
+                        if allowed && !was_allowed {
+                            // Resuming: no burst of the ticks missed while paused.
+                            ticks.reset_immediately();
+                        }
+                    }
+                    Some(Control::Finish(drain)) => {
+                        sending = false;
+                        deadline = Some(Instant::now() + drain);
+                    }
+                    None => {
+                        control_open = false;
+                        sending = false;
+                        deadline.get_or_insert_with(Instant::now);
+                    }
+                },
                 _ = ticks.tick(), if sending && allowed => {
                     match self.sender.next_packet() {
                         Ok(packet) => {
@@ -487,25 +509,6 @@ impl Session {
                         }
                     }
                 }
-                command = control.recv(), if control_open => match command {
-                    Some(Control::StopSending) => sending = false,
-                    Some(Control::Update(change)) => {
-                        let was_allowed = std::mem::replace(&mut allowed, self.apply(change));
-                        if allowed && !was_allowed {
-                            // Resuming: no burst of the ticks missed while paused.
-                            ticks.reset_immediately();
-                        }
-                    }
-                    Some(Control::Finish(drain)) => {
-                        sending = false;
-                        deadline = Some(Instant::now() + drain);
-                    }
-                    None => {
-                        control_open = false;
-                        sending = false;
-                        deadline.get_or_insert_with(Instant::now);
-                    }
-                },
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
             }
         }

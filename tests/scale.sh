@@ -32,91 +32,22 @@ setup_secs=${SCALE_SETUP_SECS:-5}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "open files limit: $(ulimit -n)"
 
-cargo build --release --locked -p mediation -p gateway-sim -p certs >/dev/null
-bin=target/release
-lab=$(mktemp -d)
 # SCALE_KEEP=1 keeps the logs and reports.
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; [ -n "${SCALE_KEEP:-}" ] && echo "kept: $lab" || rm -rf "$lab"' EXIT
-"$bin/certs" init --out "$lab" >/dev/null
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-nh=$(free_port); gtls=$(free_port); nh_listen=$(free_port); metrics=$(free_port)
+. tests/lab.sh
+lab_init SCALE_KEEP
 # Media ports below Linux's ephemeral range (where the simulators' sockets go): 5 600 calls.
-cat >"$lab/mediation.toml" <<EOF
-[node]
-name = "mediation.example.test"
-
-[tls]
-certificate = "mediation.pem"
-private_key = "mediation-key.pem"
-trusted_cas = "ca.pem"
-crls = ["crl.pem"]
-
-[next_hop]
-listen = "127.0.0.1:$nh_listen"
-address = "127.0.0.1:$nh"
-identity = "frontend.example.test"
-encryption = "required"
-
-[gateway_listen]
-tls = "127.0.0.1:$gtls"
-
-[[gateway]]
-name = "gw1"
-address = "127.0.0.1:1"
-transport = "tls"
-identity = "gw1.example.test"
-options_interval_secs = 0
-
-[media]
-bind = "127.0.0.1"
-advertise = "127.0.0.1"
-ports = "10000-32767"
-
-[sip]
-max_calls = 20000
-max_pending_per_connection = 20000
-
-[metrics]
-listen = "127.0.0.1:$metrics"
-
-[log]
-format = "json"
-level = "warn"
-EOF
+lab_config 10000-32767 20000
+LAB_SERVER_BIN=${SCALE_SERVER_BIN:-} LAB_SERVER_WRAP=${SCALE_SERVER_WRAP:-}
 
 tck=$(getconf CLK_TCK)
 # utime + stime of a process, in clock ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
 
-answer=""; server=""
-start_pair() { # $1: tag
-    "$bin/gateway-sim" answer --listen "127.0.0.1:$nh" --tls --cert "$lab/nexthop.pem" \
-        --key "$lab/nexthop-key.pem" --ca "$lab/ca.pem" --srtp offer --timeout 30 \
-        --report "$lab/nh-$1.json" >"$lab/nh-$1.log" 2>&1 &
-    answer=$!
-    ${SCALE_SERVER_WRAP:-} "${SCALE_SERVER_BIN:-$bin/mediation}" run --config "$lab/mediation.toml" >"$lab/mediation-$1.log" 2>&1 &
-    server=$!
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$gtls") 2>/dev/null && break
-        sleep 0.1
-    done
-    sleep 0.5
-}
-stop_pair() {
-    kill -TERM "$answer" 2>/dev/null || true
-    wait "$answer" 2>/dev/null || true
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-}
+start_pair() { lab_start "$1" --timeout 30; sleep 0.5; }
+stop_pair() { lab_stop; }
 place_calls() { # $1 tag, $2 calls, $3 rate, $4 seconds per call
-    "$bin/gateway-sim" call --target "127.0.0.1:$gtls" --to sip:+15551234@mediation.example.test \
-        --transport tls --cert "$lab/gateway.pem" --key "$lab/gateway-key.pem" --ca "$lab/ca.pem" \
-        --server-name mediation.example.test --srtp offer --duration "$4" \
-        --calls "$2" --concurrency "$2" --rate "$3" --timeout 30 \
-        --report "$lab/calls-$1.json" >"$lab/calls-$1.log" 2>&1 &
+    lab_call "$1" --duration "$4" --calls "$2" --concurrency "$2" --rate "$3" --timeout 30
 }
 # Calls ok, failed and packets lost on both sides, and set-up figures, from the reports.
 results() { # $1 tag

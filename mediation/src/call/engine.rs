@@ -675,7 +675,7 @@ impl<P: PortAllocator> Engine<P> {
             self.reply(conn, msg, 491, "Request Pending", None);
             return;
         }
-        let gateway_leg = (call.direction == Direction::FromGateway) != from_b;
+        let gateway_leg = call.is_gateway_leg(from_b);
         let timer_answer = session_timer::as_uas(
             headers::session_expires(msg),
             headers::supports(msg, "timer"),
@@ -728,7 +728,6 @@ impl<P: PortAllocator> Engine<P> {
         let rekey = match (&offer, &theirs) {
             (Some(o), Some(current)) => match o.audio() {
                 Some(audio) if !audio.crypto.is_empty() && !reoffer::has_key(&audio, current) => {
-                    let gateway_leg = (call.direction == Direction::FromGateway) != from_b;
                     let suites = self
                         .cfg
                         .suites_for(gateway_leg.then_some(call.gateway.as_str()));
@@ -1085,9 +1084,10 @@ impl<P: PortAllocator> Engine<P> {
         ours: CryptoAttribute,
     ) -> Result<(), String> {
         let call = self.calls.get_mut(&id).ok_or("no such call")?;
-        let label = match (call.direction, from_b) {
-            (Direction::FromGateway, false) | (Direction::FromNextHop, true) => "gateway",
-            _ => "next_hop",
+        let label = if call.is_gateway_leg(from_b) {
+            "gateway"
+        } else {
+            "next_hop"
         };
         let (cur_theirs, cur_ours) = if from_b {
             (&call.b.theirs, &call.b.ours)

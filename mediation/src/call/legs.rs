@@ -206,6 +206,11 @@ pub struct Call {
 }
 
 impl Call {
+    /// True if the callee's leg (`on_b`), or else the caller's, is the one toward the gateway.
+    pub fn is_gateway_leg(&self, on_b: bool) -> bool {
+        (self.direction == Direction::FromGateway) != on_b
+    }
+
     /// The gateway leg's decision, once known.
     pub fn gateway_media(&self) -> Option<LegMedia> {
         let d = match self.direction {

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use crate::call::{Engine, EngineConfig};
 use crate::config::Config;
 use crate::driver::{self, Control, DriverIo, SocketPorts};
-use crate::media::PortPool;
+use crate::media::{MediaWorkers, PortPool};
 use crate::metrics::Metrics;
 use crate::sip::FramingLimits;
 use crate::tls::{client_config, server_config, TlsMaterial};
@@ -33,6 +33,9 @@ pub enum StartError {
     /// A socket could not be bound or a name not resolved.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The media threads could not be started.
+    #[error(transparent)]
+    Media(#[from] crate::media::RelayError),
 }
 
 /// A running service.
@@ -72,6 +75,9 @@ impl Service {
             config.media.bind,
             config.media.ports.first..=config.media.ports.last,
         )?;
+        // The media threads start now, so a failure to start them stops the service here.
+        let media_threads = MediaWorkers::shared()?.thread_ids().len();
+        tracing::info!(media_threads, "media threads started");
         let admission = Arc::new(Admission::new(&config, server, metrics.clone()).await?);
         let reload_admission = admission.clone();
         let (shutdown, shutdown_rx) = watch::channel(false);

@@ -1,9 +1,9 @@
 //! Proves the media relay's steady state does not touch the heap: a counting global allocator
-//! counts allocations made on threads that opted in, the real relay (`spawn_relay`, sockets
-//! from `PortPool`, the metrics registry) runs on a current-thread tokio runtime in the counted
-//! test thread, and a "phone" thread (not counted) relays thousands of RTP/RTCP or SRTP/SRTCP
-//! packets through it both ways in lock-step, checking every one that comes out. After a
-//! warm-up, the relay must make zero allocations while it moves them.
+//! counts allocations made on threads that opted in — the media thread of the real relay
+//! (`MediaWorkers`, sockets from `PortPool`, the metrics registry) opts in as it starts — while a
+//! "phone" thread (not counted) relays thousands of RTP/RTCP or SRTP/SRTCP packets through it
+//! both ways in lock-step, checking every one that comes out. After a warm-up, the relay must
+//! make zero allocations while it moves them.
 //!
 //! The same allocator also measures the heap one call's relay holds (printed, for
 //! `tests/scale.sh`-style comparisons; run with `--nocapture` to see it).
@@ -11,11 +11,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mediation::media::{spawn_relay, LegMedia, PortPool, Protection, Side};
+use mediation::media::{LegMedia, MediaWorkers, PortPool, Protection, Side};
 use mediation::metrics::Metrics;
 use mediation::srtp::{MasterKey, Protector, ReplayWindow, SrtpSuite, Unprotector};
 
@@ -23,30 +23,50 @@ use mediation::srtp::{MasterKey, Protector, ReplayWindow, SrtpSuite, Unprotector
 /// and the bytes they hold on to, and passes every call to the system allocator unchanged.
 struct Counting;
 
-/// What a counted thread did since it opted in.
-#[derive(Debug, Clone, Copy, Default)]
+/// What the threads counted into one tally did. One per test (tests run in parallel).
+#[derive(Debug, Default)]
 struct Tally {
     /// Allocations, reallocations included.
-    allocations: u64,
+    allocations: AtomicU64,
     /// Bytes allocated minus bytes freed.
-    net_bytes: i64,
+    net_bytes: AtomicI64,
+}
+
+impl Tally {
+    /// A tally that lives as long as the test process (a few bytes per test).
+    fn new() -> &'static Tally {
+        Box::leak(Box::default())
+    }
+
+    /// Counts the calling thread into this tally from now on.
+    fn count_this_thread(&'static self) {
+        COUNT.set(Some(self));
+    }
+
+    fn allocations(&self) -> u64 {
+        self.allocations.load(Ordering::SeqCst)
+    }
+
+    fn net_bytes(&self) -> i64 {
+        self.net_bytes.load(Ordering::SeqCst)
+    }
 }
 
 thread_local! {
     /// `Some`: this thread is counted. `const`-initialised, `Copy` and without a destructor, so
     /// using it never allocates (which would recurse into the allocator) and works at any point
     /// of the thread's life.
-    static COUNT: Cell<Option<Tally>> = const { Cell::new(None) };
+    static COUNT: Cell<Option<&'static Tally>> = const { Cell::new(None) };
 }
 
 /// Counts one allocation (`allocation`) changing the bytes held by `bytes`.
 fn count(allocation: bool, bytes: i64) {
     // `try_with`: never panic inside the allocator, even while thread-locals are torn down.
     let _ = COUNT.try_with(|c| {
-        if let Some(mut t) = c.get() {
-            t.allocations += u64::from(allocation);
-            t.net_bytes += bytes;
-            c.set(Some(t));
+        if let Some(t) = c.get() {
+            t.allocations
+                .fetch_add(u64::from(allocation), Ordering::SeqCst);
+            t.net_bytes.fetch_add(bytes, Ordering::SeqCst);
         }
     });
 }
@@ -54,9 +74,9 @@ fn count(allocation: bool, bytes: i64) {
 // SAFETY: every method forwards its arguments unchanged to `System`, which upholds the
 // `GlobalAlloc` contract (a block of `layout`'s size and alignment, or null; dealloc/realloc
 // only of blocks it handed out with the same layout) — so this allocator upholds it too. The
-// only thing added is `count`, which touches a const-initialised `Cell` thread-local: it
-// does not allocate (no recursion into the allocator), does not unwind, and affects nothing
-// `System` sees.
+// only thing added is `count`, which touches a const-initialised `Cell` thread-local and two
+// atomics: it does not allocate (no recursion into the allocator), does not unwind, and
+// affects nothing `System` sees.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(true, layout.size() as i64);
@@ -250,30 +270,28 @@ fn exchange(a: &mut Phone, b: &mut Phone, first_seq: u16, count: u32) {
     }
 }
 
-/// Polls (on the counted thread's runtime) until the phone thread reaches `phase`.
-async fn wait_for(phase: &AtomicU8, want: u8) {
+/// Waits until the phone thread reaches `phase`.
+fn wait_for(phase: &AtomicU8, want: u8) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while phase.load(Ordering::Acquire) < want {
         assert!(
             Instant::now() < deadline,
             "phone thread stuck before {want}"
         );
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
-/// Runs the relay with legs `a` and `b` on this thread and returns the allocations it made
-/// (this thread only) while relaying [`STEADY`] packets each way after the warm-up.
+/// Runs the relay with legs `a` and `b` on a media thread of its own and returns the
+/// allocations that thread made while relaying [`STEADY`] packets each way after the warm-up.
 fn steady_state_allocations(a: LegKind, b: LegKind) -> u64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tally = Tally::new();
+    let workers = MediaWorkers::start(1, move || tally.count_this_thread()).unwrap();
     let metrics = Metrics::new();
     let pool = PortPool::new(LOOPBACK, 23000..=23999).unwrap();
     let (mut a_setup, mut b_setup) = (LegSetup::new(a), LegSetup::new(b));
 
-    // Sockets and phones first, then the relay inside the runtime.
+    // Sockets and phones first, then the relay.
     let a_sockets = pool.allocate().unwrap();
     let b_sockets = pool.allocate().unwrap();
     let port = |p: u16| SocketAddr::new(LOOPBACK, p);
@@ -297,7 +315,7 @@ fn steady_state_allocations(a: LegKind, b: LegKind) -> u64 {
         Some(b_phone.rtp.local_addr().unwrap()),
         Some(b_phone.rtcp.local_addr().unwrap()),
     );
-    let relay = runtime.block_on(async { spawn_relay(a_leg, b_leg, &metrics).unwrap() });
+    let relay = workers.spawn_relay(a_leg, b_leg, &metrics).unwrap();
 
     let phase = Arc::new(AtomicU8::new(WARMING));
     let phones = std::thread::spawn({
@@ -313,25 +331,31 @@ fn steady_state_allocations(a: LegKind, b: LegKind) -> u64 {
         }
     });
 
-    runtime.block_on(wait_for(&phase, WARM));
+    wait_for(&phase, WARM);
     let before = relay.stats().leg(Side::B).packets_out;
-    let allocations = runtime.block_on(async {
-        COUNT.set(Some(Tally::default()));
-        phase.store(GO, Ordering::Release);
-        wait_for(&phase, DONE).await;
-        COUNT.replace(None).unwrap().allocations
-    });
+    let allocations_before = tally.allocations();
+    phase.store(GO, Ordering::Release);
+    wait_for(&phase, DONE);
+    let allocations = tally.allocations() - allocations_before;
     phones
         .join()
         .expect("a relayed packet was missing or wrong");
 
-    // The packets did go through the relay in the counted phase (RTCP included).
-    let (a_stats, b_stats) = (relay.stats().leg(Side::A), relay.stats().leg(Side::B));
+    // The packets did go through the relay in the counted phase (RTCP included). The media
+    // thread counts a packet just after sending it: give it a moment to count the last ones.
+    let settled = Instant::now() + Duration::from_secs(5);
+    let (a_stats, b_stats) = loop {
+        let (a, b) = (relay.stats().leg(Side::A), relay.stats().leg(Side::B));
+        if a.packets_out == b.packets_out || Instant::now() > settled {
+            break (a, b);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
     let rtcp = u64::from(STEADY / RTCP_EVERY);
     assert!(b_stats.packets_out - before >= u64::from(STEADY) + rtcp);
     assert_eq!(a_stats.packets_out, b_stats.packets_out);
     assert_eq!((a_stats.dropped, b_stats.dropped), (0, 0));
-    runtime.block_on(relay.stop());
+    drop(relay);
     allocations
 }
 
@@ -358,14 +382,14 @@ fn srtp_to_rtp_and_back_does_not_allocate_per_packet() {
     assert_eq!(steady_state_allocations(suite, LegKind::Rtp), 0);
 }
 
-/// Heap held per call by the relay of `a` and `b` legs, once its task has started: the mean
-/// over 100 relays, so one-off allocations (the runtime's, the metrics' label sets) do not count.
+/// Heap held per call by the relay of `a` and `b` legs, once its media thread has taken it:
+/// the mean over 100 relays, so one-off allocations (the thread's slot table, the metrics'
+/// label sets) do not count. Both the thread that starts relays (SRTP contexts, stats) and the
+/// media thread (its share of the slot table and index) are counted.
 fn relay_heap_per_call(a: LegKind, b: LegKind) -> i64 {
     const RELAYS: usize = 100;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tally = Tally::new();
+    let workers = MediaWorkers::start(1, move || tally.count_this_thread()).unwrap();
     let metrics = Metrics::new();
     let pool = PortPool::new(LOOPBACK, 24000..=24999).unwrap();
     let legs: Vec<_> = (0..=RELAYS)
@@ -380,25 +404,35 @@ fn relay_heap_per_call(a: LegKind, b: LegKind) -> i64 {
             (leg(a), leg(b))
         })
         .collect();
-    runtime.block_on(async {
-        let mut legs = legs.into_iter();
-        // One relay before counting: label sets, the runtime's timer and I/O slabs.
-        let (first_a, first_b) = legs.next().unwrap();
-        let mut relays = vec![spawn_relay(first_a, first_b, &metrics).unwrap()];
-        relays.reserve(RELAYS);
-        tokio::task::yield_now().await;
-        COUNT.set(Some(Tally::default()));
-        for (a, b) in legs {
-            relays.push(spawn_relay(a, b, &metrics).unwrap());
-        }
-        // Every relay task runs up to its first wait.
-        tokio::task::yield_now().await;
-        let held = COUNT.replace(None).unwrap().net_bytes;
-        for relay in relays {
-            relay.stop().await;
-        }
-        held / RELAYS as i64
-    })
+    let last_port = legs.last().unwrap().0.sockets.rtp_port();
+    let mut legs = legs.into_iter();
+    // One relay before counting: label sets, the thread's first slots.
+    let (first_a, first_b) = legs.next().unwrap();
+    let mut relays = vec![workers.spawn_relay(first_a, first_b, &metrics).unwrap()];
+    relays.reserve(RELAYS);
+    let held_before = tally.net_bytes();
+    tally.count_this_thread();
+    for (a, b) in legs {
+        relays.push(workers.spawn_relay(a, b, &metrics).unwrap());
+    }
+    COUNT.set(None);
+    // The media thread takes its orders in turn: once the last relay has relayed a packet,
+    // every relay has been taken in.
+    let probe = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    let mut packet = [0u8; 172];
+    let len = rtp(&mut packet, 1, 0x5EED);
+    probe
+        .send_to(&packet[..len], SocketAddr::new(LOOPBACK, last_port))
+        .unwrap();
+    let last = relays.last().unwrap().stats();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while last.leg(Side::A).packets_in + last.leg(Side::A).dropped == 0 {
+        assert!(Instant::now() < deadline, "the media thread took no relay");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let held = tally.net_bytes() - held_before;
+    drop(relays);
+    held / RELAYS as i64
 }
 
 #[test]

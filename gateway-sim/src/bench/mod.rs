@@ -171,7 +171,7 @@ impl RowResult {
 /// The relay a row drives.
 enum Target {
     Forwarder(Forwarder),
-    Ours(OurRelay, Bridge),
+    Ours(Box<OurRelay>, Bridge),
     Rtpengine(Rtpengine, Direction),
 }
 
@@ -240,7 +240,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         step_no: 0,
     };
     // Started once, used by every row that needs it.
-    let mut ours: Option<OurRelay> = None;
+    let mut ours: Option<Box<OurRelay>> = None;
     let mut engine: Option<Rtpengine> = None;
     let mut results = Vec::new();
     eprintln!(
@@ -258,7 +258,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             Row::Ours(bridge) => Target::Ours(
                 match ours.take() {
                     Some(relay) => relay,
-                    None => OurRelay::start()?,
+                    None => Box::new(OurRelay::start()?),
                 },
                 bridge,
             ),
@@ -444,7 +444,7 @@ fn table(results: &[RowResult], args: &BenchArgs) -> String {
         "Load: calls of {CALL_PPS} packets/s (172-byte G.711 RTP, 20 ms), one generator thread \
          sending and one receiving on loopback, sharing the CPUs with the relay; \
          {:?} measured per step after {:?} of warm-up. Relay CPU: the relay thread's \
-         (mediation: one current-thread tokio runtime; forwarder: its thread) or the whole \
+         (mediation: one media thread; forwarder: its thread) or the whole \
          rtpengine process's (--num-threads=1, userspace, --table=-1), from /proc.",
         args.duration, args.warmup
     );

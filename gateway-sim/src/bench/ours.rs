@@ -1,18 +1,16 @@
-//! The mediation relay under test: `mediation::media::spawn_relay` for every call, on a
-//! current-thread tokio runtime of its own thread, so that its CPU time (and nothing of the
-//! load generator's) can be read from `/proc`.
+//! The mediation relay under test: `MediaWorkers::spawn_relay` for every call, on one media
+//! thread of its own, so that its CPU time (and nothing of the load generator's) can be read
+//! from `/proc`.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::mpsc as std_mpsc;
-use std::thread::{self, JoinHandle};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
-use mediation::media::{spawn_relay, LegMedia, PortPool, Protection, RelayHandle};
+use anyhow::Context;
+use mediation::media::{LegMedia, MediaWorkers, PortPool, Protection, RelayHandle};
 use mediation::metrics::Metrics;
 use mediation::srtp::{MasterKey, SrtpSuite};
-use tokio::sync::mpsc;
 
 use super::cpu::CpuClock;
 use super::load::Flow;
@@ -31,82 +29,33 @@ pub enum Bridge {
     RtpToSrtp(SrtpSuite),
 }
 
-enum Command {
-    Start(
-        Vec<(LegMedia, LegMedia)>,
-        std_mpsc::Sender<anyhow::Result<()>>,
-    ),
-    StopAll(std_mpsc::Sender<()>),
-}
-
 /// The relay's thread and its calls.
-#[derive(Debug)]
 pub struct OurRelay {
     pool: PortPool,
     cpu: CpuClock,
-    commands: Option<mpsc::UnboundedSender<Command>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Command")
-    }
+    metrics: Metrics,
+    relays: Vec<RelayHandle>,
+    /// Waits for stopped relays (`RelayHandle::stop` is async).
+    runtime: tokio::runtime::Runtime,
+    // Last: the thread ends once the handles above are gone.
+    workers: MediaWorkers,
 }
 
 impl OurRelay {
-    /// Starts the relay's thread and runtime, with no calls yet.
+    /// Starts the relay's thread, with no calls yet.
     pub fn start() -> anyhow::Result<Self> {
         let pool = PortPool::new(IpAddr::V4(Ipv4Addr::LOCALHOST), PORTS)?;
-        let (commands, mut inbox) = mpsc::unbounded_channel::<Command>();
-        let (clock_tx, clock_rx) = std_mpsc::channel();
-        let thread = thread::Builder::new()
-            .name("bench-relay".into())
-            .spawn(move || {
-                let _ = clock_tx.send(CpuClock::current_thread());
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(_) => return,
-                };
-                runtime.block_on(async move {
-                    let metrics = Metrics::new();
-                    let mut relays: Vec<RelayHandle> = Vec::new();
-                    while let Some(command) = inbox.recv().await {
-                        match command {
-                            Command::Start(calls, done) => {
-                                let mut result = Ok(());
-                                for (a, b) in calls {
-                                    match spawn_relay(a, b, &metrics) {
-                                        Ok(relay) => relays.push(relay),
-                                        Err(e) => {
-                                            result = Err(anyhow!("spawn_relay: {e}"));
-                                            break;
-                                        }
-                                    }
-                                }
-                                let _ = done.send(result);
-                            }
-                            Command::StopAll(done) => {
-                                for relay in relays.drain(..) {
-                                    relay.stop().await;
-                                }
-                                let _ = done.send(());
-                            }
-                        }
-                    }
-                });
-            })?;
-        let cpu = clock_rx
-            .recv()
-            .map_err(|_| anyhow!("relay thread ended"))??;
+        let workers = MediaWorkers::start(1, || {})?;
+        let tid = workers.thread_ids()[0];
+        let cpu = CpuClock::Thread(PathBuf::from(format!("/proc/self/task/{tid}/schedstat")));
+        cpu.read()?;
         Ok(Self {
             pool,
             cpu,
-            commands: Some(commands),
-            thread: Some(thread),
+            metrics: Metrics::new(),
+            relays: Vec::new(),
+            runtime: tokio::runtime::Builder::new_current_thread().build()?,
+            workers,
         })
     }
 
@@ -157,24 +106,22 @@ impl OurRelay {
             legs.push((a, b));
             flows.push(flow);
         }
-        let (done, wait) = std_mpsc::channel();
-        self.send(Command::Start(legs, done))?;
-        wait.recv().map_err(|_| anyhow!("relay thread ended"))??;
+        for (a, b) in legs {
+            let relay = self
+                .workers
+                .spawn_relay(a, b, &self.metrics)
+                .context("spawn_relay")?;
+            self.relays.push(relay);
+        }
         Ok(flows)
     }
 
     /// Stops every call's relay and waits until their ports are free.
     pub fn teardown(&mut self) -> anyhow::Result<()> {
-        let (done, wait) = std_mpsc::channel();
-        self.send(Command::StopAll(done))?;
-        wait.recv().map_err(|_| anyhow!("relay thread ended"))
-    }
-
-    fn send(&self, command: Command) -> anyhow::Result<()> {
-        self.commands
-            .as_ref()
-            .and_then(|c| c.send(command).ok())
-            .ok_or_else(|| anyhow!("relay thread ended"))
+        for relay in self.relays.drain(..) {
+            self.runtime.block_on(relay.stop());
+        }
+        Ok(())
     }
 }
 
@@ -183,15 +130,5 @@ fn flow(dest: SocketAddr, send_key: Option<MasterKey>, recv_key: Option<MasterKe
         dest,
         send_key,
         recv_key,
-    }
-}
-
-impl Drop for OurRelay {
-    fn drop(&mut self) {
-        // Closing the channel ends the runtime's loop; dropped handles stop their relays.
-        self.commands.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -2,8 +2,9 @@
 //! between the two legs of a call (DESIGN.md §1: media never passes from one leg to the other
 //! without being re-protected for that leg).
 //!
-//! Allocation of ports takes a lock, once per call; the relay itself is one task per call that
-//! shares nothing with other calls but the Prometheus counters, which it updates in batches.
+//! Allocation of ports takes a lock, once per call; the relays run on a few media threads
+//! (`worker`), each owning its calls outright and sharing nothing with other threads per
+//! packet but the Prometheus counters, which it updates in batches.
 
 pub mod counters;
 pub mod latch;
@@ -12,6 +13,7 @@ pub mod packet;
 pub mod ports;
 pub mod relay;
 pub mod stats;
+pub mod worker;
 
 pub use counters::DropReason;
 pub use leg::{LegMedia, Protection};
@@ -19,3 +21,4 @@ pub use packet::{PacketKind, Port};
 pub use ports::{EmptyRange, LegSockets, PortError, PortLease, PortPool};
 pub use relay::{spawn_relay, RelayError, RelayHandle};
 pub use stats::{LegSnapshot, RelayStats, Side};
+pub use worker::MediaWorkers;

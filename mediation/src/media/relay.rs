@@ -1,22 +1,20 @@
-//! The per-call media relay: one tokio task owns both legs' sockets, checks and unprotects what
-//! each peer sends, latches the peer's real address, re-protects for the other leg and sends it
-//! on. Nothing unauthenticated leaves an SRTP leg.
+//! The media relay of one call: both legs' sockets, checks and unprotects what each peer
+//! sends, latches the peer's real address, re-protects for the other leg and sends it on.
+//! Nothing unauthenticated leaves an SRTP leg. A media thread ([`super::worker`]) runs it.
 //!
 //! ```text
 //!  peer A ─▶ A port ─▶ classify ─▶ A.rx unprotect ─▶ latch A ─▶ B.tx protect ─▶ B port ─▶ peer B
 //!                      RFC 5761    (SRTP legs)       RFC 4961   (SRTP legs)
 //! ```
 
-use std::cell::RefCell;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tracing::{debug, info, warn, Instrument};
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn, Span};
 
 use super::counters::{DropReason, LegCounters};
 use super::latch::{Remote, SourceMatch};
@@ -24,28 +22,13 @@ use super::leg::{LegMedia, Protection};
 use super::packet::{classify, PacketKind, Port};
 use super::ports::PortLease;
 use super::stats::{RelayStats, Side};
+use super::worker::{Command, MediaWorkers, WorkerLink};
 use crate::metrics::Metrics;
 use crate::srtp::{MasterKey, Protector, ReplayWindow, SetupError, Unprotector, MAX_TRAILER_LEN};
 
 /// Receive buffer size. A datagram that fills it was probably truncated and is dropped as
 /// malformed; voice packets are far smaller.
 const RECV_BUFFER: usize = 2048;
-
-thread_local! {
-    /// The receive buffer of every relay task on this thread, with room after the largest
-    /// datagram for the SRTP trailer (packets are re-protected in place). One per thread, not
-    /// per call (2 KiB a call): a task uses it only inside [`Relay::drain`], which never awaits,
-    /// so no other task on the thread can run while it is borrowed. `const`: in the thread's
-    /// static TLS block, never on the heap.
-    static BUFFER: RefCell<[u8; RECV_BUFFER + MAX_TRAILER_LEN]> =
-        const { RefCell::new([0; RECV_BUFFER + MAX_TRAILER_LEN]) };
-}
-
-/// Datagrams read from one socket before the task looks at the others again.
-const BATCH: usize = 32;
-
-/// How often tallied packets are added to the Prometheus counters.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// After new keys, how long packets protected with the old ones (in flight, or sent before the
 /// peer switched) are still accepted.
@@ -54,9 +37,9 @@ const REKEY_GRACE: Duration = Duration::from_secs(2);
 /// The relay could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    /// A socket could not be registered with the tokio runtime.
-    #[error("cannot register a media socket with the runtime: {0}")]
-    Socket(#[from] io::Error),
+    /// The media threads could not be started.
+    #[error("cannot start the media threads: {0}")]
+    Workers(String),
     /// An SRTP context could not be made.
     #[error(transparent)]
     Srtp(#[from] SetupError),
@@ -66,22 +49,31 @@ pub enum RelayError {
 /// waits until the sockets are closed and the ports back in the pool.
 #[derive(Debug)]
 pub struct RelayHandle {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    id: u64,
+    worker: Arc<WorkerLink>,
     stats: Arc<RelayStats>,
-    /// Boxed: the channel allocates its slots in blocks of 32, 8 bytes each this way.
-    rekey: mpsc::UnboundedSender<Box<Rekey>>,
+    /// False once a stop was sent.
+    running: bool,
 }
 
 /// New SRTP keys for one leg (a re-INVITE or UPDATE with new `a=crypto`).
 #[derive(Debug)]
-struct Rekey {
+pub(crate) struct Rekey {
     side: Side,
     tx: MasterKey,
     rx: MasterKey,
 }
 
 impl RelayHandle {
+    pub(crate) fn new(id: u64, worker: Arc<WorkerLink>, stats: Arc<RelayStats>) -> Self {
+        Self {
+            id,
+            worker,
+            stats,
+            running: true,
+        }
+    }
+
     /// Packets in, out and dropped per leg, and when media last arrived.
     pub fn stats(&self) -> &Arc<RelayStats> {
         &self.stats
@@ -92,41 +84,39 @@ impl RelayHandle {
     /// packet already on its way under the old key is not lost. New keys start with a rollover
     /// counter of 0 (fresh contexts), as RFC 3711 and libsrtp do.
     pub fn rekey(&self, side: Side, tx: MasterKey, rx: MasterKey) {
-        let _ = self.rekey.send(Box::new(Rekey { side, tx, rx }));
-    }
-
-    /// True once the relay task has ended.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
+        self.worker.send(Command::Rekey {
+            id: self.id,
+            rekey: Box::new(Rekey { side, tx, rx }),
+        });
     }
 
     /// Ends the relay and waits for it: counters flushed, sockets closed, ports returned to
     /// the pool, SRTP contexts and keys dropped (our copies of the master keys zeroed).
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        if let Err(e) = self.task.await {
-            warn!(error = %e, "media relay task failed");
+    pub async fn stop(mut self) {
+        let (done, stopped) = oneshot::channel();
+        self.send_stop(Some(done));
+        // An error: the media thread has ended, and the call's sockets with it.
+        let _ = stopped.await;
+    }
+
+    fn send_stop(&mut self, done: Option<oneshot::Sender<()>>) {
+        if std::mem::take(&mut self.running) {
+            self.worker.calls.fetch_sub(1, Ordering::Relaxed);
+            self.worker.send(Command::Stop { id: self.id, done });
         }
     }
 }
 
-/// Starts relaying between legs `a` and `b`. Must be called inside a tokio runtime.
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        self.send_stop(None);
+    }
+}
+
+/// Starts relaying between legs `a` and `b` on the process's media threads
+/// ([`MediaWorkers::shared`]).
 pub fn spawn_relay(a: LegMedia, b: LegMedia, metrics: &Metrics) -> Result<RelayHandle, RelayError> {
-    let legs = [Leg::new(a, metrics)?, Leg::new(b, metrics)?];
-    let stats = Arc::new(RelayStats::new());
-    let relay = Relay {
-        legs,
-        stats: Arc::clone(&stats),
-    };
-    let (stop, stopped) = oneshot::channel();
-    let (rekey, rekeys) = mpsc::unbounded_channel();
-    let task = tokio::spawn(relay.run(stopped, rekeys).in_current_span());
-    Ok(RelayHandle {
-        stop,
-        task,
-        stats,
-        rekey,
-    })
+    MediaWorkers::shared()?.spawn_relay(a, b, metrics)
 }
 
 /// One leg inside the running relay.
@@ -170,17 +160,16 @@ impl Leg {
                 Some(Unprotector::new(&rx, replay_window)?),
             ),
         };
-        let rtp_socket = UdpSocket::from_std(sockets.rtp)?;
         let rtcp_socket = if rtcp_mux {
             // The RTCP port stays leased (it is in our SDP's pair) but nothing listens on it.
             drop(sockets.rtcp);
             None
         } else {
-            Some(UdpSocket::from_std(sockets.rtcp)?)
+            Some(sockets.rtcp)
         };
         Ok(Self {
             label,
-            rtp_socket,
+            rtp_socket: sockets.rtp,
             rtcp_socket,
             _lease: sockets.lease,
             rtp_remote: Remote::new(remote_rtp),
@@ -232,123 +221,110 @@ impl Leg {
     }
 }
 
-/// What woke the relay task.
-enum Event {
-    Stop,
-    Flush,
-    Rekey(Box<Rekey>),
-    Readable(Side, Port, io::Result<()>),
-}
-
-/// The task's state.
-struct Relay {
+/// Both legs of one call, as a media thread holds them.
+pub(crate) struct Relay {
     legs: [Leg; 2],
     stats: Arc<RelayStats>,
 }
 
-/// Waits until `socket` is readable; forever when there is no socket (rtcp-mux).
-async fn readable(socket: Option<&UdpSocket>) -> io::Result<()> {
-    match socket {
-        Some(socket) => socket.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Relay {
-    async fn run(
-        mut self,
-        mut stop: oneshot::Receiver<()>,
-        mut rekeys: mpsc::UnboundedReceiver<Box<Rekey>>,
+    pub(crate) fn new(a: LegMedia, b: LegMedia, metrics: &Metrics) -> Result<Self, RelayError> {
+        Ok(Self {
+            legs: [Leg::new(a, metrics)?, Leg::new(b, metrics)?],
+            stats: Arc::new(RelayStats::new()),
+        })
+    }
+
+    pub(crate) fn stats(&self) -> &Arc<RelayStats> {
+        &self.stats
+    }
+
+    /// A receive buffer for [`Relay::receive`], one per media thread: room for the largest
+    /// datagram and, after it, the SRTP trailer (packets are re-protected in place).
+    pub(crate) fn buffer() -> Box<[u8]> {
+        vec![0; RECV_BUFFER + MAX_TRAILER_LEN].into_boxed_slice()
+    }
+
+    /// The sockets to watch, each with the leg and port it is.
+    pub(crate) fn sockets(&self) -> impl Iterator<Item = (Side, Port, &UdpSocket)> {
+        let [a, b] = &self.legs;
+        [(Side::A, a), (Side::B, b)]
+            .into_iter()
+            .flat_map(|(side, leg)| {
+                [Port::Rtp, Port::Rtcp]
+                    .into_iter()
+                    .filter_map(move |port| Some((side, port, leg.socket(port)?)))
+            })
+    }
+
+    pub(crate) fn started(&self, span: &Span) {
+        let [a, b] = &self.legs;
+        span.in_scope(|| info!(a = a.label, b = b.label, "media relay started"));
+    }
+
+    /// Reads one datagram from `side`'s `port` into `buffer` and relays it.
+    pub(crate) fn receive(
+        &mut self,
+        side: Side,
+        port: Port,
+        buffer: &mut [u8],
+        now: Instant,
+        span: &Span,
     ) {
-        info!(
-            a = self.legs[0].label,
-            b = self.legs[1].label,
-            "media relay started"
-        );
-        let mut flush = tokio::time::interval(FLUSH_EVERY);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let [a, b] = &self.legs;
-            let event = tokio::select! {
-                // A sent stop or a dropped handle both end the relay.
-                _ = &mut stop => Event::Stop,
-                _ = flush.tick() => Event::Flush,
-                Some(rekey) = rekeys.recv() => Event::Rekey(rekey),
-                r = a.rtp_socket.readable() => Event::Readable(Side::A, Port::Rtp, r),
-                r = readable(a.rtcp_socket.as_ref()) => Event::Readable(Side::A, Port::Rtcp, r),
-                r = b.rtp_socket.readable() => Event::Readable(Side::B, Port::Rtp, r),
-                r = readable(b.rtcp_socket.as_ref()) => Event::Readable(Side::B, Port::Rtcp, r),
-            };
-            match event {
-                Event::Stop => break,
-                Event::Flush => self.flush(),
-                Event::Rekey(rekey) => {
-                    let Rekey { side, tx, rx } = *rekey;
-                    let leg = &mut self.legs[side.index()];
-                    match leg.rekey(&tx, &rx, Instant::now()) {
-                        Ok(()) => info!(leg = leg.label, "SRTP keys changed"),
-                        Err(e) => {
-                            warn!(leg = leg.label, error = %e, "new SRTP keys refused; keeping the old ones")
-                        }
-                    }
-                }
-                Event::Readable(side, port, Ok(())) => self.drain(side, port),
-                Event::Readable(side, port, Err(e)) => {
-                    let leg = self.legs[side.index()].label;
-                    warn!(leg, ?port, error = %e, "media socket failed; relay ends");
-                    break;
-                }
-            }
-        }
-        self.flush();
-        let (a, b) = (self.stats.leg(Side::A), self.stats.leg(Side::B));
-        info!(
-            a_in = a.packets_in,
-            a_out = a.packets_out,
-            a_dropped = a.dropped,
-            b_in = b.packets_in,
-            b_out = b.packets_out,
-            b_dropped = b.dropped,
-            "media relay stopped"
-        );
-    }
-
-    fn flush(&mut self) {
-        for leg in &mut self.legs {
-            leg.counters.flush();
-        }
-    }
-
-    /// Reads what is waiting on one socket, up to [`BATCH`] datagrams, into the thread's buffer.
-    fn drain(&mut self, side: Side, port: Port) {
-        BUFFER.with_borrow_mut(|buffer| self.drain_into(side, port, buffer));
-    }
-
-    fn drain_into(&mut self, side: Side, port: Port, buffer: &mut [u8]) {
-        let now = Instant::now();
-        for _ in 0..BATCH {
-            let Some(socket) = self.legs[side.index()].socket(port) else {
-                return;
-            };
-            let (len, source) = match socket.try_recv_from(&mut buffer[..RECV_BUFFER]) {
-                Ok(received) => received,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    // E.g. an ICMP error reported on the socket; the next read is unaffected.
-                    debug!(leg = self.legs[side.index()].label, error = %e, "media receive error");
-                    return;
-                }
-            };
-            relay_one(
+        let leg = &self.legs[side.index()];
+        let Some(socket) = leg.socket(port) else {
+            return;
+        };
+        match socket.recv_from(&mut buffer[..RECV_BUFFER]) {
+            Ok((len, source)) => relay_one(
                 &mut self.legs,
                 &self.stats,
                 side,
                 port,
                 source,
-                (&mut *buffer, len),
-                now,
-            );
+                (buffer, len),
+                (now, span),
+            ),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // E.g. an ICMP error reported on the socket; the next read is unaffected.
+            Err(e) => span.in_scope(|| debug!(leg = leg.label, error = %e, "media receive error")),
         }
+    }
+
+    pub(crate) fn rekey(&mut self, rekey: Rekey, span: &Span) {
+        let Rekey { side, tx, rx } = rekey;
+        let leg = &mut self.legs[side.index()];
+        let result = leg.rekey(&tx, &rx, Instant::now());
+        span.in_scope(|| match result {
+            Ok(()) => info!(leg = leg.label, "SRTP keys changed"),
+            Err(e) => {
+                warn!(leg = leg.label, error = %e, "new SRTP keys refused; keeping the old ones")
+            }
+        });
+    }
+
+    /// Adds what was tallied to the Prometheus counters.
+    pub(crate) fn flush(&mut self) {
+        for leg in &mut self.legs {
+            leg.counters.flush();
+        }
+    }
+
+    /// The relay ends: counters flushed, then sockets closed and ports returned as it drops.
+    pub(crate) fn finish(mut self: Box<Self>, span: &Span) {
+        self.flush();
+        let (a, b) = (self.stats.leg(Side::A), self.stats.leg(Side::B));
+        span.in_scope(|| {
+            info!(
+                a_in = a.packets_in,
+                a_out = a.packets_out,
+                a_dropped = a.dropped,
+                b_in = b.packets_in,
+                b_out = b.packets_out,
+                b_dropped = b.dropped,
+                "media relay stopped"
+            )
+        });
     }
 }
 
@@ -362,7 +338,7 @@ fn relay_one(
     port: Port,
     source: SocketAddr,
     (buffer, len): (&mut [u8], usize),
-    now: Instant,
+    (now, span): (Instant, &Span),
 ) {
     let datagram = &buffer[..len];
     let [a, b] = legs;
@@ -421,6 +397,7 @@ fn relay_one(
 
     // 4. Latch the source that passed the checks.
     if let Some(before) = inbound.remote_mut(kind).latch(source) {
+        let _entered = span.enter();
         match before {
             None => info!(leg = inbound.label, stream = kind.name(), %source, "media latched"),
             Some(before) => info!(
@@ -459,7 +436,7 @@ fn relay_one(
     };
     let wire = &buffer[..wire_len];
     let socket = outbound.outbound(kind).0;
-    match socket.try_send_to(wire, destination) {
+    match socket.send_to(wire, destination) {
         Ok(_) => {
             outbound.counters.packet_out(wire.len());
             stats.record_out(to);

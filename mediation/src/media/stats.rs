@@ -1,6 +1,6 @@
 //! Per-call relay statistics the call can read while the relay runs: packets in, out and
 //! dropped per leg and when media last arrived (for a media timeout). Written only by the
-//! call's relay task, so the atomics are never contended between calls.
+//! call's media thread, so the atomics are never contended between calls.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

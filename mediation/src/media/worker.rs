@@ -1,0 +1,359 @@
+//! The media plane's threads. A few OS threads (one per core by default) each relay the calls
+//! given to them, all of a thread's media sockets in one level-triggered epoll set:
+//!
+//! ```text
+//!  epoll_wait ─▶ for each ready socket: one recvfrom ─▶ relay_one ─▶ one sendto
+//!       ▲                                                              │
+//!       └──────────── commands (start, stop, rekey) via an eventfd ◀──┘ after the batch
+//! ```
+//!
+//! Level-triggered and one datagram per ready socket per round: a packet costs one `recvfrom`
+//! and one `sendto`, plus its share of one `epoll_wait` for every socket that was ready —
+//! never the extra `recvfrom` that finds the socket empty, which draining edge-triggered
+//! readiness (what tokio does) needs. A busy socket is simply reported again by the next wait.
+//! Each thread owns its calls' SRTP contexts and counters outright: nothing is shared between
+//! threads per packet but the Prometheus counters, added to once a second.
+//!
+//! Commands are taken after a batch of events, never during one, so a slot a stopped call
+//! freed cannot be handed to a new call while events for the old one are still being read.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::event::{epoll, eventfd, EventfdFlags, Timespec};
+use rustix::io::Errno;
+use tokio::sync::oneshot;
+use tracing::{error, Span};
+
+use super::leg::LegMedia;
+use super::packet::Port;
+use super::relay::{Rekey, Relay, RelayError, RelayHandle};
+use super::stats::Side;
+use crate::metrics::Metrics;
+
+/// Ready sockets taken from one `epoll_wait`.
+const EVENTS: usize = 256;
+
+/// How often tallied packets are added to the Prometheus counters (and, at the latest, how
+/// often a worker looks at its command queue).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// The epoll token of a worker's wake-up eventfd; a socket's token is its call's slot, side and
+/// port (see [`token`]).
+const WAKE: u64 = u64::MAX;
+
+/// The media threads. [`MediaWorkers::shared`] is the process's; tests and benchmarks may start
+/// their own.
+#[derive(Debug)]
+pub struct MediaWorkers {
+    workers: Vec<Arc<WorkerLink>>,
+    next_id: AtomicU64,
+}
+
+/// How a relay handle and the pool reach one worker thread.
+#[derive(Debug)]
+pub(crate) struct WorkerLink {
+    commands: mpsc::Sender<Command>,
+    wake: Arc<OwnedFd>,
+    /// Calls on this worker (to give a new call to the least busy one).
+    pub(crate) calls: AtomicUsize,
+    /// The thread's id (for CPU measurements).
+    tid: i32,
+}
+
+/// What a worker is told to do.
+pub(crate) enum Command {
+    Start {
+        id: u64,
+        relay: Box<Relay>,
+        span: Span,
+    },
+    Stop {
+        id: u64,
+        done: Option<oneshot::Sender<()>>,
+    },
+    Rekey {
+        id: u64,
+        rekey: Box<Rekey>,
+    },
+}
+
+impl WorkerLink {
+    /// Queues `command` and wakes the worker. A worker that has ended takes nothing (its calls
+    /// ended with it).
+    pub(crate) fn send(&self, command: Command) {
+        if self.commands.send(command).is_ok() {
+            // An eventfd counter only fails to add at u64::MAX - 1, i.e. never here; a full
+            // counter would still leave the worker readable.
+            let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
+        }
+    }
+}
+
+impl MediaWorkers {
+    /// Starts `threads` media threads (at least one), each running `on_thread_start` first.
+    pub fn start(
+        threads: usize,
+        on_thread_start: impl Fn() + Clone + Send + 'static,
+    ) -> io::Result<Self> {
+        let workers = (0..threads.max(1))
+            .map(|n| Worker::spawn(n, on_thread_start.clone()).map(Arc::new))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Self {
+            workers,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The process's media threads, one per core the process may use, started on first use.
+    pub fn shared() -> Result<&'static MediaWorkers, RelayError> {
+        static SHARED: OnceLock<Result<MediaWorkers, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let cores = thread::available_parallelism().map_or(1, |n| n.get());
+                MediaWorkers::start(cores, || {}).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| RelayError::Workers(e.clone()))
+    }
+
+    /// Starts relaying between legs `a` and `b` on the least busy thread.
+    pub fn spawn_relay(
+        &self,
+        a: LegMedia,
+        b: LegMedia,
+        metrics: &Metrics,
+    ) -> Result<RelayHandle, RelayError> {
+        let relay = Box::new(Relay::new(a, b, metrics)?);
+        let stats = Arc::clone(relay.stats());
+        let worker = self
+            .workers
+            .iter()
+            .min_by_key(|w| w.calls.load(Ordering::Relaxed))
+            .expect("at least one worker");
+        worker.calls.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        worker.send(Command::Start {
+            id,
+            relay,
+            span: Span::current(),
+        });
+        Ok(RelayHandle::new(id, Arc::clone(worker), stats))
+    }
+
+    /// The threads' ids (`/proc/self/task/<tid>`), to measure their CPU time.
+    pub fn thread_ids(&self) -> Vec<i32> {
+        self.workers.iter().map(|w| w.tid).collect()
+    }
+}
+
+/// One call on a worker.
+struct Active {
+    relay: Box<Relay>,
+    span: Span,
+}
+
+/// A worker thread's state.
+struct Worker {
+    epoll: OwnedFd,
+    wake: Arc<OwnedFd>,
+    commands: mpsc::Receiver<Command>,
+    /// Calls by slot (the slot is in their sockets' epoll tokens); `None` is free.
+    slots: Vec<Option<Active>>,
+    free: Vec<usize>,
+    /// Slot of each call id, for commands.
+    ids: HashMap<u64, usize>,
+}
+
+fn token(slot: usize, side: Side, port: Port) -> u64 {
+    let port_bit = match port {
+        Port::Rtp => 0,
+        Port::Rtcp => 1,
+    };
+    ((slot as u64) << 2) | ((side.index() as u64) << 1) | port_bit
+}
+
+fn untoken(token: u64) -> (usize, Side, Port) {
+    let side = if token & 2 == 0 { Side::A } else { Side::B };
+    let port = if token & 1 == 0 {
+        Port::Rtp
+    } else {
+        Port::Rtcp
+    };
+    ((token >> 2) as usize, side, port)
+}
+
+impl Worker {
+    /// Starts worker `n`'s thread; returns once it runs.
+    fn spawn(n: usize, on_thread_start: impl FnOnce() + Send + 'static) -> io::Result<WorkerLink> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
+        epoll::add(
+            &epoll,
+            &*wake,
+            epoll::EventData::new_u64(WAKE),
+            epoll::EventFlags::IN,
+        )?;
+        let (commands, inbox) = mpsc::channel();
+        let (started, tid) = mpsc::channel();
+        let worker = Worker {
+            epoll,
+            wake: Arc::clone(&wake),
+            commands: inbox,
+            slots: Vec::new(),
+            free: Vec::new(),
+            ids: HashMap::new(),
+        };
+        thread::Builder::new()
+            .name(format!("media-{n}"))
+            .spawn(move || {
+                on_thread_start();
+                let _ = started.send(rustix::thread::gettid().as_raw_nonzero().get());
+                worker.run();
+            })?;
+        let tid = tid
+            .recv()
+            .map_err(|_| io::Error::other("media thread ended at start"))?;
+        Ok(WorkerLink {
+            commands,
+            wake,
+            calls: AtomicUsize::new(0),
+            tid,
+        })
+    }
+
+    fn run(mut self) {
+        let mut events = Vec::with_capacity(EVENTS);
+        let mut buffer = Relay::buffer();
+        let mut next_flush = Instant::now() + FLUSH_EVERY;
+        loop {
+            let wait = next_flush.saturating_duration_since(Instant::now());
+            let timeout = Timespec {
+                tv_sec: wait.as_secs() as i64,
+                tv_nsec: i64::from(wait.subsec_nanos()),
+            };
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                Some(&timeout),
+            ) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => {
+                    error!(error = %e, "media thread cannot wait for its sockets; its calls lose media");
+                    return;
+                }
+            }
+            let now = Instant::now();
+            let mut woken = false;
+            for event in &events {
+                let token = event.data.u64();
+                if token == WAKE {
+                    woken = true;
+                    continue;
+                }
+                let (slot, side, port) = untoken(token);
+                if let Some(Some(active)) = self.slots.get_mut(slot) {
+                    active
+                        .relay
+                        .receive(side, port, &mut buffer, now, &active.span);
+                }
+            }
+            let tick = now >= next_flush;
+            if woken || tick {
+                if woken {
+                    let _ = rustix::io::read(&*self.wake, &mut [0u8; 8]);
+                }
+                if !self.take_commands() {
+                    break;
+                }
+            }
+            if tick {
+                for active in self.slots.iter_mut().flatten() {
+                    active.relay.flush();
+                }
+                next_flush = now + FLUSH_EVERY;
+            }
+        }
+        // Every handle and the pool are gone: end the calls that are left.
+        for active in self.slots.iter_mut().filter_map(Option::take) {
+            active.relay.finish(&active.span);
+        }
+    }
+
+    /// Carries out what is queued; false once nothing can ever be queued again.
+    fn take_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => self.command(command),
+                Err(mpsc::TryRecvError::Empty) => return true,
+                Err(mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Start { id, relay, span } => {
+                let slot = self.free.pop().unwrap_or_else(|| {
+                    self.slots.push(None);
+                    self.slots.len() - 1
+                });
+                for (side, port, socket) in relay.sockets() {
+                    let data = epoll::EventData::new_u64(token(slot, side, port));
+                    if let Err(e) = epoll::add(&self.epoll, socket, data, epoll::EventFlags::IN) {
+                        // Only when the kernel is out of memory or of epoll watches; the
+                        // call's media timeout then ends it.
+                        span.in_scope(|| error!(error = %e, "media socket cannot be watched; this call gets no media"));
+                    }
+                }
+                relay.started(&span);
+                self.slots[slot] = Some(Active { relay, span });
+                self.ids.insert(id, slot);
+            }
+            Command::Stop { id, done } => {
+                if let Some(slot) = self.ids.remove(&id) {
+                    if let Some(active) = self.slots[slot].take() {
+                        for (_, _, socket) in active.relay.sockets() {
+                            let _ = epoll::delete(&self.epoll, socket);
+                        }
+                        active.relay.finish(&active.span);
+                    }
+                    self.free.push(slot);
+                }
+                // The sockets are closed and the ports back in the pool before `done`.
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            Command::Rekey { id, rekey } => {
+                if let Some(Some(active)) = self.ids.get(&id).map(|&slot| &mut self.slots[slot]) {
+                    active.relay.rekey(*rekey, &active.span);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_never_collide_with_wake() {
+        for slot in [0, 1, 7, 1 << 40] {
+            for side in [Side::A, Side::B] {
+                for port in [Port::Rtp, Port::Rtcp] {
+                    let t = token(slot, side, port);
+                    assert_ne!(t, WAKE);
+                    assert_eq!(untoken(t), (slot, side, port));
+                }
+            }
+        }
+    }
+}

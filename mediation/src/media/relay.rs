@@ -30,6 +30,14 @@ use crate::srtp::{MasterKey, Protector, ReplayWindow, SetupError, Unprotector, M
 /// malformed; voice packets are far smaller.
 const RECV_BUFFER: usize = 2048;
 
+/// Datagrams read from one ready socket before the media thread moves on to the next one.
+/// Reading a socket until it is empty costs a `recvfrom` that finds nothing when it held one
+/// datagram (the usual case), but a thread that has fallen behind catches up far more cheaply:
+/// one datagram per socket per `epoll_wait` round lost 1–6 % of packets at 1000 calls in
+/// `tests/scale.sh`, where this loses none. The cap keeps one flooded socket from holding up
+/// the thread's other calls.
+const DRAIN: usize = 8;
+
 /// After new keys, how long packets protected with the old ones (in flight, or sent before the
 /// peer switched) are still accepted.
 const REKEY_GRACE: Duration = Duration::from_secs(2);
@@ -262,7 +270,8 @@ impl Relay {
         span.in_scope(|| info!(a = a.label, b = b.label, "media relay started"));
     }
 
-    /// Reads one datagram from `side`'s `port` into `buffer` and relays it.
+    /// Reads what is waiting on `side`'s `port` (up to [`DRAIN`] datagrams) into `buffer` and
+    /// relays it.
     pub(crate) fn receive(
         &mut self,
         side: Side,
@@ -271,23 +280,27 @@ impl Relay {
         now: Instant,
         span: &Span,
     ) {
-        let leg = &self.legs[side.index()];
-        let Some(socket) = leg.socket(port) else {
-            return;
-        };
-        match socket.recv_from(&mut buffer[..RECV_BUFFER]) {
-            Ok((len, source)) => relay_one(
-                &mut self.legs,
-                &self.stats,
-                side,
-                port,
-                source,
-                (buffer, len),
-                (now, span),
-            ),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // E.g. an ICMP error reported on the socket; the next read is unaffected.
-            Err(e) => span.in_scope(|| debug!(leg = leg.label, error = %e, "media receive error")),
+        for _ in 0..DRAIN {
+            let Some(socket) = self.legs[side.index()].socket(port) else {
+                return;
+            };
+            match socket.recv_from(&mut buffer[..RECV_BUFFER]) {
+                Ok((len, source)) => relay_one(
+                    &mut self.legs,
+                    &self.stats,
+                    side,
+                    port,
+                    source,
+                    (&mut *buffer, len),
+                    (now, span),
+                ),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // E.g. an ICMP error reported on the socket; the next read is unaffected.
+                Err(e) => {
+                    let leg = self.legs[side.index()].label;
+                    return span.in_scope(|| debug!(leg, error = %e, "media receive error"));
+                }
+            }
         }
     }
 

@@ -2,17 +2,16 @@
 //! given to them, all of a thread's media sockets in one level-triggered epoll set:
 //!
 //! ```text
-//!  epoll_wait ─▶ for each ready socket: one recvfrom ─▶ relay_one ─▶ one sendto
+//!  epoll_wait ─▶ for each ready socket: recvfrom ─▶ relay_one ─▶ sendto (until empty, ≤ 8)
 //!       ▲                                                              │
 //!       └──────────── commands (start, stop, rekey) via an eventfd ◀──┘ after the batch
 //! ```
 //!
-//! Level-triggered and one datagram per ready socket per round: a packet costs one `recvfrom`
-//! and one `sendto`, plus its share of one `epoll_wait` for every socket that was ready —
-//! never the extra `recvfrom` that finds the socket empty, which draining edge-triggered
-//! readiness (what tokio does) needs. A busy socket is simply reported again by the next wait.
-//! Each thread owns its calls' SRTP contexts and counters outright: nothing is shared between
-//! threads per packet but the Prometheus counters, added to once a second.
+//! Compared with one tokio task per call, a packet no longer costs a task wake-up and a
+//! `select!` over seven futures: one `epoll_wait` serves every socket that became ready, and
+//! level-triggered readiness needs no re-arming. Each thread owns its calls' SRTP contexts and
+//! counters outright: nothing is shared between threads per packet but the Prometheus
+//! counters, added to once a second.
 //!
 //! Commands are taken after a batch of events, never during one, so a slot a stopped call
 //! freed cannot be handed to a new call while events for the old one are still being read.

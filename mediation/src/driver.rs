@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::call::{Engine, Input, LegPlan, MediaCommand, Output, PortAllocator};
-use crate::media::{spawn_relay, LegMedia, LegSockets, PortPool, RelayHandle, Side};
+use crate::media::{LegMedia, LegSockets, MediaWorkers, PortPool, RelayHandle, Side};
 use crate::metrics::Metrics;
 use crate::sip;
 use crate::srtp::ReplayWindow;
@@ -84,6 +84,8 @@ pub struct DriverIo {
     pub replay_window: ReplayWindow,
     /// Stops the loop.
     pub shutdown: watch::Receiver<bool>,
+    /// The media threads calls' relays run on.
+    pub media: std::sync::Arc<MediaWorkers>,
 }
 
 /// Runs the engine until `shutdown` turns true.
@@ -98,6 +100,7 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
         idle_timeout,
         replay_window,
         mut shutdown,
+        media,
     } = io;
     // Accepted connections: their front door and when they last carried a message.
     let mut idle: HashMap<ConnId, (Listener, Instant)> = HashMap::new();
@@ -208,7 +211,7 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                         leg(&mut engine, a, replay_window),
                         leg(&mut engine, b, replay_window),
                     ) {
-                        (Some(a), Some(b)) => match spawn_relay(a, b, &metrics) {
+                        (Some(a), Some(b)) => match media.spawn_relay(a, b, &metrics) {
                             Ok(relay) => {
                                 relays.insert(call, (relay, Instant::now()));
                             }

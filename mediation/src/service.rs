@@ -33,9 +33,6 @@ pub enum StartError {
     /// A socket could not be bound or a name not resolved.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The media threads could not be started.
-    #[error(transparent)]
-    Media(#[from] crate::media::RelayError),
 }
 
 /// A running service.
@@ -75,9 +72,11 @@ impl Service {
             config.media.bind,
             config.media.ports.first..=config.media.ports.last,
         )?;
-        // The media threads start now, so a failure to start them stops the service here.
-        let media_threads = MediaWorkers::shared()?.thread_ids().len();
-        tracing::info!(media_threads, "media threads started");
+        let media = Arc::new(MediaWorkers::start(config.media.threads, || {})?);
+        tracing::info!(
+            media_threads = media.thread_ids().len(),
+            "media threads started"
+        );
         let admission = Arc::new(Admission::new(&config, server, metrics.clone()).await?);
         let reload_admission = admission.clone();
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -189,6 +188,7 @@ impl Service {
                 replay_window: crate::srtp::ReplayWindow::new(config.media.replay_window)
                     .unwrap_or(crate::srtp::ReplayWindow::DEFAULT),
                 shutdown: shutdown_rx,
+                media,
             },
         ));
         Ok(Service {

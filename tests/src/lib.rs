@@ -136,6 +136,8 @@ pub struct Setup {
     pub gw1_extra: String,
     /// `[log] level`.
     pub log_level: &'static str,
+    /// `[media] threads` (0: one per core).
+    pub media_threads: usize,
 }
 
 impl Default for Setup {
@@ -157,6 +159,7 @@ impl Default for Setup {
             udp_t1_ms: 500,
             gw1_extra: String::new(),
             log_level: "info",
+            media_threads: 0,
         }
     }
 }
@@ -220,6 +223,7 @@ bind = "127.0.0.1"
 advertise = "127.0.0.1"
 ports = "{m0}-{m1}"
 media_timeout_secs = {media_timeout}
+threads = {media_threads}
 
 [sip]
 answer_timeout_secs = 10
@@ -249,6 +253,7 @@ level = "{log_level}"
             m1 = ports.media + setup.media_ports - 1,
             metrics = ports.metrics,
             media_timeout = setup.media_timeout_secs,
+            media_threads = setup.media_threads,
             drain = setup.drain_timeout_secs,
             sip_extra = setup.sip_extra,
             options = setup.options_interval_secs,
@@ -293,6 +298,11 @@ level = "{log_level}"
             "mediation did not listen on {port}; log:\n{}",
             self.log_text()
         );
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The log so far.

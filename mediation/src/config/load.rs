@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use super::locate::{Locator, Seg};
 use super::model::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
 
+/// Most media threads `[media] threads` may ask for (far beyond any core count a relay box has).
+const MAX_MEDIA_THREADS: usize = 1024;
+
 /// One thing wrong with a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -362,6 +365,15 @@ impl<'a, 's> Checker<'a, 's> {
                 ),
             );
         }
+        if c.media.threads > MAX_MEDIA_THREADS {
+            self.problem(
+                &[Key("media"), Key("threads")],
+                format!(
+                    "expected 0 (one per core) to {MAX_MEDIA_THREADS}, got {}",
+                    c.media.threads
+                ),
+            );
+        }
         if c.media.srtp_suites.is_empty() && c.next_hop.encryption != EncryptionLevel::NotSupported
         {
             self.problem(
@@ -604,6 +616,23 @@ ports = "40000-40009"
             Some(vec![crate::srtp::SrtpSuite::AeadAes128Gcm])
         );
         assert_eq!(c.media.replay_window, 1000);
+    }
+
+    #[test]
+    fn media_threads_default_to_one_per_core_and_are_bounded() {
+        let c = load_str(&valid(), &base()).unwrap();
+        assert_eq!(c.media.threads, 0);
+        let c = load_str(&valid().replace("[media]", "[media]\nthreads = 4"), &base()).unwrap();
+        assert_eq!(c.media.threads, 4);
+        let p = problems(&valid().replace("[media]", "[media]\nthreads = 100000"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "media.threads");
+        assert!(
+            p[0].message.contains("0 (one per core) to 1024"),
+            "{}",
+            p[0]
+        );
+        assert!(p[0].line.is_some());
     }
 
     #[test]

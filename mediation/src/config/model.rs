@@ -297,6 +297,10 @@ pub struct MediaConfig {
     /// too-old packets are dropped and counted per leg.
     #[serde(default = "default_replay_window")]
     pub replay_window: usize,
+    /// Media threads relaying calls (each owns the calls given to it); 0: one per core the
+    /// process may use.
+    #[serde(default)]
+    pub threads: usize,
 }
 
 fn default_replay_window() -> usize {

@@ -95,12 +95,17 @@ impl WorkerLink {
 }
 
 impl MediaWorkers {
-    /// Starts `threads` media threads (at least one), each running `on_thread_start` first.
+    /// Starts `threads` media threads (0: one per core the process may use), each running
+    /// `on_thread_start` first.
     pub fn start(
         threads: usize,
         on_thread_start: impl Fn() + Clone + Send + 'static,
     ) -> io::Result<Self> {
-        let workers = (0..threads.max(1))
+        let threads = match threads {
+            0 => thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let workers = (0..threads)
             .map(|n| Worker::spawn(n, on_thread_start.clone()).map(Arc::new))
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Self {
@@ -109,14 +114,13 @@ impl MediaWorkers {
         })
     }
 
-    /// The process's media threads, one per core the process may use, started on first use.
+    /// Media threads for whoever has none of their own ([`super::spawn_relay`]: tests,
+    /// tools), one per core the process may use, started on first use. The service starts its
+    /// own, as many as `[media] threads` asks.
     pub fn shared() -> Result<&'static MediaWorkers, RelayError> {
         static SHARED: OnceLock<Result<MediaWorkers, String>> = OnceLock::new();
         SHARED
-            .get_or_init(|| {
-                let cores = thread::available_parallelism().map_or(1, |n| n.get());
-                MediaWorkers::start(cores, || {}).map_err(|e| e.to_string())
-            })
+            .get_or_init(|| MediaWorkers::start(0, || {}).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| RelayError::Workers(e.clone()))
     }

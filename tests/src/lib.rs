@@ -21,13 +21,20 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A TCP port nobody listens on right now (and its UDP twin is free too).
+/// A TCP port nobody listens on right now (and its UDP twin is free too), never one this
+/// process was given before: the kernel may hand out a port it just released again, and two
+/// listeners of one test then collide.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+            let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+            if !given.contains(&port) {
+                given.push(port);
+                return port;
+            }
         }
     }
 }

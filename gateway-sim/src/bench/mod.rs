@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use mediation::srtp::SrtpSuite;
 
-use forwarder::Forwarder;
+use forwarder::{Forwarder, PerCallForwarder};
 use load::{Flow, Generator, Plan, StepResult, CALL_PPS};
 use ours::{Bridge, OurRelay};
 use rtpengine::{Direction, Rtpengine};
@@ -33,6 +33,8 @@ use rtpengine::{Direction, Rtpengine};
 pub enum Row {
     /// The plain UDP forwarder.
     Forwarder,
+    /// The plain forwarder with a socket pair per call.
+    PerCallForwarder,
     /// The mediation relay.
     Ours(Bridge),
     /// rtpengine, userspace.
@@ -41,8 +43,9 @@ pub enum Row {
 
 impl Row {
     /// Every row, in table order.
-    pub const ALL: [Row; 8] = [
+    pub const ALL: [Row; 9] = [
         Row::Forwarder,
+        Row::PerCallForwarder,
         Row::Ours(Bridge::RtpToRtp),
         Row::Ours(Bridge::SrtpToRtp(SrtpSuite::AesCm128HmacSha1_80)),
         Row::Ours(Bridge::RtpToSrtp(SrtpSuite::AesCm128HmacSha1_80)),
@@ -57,6 +60,7 @@ impl Row {
         use SrtpSuite::{AeadAes128Gcm as Gcm, AesCm128HmacSha1_80 as Cm};
         match self {
             Row::Forwarder => "forwarder",
+            Row::PerCallForwarder => "forwarder-per-call",
             Row::Ours(Bridge::RtpToRtp) => "rtp",
             Row::Ours(Bridge::SrtpToRtp(Cm)) => "srtp-rtp-cm",
             Row::Ours(Bridge::RtpToSrtp(Cm)) => "rtp-srtp-cm",
@@ -72,6 +76,9 @@ impl Row {
     pub fn label(self) -> String {
         match self {
             Row::Forwarder => "1. plain UDP forwarder (1 socket in, 1 out)".into(),
+            Row::PerCallForwarder => {
+                "1b. plain UDP forwarder, a socket pair per call (epoll, as the relay)".into()
+            }
             Row::Ours(Bridge::RtpToRtp) => "2. mediation RTP→RTP".into(),
             Row::Ours(Bridge::SrtpToRtp(s)) => format!("3. mediation SRTP→RTP {s}"),
             Row::Ours(Bridge::RtpToSrtp(s)) => format!("3. mediation RTP→SRTP {s}"),
@@ -171,6 +178,7 @@ impl RowResult {
 /// The relay a row drives.
 enum Target {
     Forwarder(Forwarder),
+    PerCall(PerCallForwarder),
     Ours(Box<OurRelay>, Bridge),
     Rtpengine(Rtpengine, Direction),
 }
@@ -187,6 +195,15 @@ impl Target {
                 };
                 calls
             ]),
+            Target::PerCall(f) => Ok(f
+                .setup(calls)?
+                .into_iter()
+                .map(|dest| Flow {
+                    dest,
+                    send_key: None,
+                    recv_key: None,
+                })
+                .collect()),
             Target::Ours(relay, bridge) => relay.setup(calls, *bridge, sender, receiver),
             Target::Rtpengine(engine, direction) => {
                 engine.setup(calls, *direction, sender, receiver)
@@ -197,6 +214,10 @@ impl Target {
     fn teardown(&mut self) -> anyhow::Result<()> {
         match self {
             Target::Forwarder(_) => Ok(()),
+            Target::PerCall(f) => {
+                f.teardown();
+                Ok(())
+            }
             Target::Ours(relay, _) => relay.teardown(),
             Target::Rtpengine(engine, _) => engine.teardown(),
         }
@@ -205,6 +226,7 @@ impl Target {
     fn cpu(&self) -> std::io::Result<Duration> {
         match self {
             Target::Forwarder(f) => f.cpu(),
+            Target::PerCall(f) => f.cpu(),
             Target::Ours(relay, _) => relay.cpu(),
             Target::Rtpengine(engine, _) => engine.cpu(),
         }
@@ -255,6 +277,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             Row::Forwarder => {
                 Target::Forwarder(Forwarder::start(bench.generator.receiver_addr()?)?)
             }
+            Row::PerCallForwarder => {
+                Target::PerCall(PerCallForwarder::new(bench.generator.receiver_addr()?))
+            }
             Row::Ours(bridge) => Target::Ours(
                 match ours.take() {
                     Some(relay) => relay,
@@ -280,7 +305,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let result = bench.row(row, &mut target, &steps, args.fixed_calls)?;
         results.push(result);
         match target {
-            Target::Forwarder(_) => {}
+            Target::Forwarder(_) | Target::PerCall(_) => {}
             Target::Ours(relay, _) => ours = Some(relay),
             Target::Rtpengine(e, _) => engine = Some(e),
         }

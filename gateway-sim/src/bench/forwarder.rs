@@ -33,21 +33,23 @@ impl Forwarder {
         SockRef::from(&input).set_recv_buffer_size(SOCKET_BUFFER)?;
         input.set_read_timeout(Some(Duration::from_millis(50)))?;
         let addr = input.local_addr()?;
-        let mut forwarder = Self::spawn("bench-forwarder", move |stop| {
+        Self::spawn("bench-forwarder", addr, move |stop| {
             let mut buf = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
                 if let Ok((len, _)) = input.recv_from(&mut buf) {
                     let _ = output.send_to(&buf[..len], to);
                 }
             }
-        })?;
-        forwarder.addr = addr;
-        Ok(forwarder)
+        })
     }
 
-    /// Runs `forward` on a thread named `name` until the returned forwarder drops (`forward`
-    /// must look at its flag at least every 50 ms).
-    fn spawn(name: &str, forward: impl FnOnce(&AtomicBool) + Send + 'static) -> io::Result<Self> {
+    /// Runs `forward` on a thread named `name`, receiving at `addr`, until the returned
+    /// forwarder drops (`forward` must look at its flag at least every 50 ms).
+    fn spawn(
+        name: &str,
+        addr: SocketAddr,
+        forward: impl FnOnce(&AtomicBool) + Send + 'static,
+    ) -> io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let (clock_tx, clock_rx) = mpsc::channel();
         let thread = {
@@ -61,7 +63,7 @@ impl Forwarder {
             .recv()
             .map_err(|_| io::Error::other("forwarder thread ended"))??;
         Ok(Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr,
             cpu,
             stop,
             thread: Some(thread),
@@ -96,7 +98,7 @@ impl Drop for Forwarder {
 #[derive(Debug)]
 pub struct PerCallForwarder {
     to: SocketAddr,
-    running: Option<(Forwarder, Vec<SocketAddr>)>,
+    running: Option<Forwarder>,
 }
 
 impl PerCallForwarder {
@@ -125,7 +127,8 @@ impl PerCallForwarder {
             epoll::add(&epoll, input, data, epoll::EventFlags::IN)?;
         }
         let to = self.to;
-        let forwarder = Forwarder::spawn("bench-per-call", move |stop| {
+        let first = addrs.first().copied().unwrap_or(to);
+        let forwarder = Forwarder::spawn("bench-per-call", first, move |stop| {
             let mut events = Vec::with_capacity(256);
             let mut buf = [0u8; 2048];
             let timeout = rustix::event::Timespec {
@@ -156,7 +159,7 @@ impl PerCallForwarder {
                 }
             }
         })?;
-        self.running = Some((forwarder, addrs.clone()));
+        self.running = Some(forwarder);
         Ok(addrs)
     }
 
@@ -168,7 +171,7 @@ impl PerCallForwarder {
     /// The forwarding thread's CPU time so far (zero between steps).
     pub fn cpu(&self) -> io::Result<Duration> {
         match &self.running {
-            Some((forwarder, _)) => forwarder.cpu(),
+            Some(forwarder) => forwarder.cpu(),
             None => Ok(Duration::ZERO),
         }
     }

@@ -30,13 +30,13 @@ use crate::srtp::{MasterKey, Protector, ReplayWindow, SetupError, Unprotector, M
 /// malformed; voice packets are far smaller.
 const RECV_BUFFER: usize = 2048;
 
-/// Datagrams read from one ready socket before the media thread moves on to the next one.
-/// Reading a socket until it is empty costs a `recvfrom` that finds nothing when it held one
-/// datagram (the usual case), but a thread that has fallen behind catches up far more cheaply:
-/// one datagram per socket per `epoll_wait` round lost 1–6 % of packets at 1000 calls in
-/// `tests/scale.sh`, where this loses none. The cap keeps one flooded socket from holding up
-/// the thread's other calls.
-const DRAIN: usize = 8;
+/// Datagrams read from one ready socket, when the media thread has fallen behind, before it
+/// moves on to the next one (see [`super::worker`] for when it reads just one). Reading a
+/// socket until it is empty costs a `recvfrom` that finds nothing, but a thread that has fallen
+/// behind catches up far more cheaply: one datagram per socket per `epoll_wait` round, always,
+/// lost 1–6 % of packets at 1000 calls in `tests/scale.sh`. The cap keeps one flooded socket
+/// from holding up the thread's other calls.
+pub(crate) const DRAIN: usize = 8;
 
 /// After new keys, how long packets protected with the old ones (in flight, or sent before the
 /// peer switched) are still accepted.
@@ -270,17 +270,16 @@ impl Relay {
         span.in_scope(|| info!(a = a.label, b = b.label, "media relay started"));
     }
 
-    /// Reads what is waiting on `side`'s `port` (up to [`DRAIN`] datagrams) into `buffer` and
-    /// relays it.
+    /// Reads up to `reads` datagrams (at most [`DRAIN`]) waiting on `side`'s `port` into
+    /// `buffer` and relays them; stops early when the socket is empty.
     pub(crate) fn receive(
         &mut self,
-        side: Side,
-        port: Port,
+        (side, port, reads): (Side, Port, usize),
         buffer: &mut [u8],
         now: Instant,
         span: &Span,
     ) {
-        for _ in 0..DRAIN {
+        for _ in 0..reads.min(DRAIN) {
             let Some(socket) = self.legs[side.index()].socket(port) else {
                 return;
             };

@@ -93,9 +93,8 @@ impl Drop for Forwarder {
 /// Row 1b: the same plain forwarding, but with the relay's socket layout: a socket pair per
 /// call (one in, one out), all in one level-triggered epoll set, each ready socket read once per
 /// round, or until empty (at most 8) when a round's events fill the batch — what the mediation
-/// relay does, minus everything it does per packet. The
-/// gap between rows 1 and 1b is the cost of thousands of sockets; the gap between 1b and 2 is
-/// the relay's own.
+/// relay does, minus everything it does per packet. The gap between rows 1 and 1b is the cost
+/// of thousands of sockets; the gap between 1b and 2 is the relay's own.
 #[derive(Debug)]
 pub struct PerCallForwarder {
     to: SocketAddr,

@@ -233,6 +233,9 @@ impl Leg {
 pub(crate) struct Relay {
     legs: [Leg; 2],
     stats: Arc<RelayStats>,
+    /// Tests: panic at the next datagram, as a bug on the relay path would.
+    #[cfg(test)]
+    pub(crate) panic_on_receive: bool,
 }
 
 impl Relay {
@@ -240,6 +243,8 @@ impl Relay {
         Ok(Self {
             legs: [Leg::new(a, metrics)?, Leg::new(b, metrics)?],
             stats: Arc::new(RelayStats::new()),
+            #[cfg(test)]
+            panic_on_receive: false,
         })
     }
 
@@ -279,6 +284,8 @@ impl Relay {
         now: Instant,
         span: &Span,
     ) {
+        #[cfg(test)]
+        assert!(!self.panic_on_receive, "relay bug (test)");
         for _ in 0..reads.min(DRAIN) {
             let Some(socket) = self.legs[side.index()].socket(port) else {
                 return;

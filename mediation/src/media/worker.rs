@@ -22,10 +22,16 @@
 //!
 //! Commands are taken after a batch of events, never during one, so a slot a stopped call
 //! freed cannot be handed to a new call while events for the old one are still being read.
+//!
+//! A panic while relaying (a bug: nothing on the path panics on input, and the parsers are
+//! fuzzed) ends that one call's media, as it ended only that call's task before the media
+//! threads: its sockets close, its ports go back to the pool, the error is logged in the call's
+//! span, and the call's media timeout then ends it with a BYE. The thread's other calls go on.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
@@ -164,6 +170,7 @@ impl MediaWorkers {
 
 /// One call on a worker.
 struct Active {
+    id: u64,
     relay: Box<Relay>,
     span: Span,
 }
@@ -270,9 +277,15 @@ impl Worker {
                 }
                 let (slot, side, port) = untoken(token);
                 if let Some(Some(active)) = self.slots.get_mut(slot) {
-                    active
-                        .relay
-                        .receive((side, port, reads), &mut buffer, now, &active.span);
+                    let relayed = panic::catch_unwind(AssertUnwindSafe(|| {
+                        let span = &active.span;
+                        active
+                            .relay
+                            .receive((side, port, reads), &mut buffer, now, span)
+                    }));
+                    if relayed.is_err() {
+                        self.end_failed(slot);
+                    }
                 }
             }
             let tick = now >= next_flush;
@@ -308,6 +321,22 @@ impl Worker {
         }
     }
 
+    /// Ends the call in `slot` after its relay panicked: its state may be half updated, so it
+    /// is only dropped (sockets closed, ports returned), not flushed or finished. The slot is
+    /// free for a new call once this batch ends; the handle's stop finds nothing.
+    fn end_failed(&mut self, slot: usize) {
+        if let Some(active) = self.slots[slot].take() {
+            for (_, _, socket) in active.relay.sockets() {
+                let _ = epoll::delete(&self.epoll, socket);
+            }
+            self.ids.remove(&active.id);
+            self.free.push(slot);
+            active.span.in_scope(|| {
+                error!("media relay failed (a bug, see the panic logged before); this call's media has ended, the media thread's other calls go on")
+            });
+        }
+    }
+
     fn command(&mut self, command: Command) {
         match command {
             Command::Start { id, relay, span } => {
@@ -324,7 +353,7 @@ impl Worker {
                     }
                 }
                 relay.started(&span);
-                self.slots[slot] = Some(Active { relay, span });
+                self.slots[slot] = Some(Active { id, relay, span });
                 self.ids.insert(id, slot);
             }
             Command::Stop { id, done } => {
@@ -353,7 +382,92 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+
     use super::*;
+    use crate::media::{PortPool, Protection};
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// A plain RTP call between two test phones; returns the relay's gateway-side address.
+    fn call(pool: &PortPool, phones: &[UdpSocket; 2]) -> (Relay, SocketAddr) {
+        let [a, b] = [("gateway", &phones[0]), ("next_hop", &phones[1])].map(|(label, phone)| {
+            let sockets = pool.allocate().unwrap();
+            let port = SocketAddr::new(LOOPBACK, sockets.rtp_port());
+            let media = LegMedia::new(label, sockets, Protection::Rtp)
+                .with_rtcp_mux(true)
+                .with_remote(Some(phone.local_addr().unwrap()), None);
+            (media, port)
+        });
+        (Relay::new(a.0, b.0, &Metrics::new()).unwrap(), a.1)
+    }
+
+    fn phones() -> [UdpSocket; 2] {
+        [(); 2].map(|_| {
+            let phone = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+            phone
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .unwrap();
+            phone
+        })
+    }
+
+    const RTP: [u8; 20] = [
+        0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8,
+    ];
+
+    #[test]
+    fn a_relay_that_panics_ends_its_own_call_only() {
+        let workers = MediaWorkers::start(1, || {}).unwrap();
+        let worker = &workers.workers[0];
+        let pool = PortPool::new(LOOPBACK, 41000..=41199).unwrap();
+        let (healthy_phones, buggy_phones) = (phones(), phones());
+        let (healthy, healthy_port) = call(&pool, &healthy_phones);
+        let (mut buggy, buggy_port) = call(&pool, &buggy_phones);
+        buggy.panic_on_receive = true;
+        for (id, relay) in [(1, healthy), (2, buggy)] {
+            let relay = Box::new(relay);
+            worker.send(Command::Start {
+                id,
+                relay,
+                span: Span::none(),
+            });
+        }
+        assert_eq!(pool.in_use(), 4);
+
+        buggy_phones[0].send_to(&RTP, buggy_port).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while pool.in_use() != 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the failed call's ports were not returned"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        // The other call on the same thread still relays, and the thread takes new calls.
+        let mut buf = [0u8; 64];
+        healthy_phones[0].send_to(&RTP, healthy_port).unwrap();
+        let (len, _) = healthy_phones[1].recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], &RTP);
+        let newer_phones = phones();
+        let (newer, newer_port) = call(&pool, &newer_phones);
+        worker.send(Command::Start {
+            id: 3,
+            relay: Box::new(newer),
+            span: Span::none(),
+        });
+        newer_phones[0].send_to(&RTP, newer_port).unwrap();
+        let (len, _) = newer_phones[1].recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], &RTP);
+        // Stopping the failed call's id later is harmless and touches no other call.
+        let (done, stopped) = oneshot::channel();
+        worker.send(Command::Stop {
+            id: 2,
+            done: Some(done),
+        });
+        stopped.blocking_recv().unwrap();
+        assert_eq!(pool.in_use(), 4, "calls 1 and 3 keep their ports");
+    }
 
     #[test]
     fn tokens_round_trip_and_never_collide_with_wake() {

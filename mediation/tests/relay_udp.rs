@@ -2,9 +2,12 @@
 //! SRTP/SRTCP to the relay's ports and check what comes out on the other leg, byte for byte,
 //! decrypting with our SRTP module; plus latching, drops and their metrics.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use common::libsrtp::{libsrtp, Kind};
 use mediation::media::{spawn_relay, LegMedia, PortPool, Protection, RelayHandle, Side};
 use mediation::metrics::Metrics;
 use mediation::srtp::{MasterKey, Protector, ReplayWindow, SrtpSuite, Unprotector};
@@ -606,4 +609,179 @@ async fn bursts_queued_on_many_calls_all_arrive_in_order() {
         }
         relay.stop().await;
     }
+}
+
+/// The RTP stream a test phone hands the relay on a plain leg, sequence numbers running from
+/// `first` (wrapping), and the SRTP the relay makes of it on the other leg.
+async fn relay_plain_stream(
+    from: (&Phone, RelayPorts),
+    to: &Phone,
+    ssrc: u32,
+    seqs: impl Iterator<Item = u16>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    for seq in seqs {
+        let plain = rtp(seq, ssrc);
+        from.0.rtp.send_to(&plain, from.1.rtp).await.unwrap();
+        out.push((plain, recv(&to.rtp).await.0));
+    }
+    out
+}
+
+/// libsrtp protects `seqs` with `key` in one session (so its rollover counter runs across them)
+/// and the relay must hand each one on in the clear.
+async fn relay_libsrtp_stream(
+    key: &MasterKey,
+    from: (&Phone, RelayPorts),
+    to: &Phone,
+    ssrc: u32,
+    seqs: &[u16],
+) {
+    let plain: Vec<_> = seqs
+        .iter()
+        .map(|&seq| (Kind::Rtp, rtp(seq, ssrc)))
+        .collect();
+    for ((_, clear), srtp) in plain.iter().zip(libsrtp("protect", key, &plain)) {
+        let srtp = srtp.expect("libsrtp protects");
+        from.0.rtp.send_to(&srtp, from.1.rtp).await.unwrap();
+        assert_eq!(
+            &recv(&to.rtp).await.0,
+            clear,
+            "seq {}",
+            u16::from_be_bytes([clear[2], clear[3]])
+        );
+    }
+}
+
+/// Security review, finding 2: only the peer's key changes (it rekeys in its answer to our
+/// session refresh, as hold and resume do) after our stream toward it has wrapped its sequence
+/// number (rollover counter 1). Our sending context must go on under the same key without a
+/// reset: libsrtp, receiving our whole stream in one session, authenticates every packet, and
+/// no (key, SSRC, index) triple is protected twice. Media flows both ways throughout.
+#[tokio::test]
+async fn a_rekey_of_the_peer_alone_leaves_our_stream_and_its_rollover_counter_alone() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let keys = Keys::new(SrtpSuite::AesCm128HmacSha1_80);
+    let (a, a_ports) = leg(&pool, "gateway", Protection::Rtp, &gw_phone);
+    let (b, b_ports) = leg(&pool, "next_hop", keys.protection(), &nh_phone);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+    let (ours_ssrc, theirs_ssrc) = (0x0A11_CE01, 0x0B0B_0002);
+
+    // Before: both ways, our stream toward the next hop across its wrap (ROC 0 -> 1).
+    let mut sent = relay_plain_stream(
+        (&gw_phone, a_ports),
+        &nh_phone,
+        ours_ssrc,
+        (65_500u16..=65_535).chain(0..20),
+    )
+    .await;
+    relay_libsrtp_stream(
+        &keys.theirs,
+        (&nh_phone, b_ports),
+        &gw_phone,
+        theirs_ssrc,
+        &[100, 101, 102],
+    )
+    .await;
+
+    // Hold and resume: the next hop answers our refresh with a new key of its own; ours is
+    // unchanged, so it is handed on again with the new one.
+    let theirs_new = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
+    relay.rekey(Side::B, keys.ours.clone(), theirs_new.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // After: both ways again, our stream going on where it was.
+    sent.extend(relay_plain_stream((&gw_phone, a_ports), &nh_phone, ours_ssrc, 20..60).await);
+    relay_libsrtp_stream(
+        &theirs_new,
+        (&nh_phone, b_ports),
+        &gw_phone,
+        theirs_ssrc,
+        &[103, 104, 105],
+    )
+    .await;
+
+    // libsrtp at the next hop: one session under our (unchanged) key, every packet in order.
+    let wire: Vec<_> = sent.iter().map(|(_, w)| (Kind::Rtp, w.clone())).collect();
+    let answers = libsrtp("unprotect", &keys.ours, &wire);
+    let mut triples = std::collections::HashSet::new();
+    let mut roc = 0u64;
+    let mut last_seq = None;
+    for ((plain, _), answer) in sent.iter().zip(&answers) {
+        let seq = u16::from_be_bytes([plain[2], plain[3]]);
+        assert_eq!(
+            answer.as_ref().ok(),
+            Some(plain),
+            "libsrtp refused our seq {seq} (ROC {roc})"
+        );
+        if last_seq.is_some_and(|last| seq < last) {
+            roc += 1;
+        }
+        last_seq = Some(seq);
+        // libsrtp authenticated it under our key at this index, so this is the triple we used.
+        let index = (roc << 16) | u64::from(seq);
+        assert!(
+            triples.insert((ours_ssrc, index)),
+            "index {index} protected twice"
+        );
+    }
+    assert_eq!(roc, 1, "the stream wrapped once");
+    relay.stop().await;
+}
+
+/// The mirror of the test above: only our key changes. The peer's stream goes on under its
+/// unchanged key, so our receiving context keeps its replay window: a packet replayed from
+/// before the rekey is refused.
+#[tokio::test]
+async fn a_rekey_of_ours_alone_keeps_the_replay_window_of_theirs() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let keys = Keys::new(SrtpSuite::AeadAes128Gcm);
+    let (a, a_ports) = leg(&pool, "gateway", Protection::Rtp, &gw_phone);
+    let (b, b_ports) = leg(&pool, "next_hop", keys.protection(), &nh_phone);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+    let mut phone_tx = keys.phone_tx();
+    let mut recorded = Vec::new();
+    for seq in 1..=10u16 {
+        let srtp = phone_tx.protect_rtp(&rtp(seq, 0xFACE)).unwrap();
+        nh_phone.rtp.send_to(&srtp, b_ports.rtp).await.unwrap();
+        assert_eq!(recv(&gw_phone.rtp).await.0, rtp(seq, 0xFACE));
+        recorded.push(srtp);
+    }
+    let ours_new = MasterKey::generate(SrtpSuite::AeadAes128Gcm).unwrap();
+    relay.rekey(Side::B, ours_new.clone(), keys.theirs.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // An attacker replays what the peer sent before the rekey: refused, counted as a replay.
+    for srtp in &recorded {
+        nh_phone.rtp.send_to(srtp, b_ports.rtp).await.unwrap();
+    }
+    wait_dropped(&relay, Side::B, 10).await;
+    nothing_arrives(&gw_phone.rtp, "a replayed packet").await;
+    // The media thread adds its tallies to the counters about once a second.
+    for _ in 0..300 {
+        if dropped(&metrics, "next_hop", "replay") >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(dropped(&metrics, "next_hop", "replay"), 10, "counted as replays");
+    // The peer's stream goes on; what we send uses our new key.
+    for seq in 11..=15u16 {
+        let srtp = phone_tx.protect_rtp(&rtp(seq, 0xFACE)).unwrap();
+        nh_phone.rtp.send_to(&srtp, b_ports.rtp).await.unwrap();
+        assert_eq!(recv(&gw_phone.rtp).await.0, rtp(seq, 0xFACE), "seq {seq}");
+    }
+    gw_phone
+        .rtp
+        .send_to(&rtp(7, 0xD00D), a_ports.rtp)
+        .await
+        .unwrap();
+    let (wire, _) = recv(&nh_phone.rtp).await;
+    let mut phone_rx = Unprotector::new(&ours_new, ReplayWindow::DEFAULT).unwrap();
+    assert_eq!(phone_rx.unprotect_rtp(&wire).unwrap(), rtp(7, 0xD00D));
+    relay.stop().await;
 }

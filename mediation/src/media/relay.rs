@@ -89,8 +89,15 @@ impl RelayHandle {
 
     /// Switches an SRTP leg to new keys: what we send is protected with `tx` at once; what the
     /// peer sends is checked with `rx`, and for [`REKEY_GRACE`] still with the old key too, so a
-    /// packet already on its way under the old key is not lost. New keys start with a rollover
-    /// counter of 0 (fresh contexts), as RFC 3711 and libsrtp do.
+    /// packet already on its way under the old key is not lost. A new key starts with a
+    /// rollover counter of 0 (a fresh context), as RFC 3711 and libsrtp do.
+    ///
+    /// Only the context whose key changed is rebuilt. A rekey is often one-sided (the peer
+    /// answers our session refresh with a new key of its own; we offered ours again): starting
+    /// our unchanged key again from rollover counter 0 would protect indices a second time
+    /// (keystream reuse under AES-CM, nonce reuse under GCM), and the peer, whose counter went
+    /// on, would refuse everything after a wrap. Starting their unchanged key again would reset
+    /// the replay window, so what they sent before could be replayed.
     pub fn rekey(&self, side: Side, tx: MasterKey, rx: MasterKey) {
         self.worker.send(Command::Rekey {
             id: self.id,
@@ -141,6 +148,9 @@ struct Leg {
     /// `Some` on SRTP legs: protects what we send and unprotects what the peer sends.
     tx: Option<Protector>,
     rx: Option<Unprotector>,
+    /// The master keys of `tx` and `rx`, so a rekey can tell which of them really changed
+    /// (zeroed when dropped, as the contexts' own keys are).
+    keys: Option<(MasterKey, MasterKey)>,
     /// The receive context of the keys before the last rekey, until when it is still tried.
     old_rx: Option<(Unprotector, Instant)>,
     replay_window: ReplayWindow,
@@ -159,13 +169,12 @@ impl Leg {
             replay_window,
         } = media;
         let counters = LegCounters::new(metrics, label, protection.label());
-        let (tx, rx) = match protection {
-            Protection::Rtp => (None, None),
-            // The master keys drop (and are zeroed) at the end of this arm; the contexts keep
-            // what they need.
+        let (tx, rx, keys) = match protection {
+            Protection::Rtp => (None, None, None),
             Protection::Srtp { tx, rx } => (
                 Some(Protector::new(&tx)?),
                 Some(Unprotector::new(&rx, replay_window)?),
+                Some((tx, rx)),
             ),
         };
         let rtcp_socket = if rtcp_mux {
@@ -184,21 +193,39 @@ impl Leg {
             rtcp_remote: Remote::new(remote_rtcp),
             tx,
             rx,
+            keys,
             old_rx: None,
             replay_window,
             counters,
         })
     }
 
-    /// Takes new keys (see [`RelayHandle::rekey`]).
-    fn rekey(&mut self, tx: &MasterKey, rx: &MasterKey, now: Instant) -> Result<(), SetupError> {
-        let (new_tx, new_rx) = (
-            Protector::new(tx)?,
-            Unprotector::new(rx, self.replay_window)?,
-        );
-        self.tx = Some(new_tx);
-        self.old_rx = self.rx.replace(new_rx).map(|old| (old, now + REKEY_GRACE));
-        Ok(())
+    /// Takes new keys, rebuilding only the contexts whose key changed (see
+    /// [`RelayHandle::rekey`]). Says which changed: (ours, theirs).
+    fn rekey(
+        &mut self,
+        tx: MasterKey,
+        rx: MasterKey,
+        now: Instant,
+    ) -> Result<(bool, bool), SetupError> {
+        let changed = |current: Option<&MasterKey>, new: &MasterKey| {
+            !current.is_some_and(|current| current.same_key(new))
+        };
+        let tx_changed = changed(self.keys.as_ref().map(|k| &k.0), &tx);
+        let rx_changed = changed(self.keys.as_ref().map(|k| &k.1), &rx);
+        // Both contexts are made before either is replaced: a refused key changes nothing.
+        let new_tx = tx_changed.then(|| Protector::new(&tx)).transpose()?;
+        let new_rx = rx_changed
+            .then(|| Unprotector::new(&rx, self.replay_window))
+            .transpose()?;
+        if let Some(new_tx) = new_tx {
+            self.tx = Some(new_tx);
+        }
+        if let Some(new_rx) = new_rx {
+            self.old_rx = self.rx.replace(new_rx).map(|old| (old, now + REKEY_GRACE));
+        }
+        self.keys = Some((tx, rx));
+        Ok((tx_changed, rx_changed))
     }
 
     fn socket(&self, port: Port) -> Option<&UdpSocket> {
@@ -313,9 +340,9 @@ impl Relay {
     pub(crate) fn rekey(&mut self, rekey: Rekey, span: &Span) {
         let Rekey { side, tx, rx } = rekey;
         let leg = &mut self.legs[side.index()];
-        let result = leg.rekey(&tx, &rx, Instant::now());
+        let result = leg.rekey(tx, rx, Instant::now());
         span.in_scope(|| match result {
-            Ok(()) => info!(leg = leg.label, "SRTP keys changed"),
+            Ok((ours, theirs)) => info!(leg = leg.label, ours, theirs, "SRTP keys changed"),
             Err(e) => {
                 warn!(leg = leg.label, error = %e, "new SRTP keys refused; keeping the old ones")
             }

@@ -6,6 +6,7 @@ use std::num::NonZeroU64;
 
 use rand::rngs::OsRng;
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 use super::SrtpSuite;
@@ -163,6 +164,16 @@ impl MasterKey {
     pub fn key_and_salt(&self) -> &[u8] {
         &self.material
     }
+
+    /// The same key: suite, key and salt (compared in constant time), MKI and lifetime. A
+    /// context under the same key must go on, never start again (RFC 3711 §9.1: a key with a
+    /// reset rollover counter protects the same indices twice).
+    pub fn same_key(&self, other: &MasterKey) -> bool {
+        self.suite == other.suite
+            && self.mki == other.mki
+            && self.lifetime == other.lifetime
+            && bool::from(self.material.ct_eq(&other.material))
+    }
 }
 
 fn material_len(suite: SrtpSuite) -> usize {
@@ -191,6 +202,20 @@ impl fmt::Debug for MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_key_compares_every_part() {
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let a = MasterKey::generate(suite).unwrap();
+        assert!(a.same_key(&a.clone()));
+        assert!(!a.same_key(&MasterKey::generate(suite).unwrap()));
+        assert!(!a.same_key(&a.clone().with_mki(Mki::new(1, 1).unwrap())));
+        assert!(!a.same_key(&a.clone().with_lifetime(1 << 20)));
+        let gcm = SrtpSuite::AeadAes128Gcm;
+        let b = MasterKey::generate(gcm).unwrap();
+        let same_bytes = MasterKey::from_bytes(gcm, b.key_and_salt()).unwrap();
+        assert!(b.same_key(&same_bytes));
+    }
 
     #[test]
     fn generated_keys_have_the_suite_lengths_and_differ() {

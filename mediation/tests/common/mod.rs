@@ -2,6 +2,8 @@
 //! points at it with every listener on a free loopback port, and MTLS/TCP SIP clients.
 #![allow(dead_code)]
 
+pub mod libsrtp;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

@@ -60,6 +60,7 @@ fn engine() -> (Engine<Ports>, ConnId) {
         enable_session_timer: false,
         srtp_suites: None,
         srtp_offer_style: SrtpOfferStyle::Savp,
+        media_sources: Default::default(),
     };
     let cfg = EngineConfig {
         advertise: "192.0.2.10".parse().unwrap(),

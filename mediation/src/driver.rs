@@ -299,6 +299,7 @@ fn leg(
         LegMedia::new(plan.label, sockets, plan.protection)
             .with_remote(plan.remote_rtp, plan.remote_rtcp)
             .with_rtcp_mux(plan.rtcp_mux)
-            .with_replay_window(replay_window),
+            .with_replay_window(replay_window)
+            .with_sources(plan.sources),
     )
 }

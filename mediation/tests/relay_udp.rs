@@ -8,7 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::libsrtp::{libsrtp, Kind};
-use mediation::media::{spawn_relay, LegMedia, PortPool, Protection, RelayHandle, Side};
+use mediation::media::{
+    spawn_relay, LegMedia, MediaSources, PortPool, Protection, RelayHandle, Side,
+};
 use mediation::metrics::Metrics;
 use mediation::srtp::{MasterKey, Protector, ReplayWindow, SrtpSuite, Unprotector};
 use tokio::net::UdpSocket;
@@ -768,7 +770,11 @@ async fn a_rekey_of_ours_alone_keeps_the_replay_window_of_theirs() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(dropped(&metrics, "next_hop", "replay"), 10, "counted as replays");
+    assert_eq!(
+        dropped(&metrics, "next_hop", "replay"),
+        10,
+        "counted as replays"
+    );
     // The peer's stream goes on; what we send uses our new key.
     for seq in 11..=15u16 {
         let srtp = phone_tx.protect_rtp(&rtp(seq, 0xFACE)).unwrap();
@@ -783,5 +789,131 @@ async fn a_rekey_of_ours_alone_keeps_the_replay_window_of_theirs() {
     let (wire, _) = recv(&nh_phone.rtp).await;
     let mut phone_rx = Unprotector::new(&ours_new, ReplayWindow::DEFAULT).unwrap();
     assert_eq!(phone_rx.unprotect_rtp(&wire).unwrap(), rtp(7, 0xD00D));
+    relay.stop().await;
+}
+
+/// Security review, finding 1: a stranger on another address sprays RTP and RTCP at a plain
+/// leg's ports, before the relay starts (queued on the sockets) and while the peer's media
+/// flows. The leg takes media only from the IP address in the peer's SDP: the peer's media all
+/// arrives, media and RTCP toward it go to it alone, and each stranger packet is dropped and
+/// counted as `unknown_source`.
+#[tokio::test]
+async fn a_stranger_cannot_take_a_plain_leg_before_or_after_the_peer_speaks() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let stranger = UdpSocket::bind(("127.0.0.2", 0)).await.unwrap();
+    let keys = Keys::new(SrtpSuite::AesCm128HmacSha1_80);
+    let (a, a_ports) = leg(&pool, "gateway", Protection::Rtp, &gw_phone);
+    let (b, b_ports) = leg(&pool, "next_hop", keys.protection(), &nh_phone);
+    let spray = |n: u8| {
+        let stranger = &stranger;
+        async move {
+            stranger
+                .send_to(&rtp(9000 + u16::from(n), 0x5A5A), a_ports.rtp)
+                .await
+                .unwrap();
+            stranger
+                .send_to(&sender_report(0x5A5A, n), a_ports.rtcp)
+                .await
+                .unwrap();
+        }
+    };
+    // Queued before the relay even starts, as when the sockets are bound at the INVITE.
+    spray(0).await;
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+    wait_dropped(&relay, Side::A, 2).await;
+
+    let (mut nh_tx, mut nh_rx) = (keys.phone_tx(), keys.phone_rx());
+    for seq in 1..=20u16 {
+        spray(seq as u8).await;
+        gw_phone
+            .rtp
+            .send_to(&rtp(seq, 0x6A7E), a_ports.rtp)
+            .await
+            .unwrap();
+        let (wire, _) = recv(&nh_phone.rtp).await;
+        assert_eq!(
+            nh_rx.unprotect_rtp(&wire).unwrap(),
+            rtp(seq, 0x6A7E),
+            "seq {seq}"
+        );
+        let srtp = nh_tx.protect_rtp(&rtp(seq, 0xB0B)).unwrap();
+        nh_phone.rtp.send_to(&srtp, b_ports.rtp).await.unwrap();
+        assert_eq!(recv(&gw_phone.rtp).await, (rtp(seq, 0xB0B), a_ports.rtp));
+    }
+    // RTCP both ways, the gateway's own reaching the next hop and the next hop's reaching the
+    // gateway (not the stranger, who sent RTCP first).
+    gw_phone
+        .rtcp
+        .send_to(&sender_report(0x6A7E, 1), a_ports.rtcp)
+        .await
+        .unwrap();
+    let (wire, _) = recv(&nh_phone.rtcp).await;
+    assert_eq!(
+        nh_rx.unprotect_rtcp(&wire).unwrap(),
+        sender_report(0x6A7E, 1)
+    );
+    let srtcp = nh_tx.protect_rtcp(&sender_report(0xB0B, 2)).unwrap();
+    nh_phone.rtcp.send_to(&srtcp, b_ports.rtcp).await.unwrap();
+    assert_eq!(
+        recv(&gw_phone.rtcp).await,
+        (sender_report(0xB0B, 2), a_ports.rtcp)
+    );
+    let mut buf = [0u8; 2048];
+    let got = timeout(Duration::from_millis(300), stranger.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "the stranger received media");
+
+    wait_dropped(&relay, Side::A, 42).await;
+    relay.stop().await;
+    assert_eq!(dropped(&metrics, "gateway", "unknown_source"), 42);
+    assert_eq!(packets(&metrics, "gateway", "rtp", "in"), 21);
+}
+
+/// `media_sources = "any"` (a gateway behind NAT): the first packet latches wherever it comes
+/// from, so a stranger who is first takes the leg, but only until the peer's own address (its
+/// SDP's) speaks; from then on the latch never moves.
+#[tokio::test]
+async fn behind_nat_the_peer_takes_its_leg_back_from_a_stranger_for_good() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let stranger = UdpSocket::bind(("127.0.0.2", 0)).await.unwrap();
+    let (a, a_ports) = leg(&pool, "gateway", Protection::Rtp, &gw_phone);
+    let a = a.with_sources(MediaSources::Any);
+    let (b, b_ports) = leg(&pool, "next_hop", Protection::Rtp, &nh_phone);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+
+    stranger
+        .send_to(&rtp(1, 0x5A5A), a_ports.rtp)
+        .await
+        .unwrap();
+    assert_eq!(
+        recv(&nh_phone.rtp).await.0,
+        rtp(1, 0x5A5A),
+        "first packet latched"
+    );
+    gw_phone
+        .rtp
+        .send_to(&rtp(2, 0x6A7E), a_ports.rtp)
+        .await
+        .unwrap();
+    assert_eq!(
+        recv(&nh_phone.rtp).await.0,
+        rtp(2, 0x6A7E),
+        "the SDP's address took it"
+    );
+    nh_phone
+        .rtp
+        .send_to(&rtp(3, 0xB0B), b_ports.rtp)
+        .await
+        .unwrap();
+    assert_eq!(recv(&gw_phone.rtp).await.0, rtp(3, 0xB0B));
+    stranger
+        .send_to(&rtp(4, 0x5A5A), a_ports.rtp)
+        .await
+        .unwrap();
+    wait_dropped(&relay, Side::A, 1).await;
+    nothing_arrives(&nh_phone.rtp, "the stranger's packet after the peer spoke").await;
     relay.stop().await;
 }

@@ -2223,7 +2223,19 @@ impl<P: PortAllocator> Engine<P> {
                 encryption: None,
             },
         );
-        let plans = media_plan::plans(call, &a_answer_crypto, negotiated.as_ref(), &audio);
+        let gateway_sources = self
+            .cfg
+            .gateways
+            .iter()
+            .find(|g| g.name == call.gateway)
+            .map_or_else(Default::default, |g| g.media_sources);
+        let plans = media_plan::plans(
+            call,
+            &a_answer_crypto,
+            negotiated.as_ref(),
+            &audio,
+            gateway_sources,
+        );
         call.b_answer = Some(answer);
         Ok(Negotiated {
             a_sdp,

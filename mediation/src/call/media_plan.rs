@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-pub use crate::media::Protection;
+pub use crate::media::{MediaSources, Protection};
 
 use super::legs::{Call, Direction};
 use super::policy::LegMedia;
@@ -24,6 +24,8 @@ pub struct LegPlan {
     pub rtcp_mux: bool,
     /// Plain or SRTP, with keys.
     pub protection: Protection,
+    /// Which sources plain media is taken from (the gateway's setting; the next hop: its SDP).
+    pub sources: MediaSources,
 }
 
 /// Where an SDP audio stream asks to receive RTP and RTCP (`None` for hold `0.0.0.0` or port 0).
@@ -66,12 +68,13 @@ fn protection(
 
 /// The relay plan, gateway leg first, once the callee answered.
 /// `a_answer`: the crypto we answer the caller with; `b_keys`: (ours, theirs) on the callee's
-/// leg; `b_audio`: the callee's answer.
+/// leg; `b_audio`: the callee's answer; `gateway_sources`: the gateway's `media_sources`.
 pub fn plans(
     call: &Call,
     a_answer: &[CryptoAttribute],
     b_keys: Option<&(CryptoAttribute, CryptoAttribute)>,
     b_audio: &AudioStream,
+    gateway_sources: MediaSources,
 ) -> Result<[LegPlan; 2], String> {
     let a_audio = call.a.offer.audio().ok_or("caller's offer has no audio")?;
     let (a_rtp, a_rtcp) = remotes(&a_audio);
@@ -79,6 +82,10 @@ pub fn plans(
     let (a_label, b_label) = match call.direction {
         Direction::FromGateway => ("gateway", "next_hop"),
         Direction::FromNextHop => ("next_hop", "gateway"),
+    };
+    let (a_sources, b_sources) = match call.direction {
+        Direction::FromGateway => (gateway_sources, MediaSources::Sdp),
+        Direction::FromNextHop => (MediaSources::Sdp, gateway_sources),
     };
     let a = LegPlan {
         label: a_label,
@@ -91,6 +98,7 @@ pub fn plans(
             a_answer.first(),
             call.a.chosen.as_ref(),
         )?,
+        sources: a_sources,
     };
     let b = LegPlan {
         label: b_label,
@@ -103,6 +111,7 @@ pub fn plans(
             b_keys.map(|(ours, _)| ours),
             b_keys.map(|(_, theirs)| theirs),
         )?,
+        sources: b_sources,
     };
     Ok(match call.direction {
         Direction::FromGateway => [a, b],

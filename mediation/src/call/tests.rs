@@ -44,6 +44,7 @@ fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> GatewayCo
         enable_session_timer: false,
         srtp_suites: None,
         srtp_offer_style: SrtpOfferStyle::Savp,
+        media_sources: Default::default(),
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::media::MediaSources;
+
 use crate::srtp::SrtpSuite;
 
 /// The whole `mediation.toml`.
@@ -207,6 +209,11 @@ pub struct GatewayConfig {
     /// with plain RTP where the trunk's `srtp = "optional"`.
     #[serde(default)]
     pub srtp_offer_style: SrtpOfferStyle,
+    /// Where plain RTP from this gateway may come from: `sdp` (the IP address in its SDP; the
+    /// port is learned from its first packet) or `any` (for a gateway behind NAT: the first
+    /// packet latches). SRTP is taken from wherever it authenticates.
+    #[serde(default)]
+    pub media_sources: MediaSources,
 }
 
 /// How SRTP is offered toward a gateway.

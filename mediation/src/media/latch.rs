@@ -1,41 +1,95 @@
-//! Symmetric RTP latching (RFC 4961): a leg's media goes to wherever its peer's packets really
-//! come from, which behind NAT is not the address in its SDP.
+//! Where a leg's media comes from and goes to. Symmetric RTP (RFC 4961): media goes to where the
+//! peer's packets really come from, which behind NAT is not the address in its SDP. But plain
+//! RTP proves nothing about its sender, so a plain leg takes media only from the IP address its
+//! peer's SDP names (the port is learned from the first packet from there), unless the trunk is
+//! configured for peers behind NAT; an SRTP leg latches only on a packet that authenticated.
+//!
+//! ```text
+//!                      from the SDP's IP   from another IP
+//!  plain, `sdp`        latches once        dropped (unknown_source)
+//!  plain, `any` (NAT)  latches, for good   latches only while nothing has latched
+//!  SRTP, either        latches if it authenticates (re-latches: the peer moved)
+//! ```
 
 use std::net::SocketAddr;
 
-/// How a packet's source relates to the address we latched.
+use serde::Deserialize;
+
+/// Which sources a leg takes media from before any has proved itself (`[[gateway]]
+/// media_sources`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaSources {
+    /// Only the IP address in the peer's SDP (`c=`, or `a=rtcp:` for RTCP); the port is latched
+    /// from the first packet from that address. A leg whose SDP names no address (hold with
+    /// `0.0.0.0`) takes no plain media.
+    #[default]
+    Sdp,
+    /// Any address, for peers behind NAT whose SDP names an address they cannot be reached at:
+    /// the first packet latches. A packet from the SDP's IP address moves the latch there, and
+    /// once the peer's own address is latched it never moves again. Strangers who guess the
+    /// port before the peer's first packet can take the leg: use only where NAT requires it.
+    Any,
+}
+
+impl MediaSources {
+    /// The setting's value, for logs and documentation.
+    pub fn name(self) -> &'static str {
+        match self {
+            MediaSources::Sdp => "sdp",
+            MediaSources::Any => "any",
+        }
+    }
+}
+
+/// How a packet's source relates to a leg's remote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceMatch {
-    /// Nothing latched yet: the first packet that passes the checks will latch.
-    Unlatched,
     /// The latched address.
     Latched,
-    /// Some other address: dropped on plain RTP; re-latches on SRTP if it authenticates.
+    /// Not latched, but admitted: the packet latches if it passes the other checks.
+    Admitted,
+    /// Neither: dropped on plain RTP; on SRTP it latches only if it authenticates.
     Other,
 }
 
-/// Where one stream (RTP, or RTCP without rtcp-mux) of a leg is sent.
+/// Where one stream (RTP, or RTCP without rtcp-mux) of a leg comes from and is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Remote {
     signalled: Option<SocketAddr>,
     latched: Option<SocketAddr>,
+    sources: MediaSources,
 }
 
 impl Remote {
-    /// A remote known only from SDP (or not at all).
-    pub fn new(signalled: Option<SocketAddr>) -> Self {
+    /// A remote known only from SDP (or not at all), taking media from `sources`.
+    pub fn new(signalled: Option<SocketAddr>, sources: MediaSources) -> Self {
         Self {
             signalled,
             latched: None,
+            sources,
         }
     }
 
-    /// How `source` relates to the latched address.
+    /// The IP address the peer's SDP names.
+    fn is_sdp_ip(&self, source: SocketAddr) -> bool {
+        self.signalled.is_some_and(|s| s.ip() == source.ip())
+    }
+
+    /// How `source` relates to this remote.
     pub fn compare(&self, source: SocketAddr) -> SourceMatch {
-        match self.latched {
-            None => SourceMatch::Unlatched,
-            Some(latched) if latched == source => SourceMatch::Latched,
-            Some(_) => SourceMatch::Other,
+        match (self.latched, self.sources) {
+            (Some(latched), _) if latched == source => SourceMatch::Latched,
+            (None, MediaSources::Sdp) if self.is_sdp_ip(source) => SourceMatch::Admitted,
+            (None, MediaSources::Any) => SourceMatch::Admitted,
+            // Behind NAT the first packet may have come from a stranger: the peer's own
+            // address takes the latch back, once.
+            (Some(latched), MediaSources::Any)
+                if !self.is_sdp_ip(latched) && self.is_sdp_ip(source) =>
+            {
+                SourceMatch::Admitted
+            }
+            _ => SourceMatch::Other,
         }
     }
 
@@ -56,23 +110,65 @@ impl Remote {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sdp_until_latched_then_the_real_source() {
-        let sdp: SocketAddr = "192.0.2.5:4000".parse().unwrap();
-        let nat: SocketAddr = "198.51.100.7:61000".parse().unwrap();
-        let mut r = Remote::new(Some(sdp));
-        assert_eq!(r.destination(), Some(sdp));
-        assert_eq!(r.compare(nat), SourceMatch::Unlatched);
-        assert_eq!(r.latch(nat), Some(None));
-        assert_eq!(r.destination(), Some(nat));
-        assert_eq!(r.compare(nat), SourceMatch::Latched);
-        assert_eq!(r.compare(sdp), SourceMatch::Other);
-        assert_eq!(r.latch(nat), None, "no change");
-        assert_eq!(r.latch(sdp), Some(Some(nat)));
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
     }
 
     #[test]
-    fn nowhere_to_send_without_sdp_or_packets() {
-        assert_eq!(Remote::new(None).destination(), None);
+    fn by_default_only_the_sdp_address_latches_and_only_once() {
+        let sdp = addr("192.0.2.5:4000");
+        let mut r = Remote::new(Some(sdp), MediaSources::Sdp);
+        assert_eq!(r.destination(), Some(sdp));
+        let stranger = addr("203.0.113.9:4000");
+        assert_eq!(r.compare(stranger), SourceMatch::Other, "another IP");
+        // Asymmetric port: the port is learned from the first packet from the SDP's IP.
+        let real = addr("192.0.2.5:4010");
+        assert_eq!(r.compare(real), SourceMatch::Admitted);
+        assert_eq!(r.latch(real), Some(None));
+        assert_eq!(r.destination(), Some(real));
+        assert_eq!(r.compare(real), SourceMatch::Latched);
+        assert_eq!(r.compare(sdp), SourceMatch::Other, "the latch never moves");
+        assert_eq!(r.compare(stranger), SourceMatch::Other);
+    }
+
+    #[test]
+    fn no_sdp_address_admits_no_plain_source() {
+        let r = Remote::new(None, MediaSources::Sdp);
+        assert_eq!(r.compare(addr("192.0.2.5:4000")), SourceMatch::Other);
+        assert_eq!(r.destination(), None);
+    }
+
+    #[test]
+    fn behind_nat_the_first_packet_latches_and_the_peer_takes_it_back_once() {
+        let sdp = addr("10.0.0.5:4000"); // a private address the peer cannot be reached at
+        let nat = addr("198.51.100.7:61000");
+        let stranger = addr("203.0.113.9:5000");
+        let mut r = Remote::new(Some(sdp), MediaSources::Any);
+        assert_eq!(r.compare(nat), SourceMatch::Admitted);
+        assert_eq!(r.latch(nat), Some(None));
+        assert_eq!(r.compare(nat), SourceMatch::Latched);
+        assert_eq!(
+            r.compare(stranger),
+            SourceMatch::Other,
+            "never to a stranger"
+        );
+        // Were the first packet a stranger's, media from the SDP's own address takes it back,
+        assert_eq!(r.compare(sdp), SourceMatch::Admitted);
+        assert_eq!(r.latch(sdp), Some(Some(nat)));
+        // and after that the latch never moves.
+        assert_eq!(r.compare(nat), SourceMatch::Other);
+        assert_eq!(r.compare(addr("10.0.0.5:4002")), SourceMatch::Other);
+    }
+
+    #[test]
+    fn the_setting_reads_as_documented() {
+        #[derive(Deserialize)]
+        struct T {
+            media_sources: MediaSources,
+        }
+        let t: T = toml::from_str("media_sources = \"any\"").unwrap();
+        assert_eq!(t.media_sources, MediaSources::Any);
+        assert!(toml::from_str::<T>("media_sources = \"nat\"").is_err());
+        assert_eq!(MediaSources::default().name(), "sdp");
     }
 }

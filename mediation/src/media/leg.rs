@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::latch::MediaSources;
 use super::ports::LegSockets;
 use crate::srtp::{MasterKey, ReplayWindow};
 
@@ -37,10 +38,11 @@ pub struct LegMedia {
     pub label: &'static str,
     /// Our sockets for this leg.
     pub sockets: LegSockets,
-    /// RTP address from the peer's SDP (`c=` and `m=`); `None` waits for its first packet.
+    /// RTP address from the peer's SDP (`c=` and `m=`); `None`: none (hold), nothing to send to
+    /// until an SRTP packet authenticates.
     pub remote_rtp: Option<SocketAddr>,
-    /// RTCP address from the peer's SDP (`a=rtcp:` or RTP port + 1, RFC 3605); `None` waits for
-    /// its first packet. Unused with rtcp-mux.
+    /// RTCP address from the peer's SDP (`a=rtcp:` or RTP port + 1, RFC 3605). Unused with
+    /// rtcp-mux.
     pub remote_rtcp: Option<SocketAddr>,
     /// RTP and RTCP share the RTP port (RFC 5761), as negotiated in SDP.
     pub rtcp_mux: bool,
@@ -48,11 +50,13 @@ pub struct LegMedia {
     pub protection: Protection,
     /// How late an SRTP packet may arrive and still be accepted once.
     pub replay_window: ReplayWindow,
+    /// Which sources plain media is taken from before one has latched.
+    pub sources: MediaSources,
 }
 
 impl LegMedia {
-    /// A leg with no remote address yet (it latches on the first packet), no rtcp-mux and the
-    /// default replay window.
+    /// A leg with no remote address yet, no rtcp-mux, the default replay window, and plain
+    /// media taken only from the address in the peer's SDP.
     pub fn new(label: &'static str, sockets: LegSockets, protection: Protection) -> Self {
         Self {
             label,
@@ -62,7 +66,14 @@ impl LegMedia {
             rtcp_mux: false,
             protection,
             replay_window: ReplayWindow::DEFAULT,
+            sources: MediaSources::Sdp,
         }
+    }
+
+    /// The same leg taking plain media from other `sources`.
+    pub fn with_sources(mut self, sources: MediaSources) -> Self {
+        self.sources = sources;
+        self
     }
 
     /// The same leg with the peer's addresses from SDP.

@@ -16,6 +16,7 @@ pub mod stats;
 pub mod worker;
 
 pub use counters::DropReason;
+pub use latch::MediaSources;
 pub use leg::{LegMedia, Protection};
 pub use packet::{PacketKind, Port};
 pub use ports::{EmptyRange, LegSockets, PortError, PortLease, PortPool};

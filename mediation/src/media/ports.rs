@@ -1,11 +1,16 @@
 //! The media port pool: RTP/RTCP socket pairs (even RTP port, RTCP on the next odd one,
-//! RFC 3550 §11) bound from the configured range, handed out round-robin and returned when the
-//! call's [`PortLease`] is dropped.
+//! RFC 3550 §11) bound from the configured range, drawn at random and returned when the call's
+//! [`PortLease`] is dropped. Random, so a stranger cannot tell which ports the next call gets;
+//! a pair just returned waits while others are free, so late packets of its last call do not
+//! reach the next one.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use rand::Rng;
 
 /// A range with no even port whose odd neighbour is also in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,14 +63,66 @@ struct Shared {
     state: Mutex<State>,
 }
 
+/// Random draws tried before a search of the whole range.
+const DRAWS: usize = 16;
+
 #[derive(Debug)]
 struct State {
     /// `in_use[i]`: the pair `base + 2i` is leased.
     in_use: Vec<bool>,
     leased: usize,
-    /// Where the next search starts: one past the last pair handed out, so a pair just
-    /// returned is the last to be reused.
-    next: usize,
+    /// Pairs returned most recently, oldest first (at most half the range): handed out again
+    /// only when no other pair is free.
+    cooling: VecDeque<usize>,
+    /// `cooling[..].contains(i)`, without the search.
+    is_cooling: Vec<bool>,
+}
+
+impl State {
+    /// Free and not cooling.
+    fn ready(&self, pair: usize) -> bool {
+        !self.in_use[pair] && !self.is_cooling[pair]
+    }
+
+    fn release(&mut self, pair: usize) {
+        if std::mem::replace(&mut self.in_use[pair], false) {
+            self.leased -= 1;
+        }
+        if self.cooling.len() >= self.in_use.len() / 2 {
+            if let Some(oldest) = self.cooling.pop_front() {
+                self.is_cooling[oldest] = false;
+            }
+        }
+        if self.cooling.len() < self.in_use.len() / 2 && !self.is_cooling[pair] {
+            self.cooling.push_back(pair);
+            self.is_cooling[pair] = true;
+        }
+    }
+
+    fn lease(&mut self, pair: usize) {
+        self.in_use[pair] = true;
+        self.leased += 1;
+        if std::mem::take(&mut self.is_cooling[pair]) {
+            self.cooling.retain(|&p| p != pair);
+        }
+    }
+
+    /// The free pairs to try, in order: a few drawn at random (uniform while the range is
+    /// not crowded), then every pair from a random start, first those not cooling, then the
+    /// cooling ones. A pair may come more than once.
+    fn candidates(&self) -> impl Iterator<Item = usize> + '_ {
+        let pairs = self.in_use.len();
+        let mut rng = rand::thread_rng();
+        let draws: [usize; DRAWS] = std::array::from_fn(|_| rng.gen_range(0..pairs));
+        let start = rng.gen_range(0..pairs);
+        let sweep = move || (0..pairs).map(move |step| (start + step) % pairs);
+        let free = |p: &usize| !self.in_use[*p];
+        draws
+            .into_iter()
+            .chain(sweep())
+            .filter(|&p| self.ready(p))
+            .chain(sweep().filter(free))
+    }
 }
 
 impl Shared {
@@ -103,7 +160,8 @@ impl PortPool {
                 state: Mutex::new(State {
                     in_use: vec![false; pairs],
                     leased: 0,
-                    next: 0,
+                    cooling: VecDeque::new(),
+                    is_cooling: vec![false; pairs],
                 }),
             }),
         })
@@ -124,46 +182,38 @@ impl PortPool {
         self.shared.state().leased
     }
 
-    /// Binds the next free pair, round-robin from the last one handed out. Pairs another
-    /// process holds are skipped.
+    /// Binds a free pair drawn at random (one just returned only when no other is free).
+    /// Pairs another process holds are skipped. Once per call leg, never per packet.
     pub fn allocate(&self) -> Result<LegSockets, PortError> {
         let shared = &self.shared;
         let mut state = shared.state();
-        let pairs = state.in_use.len();
-        for step in 0..pairs {
-            let pair = (state.next + step) % pairs;
-            if state.in_use[pair] {
-                continue;
-            }
+        let bound = state.candidates().find_map(|pair| {
             let rtp_port = shared.port_of(pair);
             match bind_pair(shared.bind_ip, rtp_port) {
-                Ok((rtp, rtcp)) => {
-                    state.in_use[pair] = true;
-                    state.leased += 1;
-                    state.next = (pair + 1) % pairs;
-                    return Ok(LegSockets {
-                        rtp,
-                        rtcp,
-                        lease: PortLease {
-                            pool: Arc::downgrade(shared),
-                            pair,
-                            rtp_port,
-                        },
-                    });
-                }
-                Err(e) if is_taken(&e) => continue,
-                Err(source) => {
-                    return Err(PortError::Bind {
-                        addr: SocketAddr::new(shared.bind_ip, rtp_port),
-                        source,
-                    })
-                }
+                Ok(sockets) => Some(Ok((pair, rtp_port, sockets))),
+                Err(e) if is_taken(&e) => None,
+                Err(source) => Some(Err(PortError::Bind {
+                    addr: SocketAddr::new(shared.bind_ip, rtp_port),
+                    source,
+                })),
             }
-        }
-        Err(PortError::Exhausted {
-            first: shared.first,
-            last: shared.last,
-            in_use: state.leased,
+        });
+        let Some((pair, rtp_port, (rtp, rtcp))) = bound.transpose()? else {
+            return Err(PortError::Exhausted {
+                first: shared.first,
+                last: shared.last,
+                in_use: state.leased,
+            });
+        };
+        state.lease(pair);
+        Ok(LegSockets {
+            rtp,
+            rtcp,
+            lease: PortLease {
+                pool: Arc::downgrade(shared),
+                pair,
+                rtp_port,
+            },
         })
     }
 }
@@ -207,10 +257,7 @@ impl PortLease {
 impl Drop for PortLease {
     fn drop(&mut self) {
         if let Some(shared) = self.pool.upgrade() {
-            let mut state = shared.state();
-            if std::mem::replace(&mut state.in_use[self.pair], false) {
-                state.leased -= 1;
-            }
+            shared.state().release(self.pair);
         }
     }
 }
@@ -287,13 +334,49 @@ mod tests {
     }
 
     #[test]
-    fn round_robin_does_not_reuse_a_freed_pair_at_once() {
+    fn a_freed_pair_is_not_reused_while_others_are_free() {
         let pool = PortPool::new(LOOPBACK, free_range(4)).unwrap();
-        let a = pool.allocate().unwrap();
-        let first = a.rtp_port();
-        drop(a);
-        let b = pool.allocate().unwrap();
-        assert_ne!(b.rtp_port(), first, "a just-freed pair was reused");
+        for _ in 0..50 {
+            let a = pool.allocate().unwrap();
+            let first = a.rtp_port();
+            drop(a);
+            let b = pool.allocate().unwrap();
+            assert_ne!(b.rtp_port(), first, "a just-freed pair was reused");
+        }
+        // With every other pair held, the cooling one is handed out.
+        let last = pool.allocate().unwrap().rtp_port();
+        let held: Vec<_> = std::iter::from_fn(|| pool.allocate().ok()).collect();
+        assert!(
+            held.iter().any(|leg| leg.rtp_port() == last),
+            "never handed out"
+        );
+    }
+
+    /// Security review, finding 1: ports handed out round-robin told a stranger which ports
+    /// the next call would get.
+    #[test]
+    fn pairs_are_drawn_at_random() {
+        let pool = PortPool::new(LOOPBACK, free_range(64)).unwrap();
+        let mut ports = Vec::new();
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            let leg = pool.allocate().unwrap();
+            ports.push(leg.rtp_port());
+            held.push(leg);
+            if held.len() > 3 {
+                held.remove(0);
+            }
+        }
+        let next_in_line = ports.windows(2).filter(|w| w[1] == w[0] + 2).count();
+        // Round-robin: 39 of 39. At random: about 1 in 64 each.
+        assert!(
+            next_in_line < 10,
+            "{next_in_line} of 39 were the next pair: {ports:?}"
+        );
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 25, "{} distinct of 40", distinct.len());
     }
 
     #[test]

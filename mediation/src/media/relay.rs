@@ -167,6 +167,7 @@ impl Leg {
             rtcp_mux,
             protection,
             replay_window,
+            sources,
         } = media;
         let counters = LegCounters::new(metrics, label, protection.label());
         let (tx, rx, keys) = match protection {
@@ -189,8 +190,8 @@ impl Leg {
             rtp_socket: sockets.rtp,
             rtcp_socket,
             _lease: sockets.lease,
-            rtp_remote: Remote::new(remote_rtp),
-            rtcp_remote: Remote::new(remote_rtcp),
+            rtp_remote: Remote::new(remote_rtp, sources),
+            rtcp_remote: Remote::new(remote_rtcp, sources),
             tx,
             rx,
             keys,
@@ -403,7 +404,8 @@ fn relay_one(
         _ => return drop_in(inbound, DropReason::Malformed),
     };
 
-    // 2. From whom? Plain RTP cannot prove who sent it, so only the latched source counts.
+    // 2. From whom? Plain RTP cannot prove who sent it: only the peer's address counts (see
+    // `latch`). SRTP from elsewhere must authenticate first.
     let source_match = inbound.remote_mut(kind).compare(source);
     if source_match == SourceMatch::Other && inbound.rx.is_none() {
         return drop_in(inbound, DropReason::UnknownSource);

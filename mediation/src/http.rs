@@ -1,21 +1,42 @@
 //! The operator's HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (the process
-//! answers), `/readyz` (listeners bound, our certificate valid, media ports free) and
-//! `POST /reload` (re-read certificates, keys, CAs and CRLs, as SIGHUP does; `mediation reload`).
-//! The reload takes no input from the request: it only re-reads the configured files. Bind the
-//! endpoint to loopback or put it behind `[metrics.tls]` client certificates.
+//! answers and its call handling runs), `/readyz` (listeners bound, our certificate valid, media
+//! ports free) and `POST /reload` (re-read certificates, keys, CAs and CRLs, as SIGHUP does;
+//! `mediation reload`). The reload takes no input from the request: it only re-reads the
+//! configured files. Bind the endpoint to loopback or put it behind `[metrics.tls]` client
+//! certificates.
+//!
+//! The endpoint is a door too: it serves at most [`MAX_CONNECTIONS`] connections at once, each
+//! for at most [`CONNECTION_LIFETIME`], with [`HEADER_TIMEOUT`] to send its request head, and
+//! backs off when accepting fails (out of file descriptors), so a stranger who opens
+//! connections and sends nothing cannot hold the process's descriptors or tasks.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Semaphore};
 
 use crate::media::PortPool;
 use crate::metrics::Metrics;
+
+/// Connections served at once; further ones wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Time a client has to complete the TLS handshake and to send a request head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a connection is kept, idle or not (a scrape takes milliseconds).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+/// Pause after a failed accept (e.g. no file descriptor left) before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The metrics endpoint's TLS configuration; a reload replaces it for new connections.
+pub type HttpsConfig = Arc<RwLock<Arc<rustls::ServerConfig>>>;
 
 /// What readiness is judged on.
 #[derive(Clone)]
@@ -24,8 +45,10 @@ pub struct Readiness {
     pub metrics: Metrics,
     /// The media port pool.
     pub ports: PortPool,
-    /// When our own certificate stops being valid (UNIX seconds).
-    pub certificate_not_after: i64,
+    /// When our own certificate stops being valid (UNIX seconds); a reload updates it.
+    pub certificate_not_after: Arc<AtomicI64>,
+    /// The call layer's count of active calls: closed when the call-handling task has ended.
+    pub calls: watch::Receiver<usize>,
     /// Re-reads the TLS material; the error names the file and field.
     pub reload: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
 }
@@ -36,77 +59,95 @@ pub struct Readiness {
 pub async fn serve(
     addr: SocketAddr,
     state: Readiness,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    mut shutdown: watch::Receiver<bool>,
+    tls: Option<HttpsConfig>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {addr} (metrics): {e}"))
     })?;
     let local = listener.local_addr()?;
-    let tls_on = tls.is_some();
+    let https = tls.is_some();
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/reload", post(reload))
         .with_state(Arc::new(state));
-    match tls {
-        None => {
-            tokio::spawn(async move {
-                let stop = async move {
-                    let _ = shutdown.changed().await;
-                };
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-                {
-                    tracing::error!(error = %e, "metrics endpoint failed");
-                }
-            });
-        }
-        Some(config) => {
-            tokio::spawn(serve_https(listener, app, config, shutdown));
-        }
-    }
-    tracing::info!(%local, https = tls_on, "metrics endpoint listening");
+    tokio::spawn(accept_loop(listener, app, tls, shutdown));
+    tracing::info!(%local, https, "metrics endpoint listening");
     Ok(local)
 }
 
-/// HTTPS with client certificates: each connection is handshaken, then served by hyper.
-async fn serve_https(
+/// Accepts connections while fewer than [`MAX_CONNECTIONS`] are served, each in its own task.
+async fn accept_loop(
     listener: tokio::net::TcpListener,
     app: Router,
-    config: Arc<rustls::ServerConfig>,
+    tls: Option<HttpsConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+            _ = shutdown.changed() => return,
+        };
         let tcp = tokio::select! {
             r = listener.accept() => match r {
                 Ok((tcp, _)) => tcp,
-                Err(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics endpoint: accept failed; backing off");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
             },
             _ = shutdown.changed() => return,
         };
-        let acceptor = acceptor.clone();
         let app = app.clone();
+        let config = tls
+            .as_ref()
+            .map(|c| c.read().unwrap_or_else(|e| e.into_inner()).clone());
         tokio::spawn(async move {
-            let handshake =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
-            let tls = match handshake.await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::info!(error = %e, "metrics client refused");
-                    return;
+            let _slot = slot;
+            let served = async {
+                match config {
+                    None => serve_connection(tcp, app).await,
+                    Some(config) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => serve_connection(tls, app).await,
+                            Ok(Err(e)) => tracing::info!(error = %e, "metrics client refused"),
+                            Err(_) => {}
+                        }
+                    }
                 }
-                Err(_) => return,
             };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
+            // Whatever the client does, the connection and its slot end in time.
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, served).await;
         });
     }
+}
+
+/// Serves HTTP/1.1 on one connection, the request head due within [`HEADER_TIMEOUT`].
+async fn serve_connection<S>(io: S, app: Router)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
+}
+
+async fn healthz(State(s): State<Arc<Readiness>>) -> impl IntoResponse {
+    if s.calls.has_changed().is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy: call handling has stopped\n",
+        );
+    }
+    (StatusCode::OK, "ok\n")
 }
 
 async fn reload(State(s): State<Arc<Readiness>>) -> impl IntoResponse {
@@ -133,7 +174,7 @@ async fn readyz(State(s): State<Arc<Readiness>>) -> impl IntoResponse {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let mut problems = Vec::new();
-    if s.certificate_not_after <= now {
+    if s.certificate_not_after.load(Ordering::Relaxed) <= now {
         problems.push("our certificate has expired".to_string());
     }
     let free = s.ports.capacity().saturating_sub(s.ports.in_use());
@@ -153,5 +194,29 @@ async fn readyz(State(s): State<Arc<Readiness>>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {}\n", problems.join("; ")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn healthz_fails_once_call_handling_has_stopped() {
+        let (calls_tx, calls) = watch::channel(0);
+        let state = Arc::new(Readiness {
+            metrics: Metrics::new(),
+            ports: PortPool::new([127, 0, 0, 1].into(), 40000..=40009).unwrap(),
+            certificate_not_after: Arc::new(AtomicI64::new(i64::MAX)),
+            calls,
+            reload: Arc::new(|| Ok(())),
+        });
+        let status = |s: &Arc<Readiness>| {
+            let s = s.clone();
+            async move { healthz(State(s)).await.into_response().status() }
+        };
+        assert_eq!(status(&state).await, StatusCode::OK);
+        drop(calls_tx); // the driver's end of the channel goes with the task
+        assert_eq!(status(&state).await, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -1,6 +1,7 @@
 //! Starts the whole service from a validated configuration: loads certificate material, binds
 //! the front doors, runs the call layer, and stops it all on request.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,22 +144,31 @@ impl Service {
         };
         let pool_total = pool.capacity();
         let metrics_tls = match &config.metrics.tls {
-            Some(m) => Some(scraper_tls(&config, &material, &m.client_ca)?),
+            Some(m) => Some(Arc::new(std::sync::RwLock::new(scraper_tls(
+                &config,
+                &material,
+                &m.client_ca,
+            )?))),
             None => None,
         };
+        let certificate_not_after = Arc::new(AtomicI64::new(not_after));
         let reload = Arc::new(Reload {
             config: config.clone(),
             admission: reload_admission,
             client,
+            metrics_tls: metrics_tls.clone(),
+            certificate_not_after: certificate_not_after.clone(),
             metrics: metrics.clone(),
         });
+        let (active_tx, active) = watch::channel(0);
         let http_reload = reload.clone();
         let metrics_addr = crate::http::serve(
             config.metrics.listen,
             crate::http::Readiness {
                 metrics: metrics.clone(),
                 ports: pool,
-                certificate_not_after: not_after,
+                certificate_not_after,
+                calls: active.clone(),
                 reload: Arc::new(move || http_reload.run().map_err(|e| e.to_string())),
             },
             metrics_tls,
@@ -170,7 +180,6 @@ impl Service {
             .with_label_values(&["total"])
             .set(pool_total as i64);
         let (control, control_rx) = mpsc::channel(8);
-        let (active_tx, active) = watch::channel(0);
         let media_timeout = (config.media.media_timeout_secs > 0)
             .then(|| Duration::from_secs(config.media.media_timeout_secs));
         let core = tokio::spawn(driver::run(
@@ -250,11 +259,17 @@ impl Service {
     }
 }
 
-/// What a TLS reload replaces.
+/// What a TLS reload replaces: every consumer of the material.
 struct Reload {
     config: Arc<Config>,
+    /// The SIP listeners' server configuration.
     admission: Arc<Admission>,
+    /// Outgoing SIP connections.
     client: Arc<std::sync::RwLock<Arc<rustls::ClientConfig>>>,
+    /// The metrics endpoint's HTTPS (our certificate, the CRLs).
+    metrics_tls: Option<crate::http::HttpsConfig>,
+    /// What `/readyz` checks our certificate's expiry against.
+    certificate_not_after: Arc<AtomicI64>,
     metrics: Metrics,
 }
 
@@ -264,11 +279,21 @@ impl Reload {
         let material = TlsMaterial::load(tls)?;
         let server = server_config(&material, tls.min_version, tls.fips)?;
         let client = client_config(&material, tls.min_version, tls.fips)?;
+        let scrapers = match (&self.metrics_tls, &self.config.metrics.tls) {
+            (Some(_), Some(m)) => Some(scraper_tls(&self.config, &material, &m.client_ca)?),
+            _ => None,
+        };
+        // Everything is built before anything is replaced: a refused file changes nothing.
         let fips = server.fips() && client.fips();
         self.metrics.fips_mode.set(i64::from(fips));
         self.admission.set_server_config(server);
         *self.client.write().unwrap_or_else(|e| e.into_inner()) = client;
-        record_expiry(&self.metrics, &material);
+        if let (Some(shared), Some(scrapers)) = (&self.metrics_tls, scrapers) {
+            *shared.write().unwrap_or_else(|e| e.into_inner()) = scrapers;
+        }
+        let not_after = record_expiry(&self.metrics, &material);
+        self.certificate_not_after
+            .store(not_after, Ordering::Relaxed);
         tracing::info!(crls = material.crls.len(), "TLS material reloaded");
         Ok(())
     }

@@ -274,6 +274,46 @@ impl Metrics {
             build_info,
             registry: r,
         }
+        .with_zeroes()
+    }
+
+    /// Every counter whose label values are known before anything happens starts at 0, so
+    /// alerts and dashboards see 0 rather than nothing (`rate()` and `absent()` behave).
+    fn with_zeroes(self) -> Self {
+        use crate::media::DropReason;
+        use crate::tls::RefusalReason;
+        use crate::transport::LimitHit;
+        const TLS_DOORS: [&str; 2] = ["next_hop", "gateway_tls"];
+        const DOORS: [&str; 3] = ["next_hop", "gateway_tls", "gateway_tcp"];
+        const LEGS: [&str; 2] = ["gateway", "next_hop"];
+        for listener in TLS_DOORS {
+            for reason in RefusalReason::ALL {
+                self.mtls_rejections
+                    .with_label_values(&[listener, reason.label()]);
+            }
+        }
+        for listener in DOORS {
+            for limit in LimitHit::LABELS {
+                self.sip_connections_refused
+                    .with_label_values(&[listener, limit]);
+            }
+            self.sip_malformed.with_label_values(&[listener]);
+        }
+        for listener in ["gateway_tcp", "gateway_udp"] {
+            self.connections_refused
+                .with_label_values(&[listener, "unknown_source"]);
+        }
+        for reason in ["plain_tcp", "plain_udp", "not_offered"] {
+            self.sdes_keys_ignored.with_label_values(&[reason]);
+        }
+        for leg in LEGS {
+            for reason in DropReason::ALL {
+                self.media_dropped.with_label_values(&[leg, reason.label()]);
+            }
+            self.srtp_auth_failures.with_label_values(&[leg]);
+            self.srtp_replay_drops.with_label_values(&[leg]);
+        }
+        self
     }
 
     /// Records when a peer's certificate expires (`certificate_expiry_timestamp_seconds{cert=
@@ -305,5 +345,25 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Security review, "Also": counters with label values known at start are exported at 0.
+    #[test]
+    fn known_series_are_exported_at_zero() {
+        let text = Metrics::new().render();
+        for series in [
+            r#"mediation_sdes_keys_ignored_total{reason="plain_tcp"} 0"#,
+            r#"mediation_mtls_rejections_total{listener="gateway_tls",reason="untrusted_ca"} 0"#,
+            r#"mediation_media_packets_dropped_total{leg="gateway",reason="unknown_source"} 0"#,
+            r#"mediation_sip_connections_refused_total{limit="reserved_for_peers",listener="gateway_tcp"} 0"#,
+            r#"mediation_srtp_replay_drops_total{leg="next_hop"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} missing");
+        }
     }
 }

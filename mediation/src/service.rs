@@ -95,6 +95,7 @@ impl Service {
             connections: ConnectionLimits::new(
                 config.sip.max_connections,
                 config.sip.max_connections_per_source,
+                admission.peer_addresses().iter().copied(),
             ),
         };
         let mut bound = bind_listeners(

@@ -423,10 +423,11 @@ pub struct SipConfig {
     /// them are closed (the peer opens a new one when it needs it); 0 never closes them.
     #[serde(default = "default_idle_connection_timeout")]
     pub idle_connection_timeout_secs: u64,
-    /// SIP connections accepted at once, all front doors together; more are closed at accept.
+    /// SIP connections accepted at once on each front door; more are closed at accept. The
+    /// last tenth (at most 64) of each door's places are kept for configured peers' addresses.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// SIP connections accepted at once from one IP address.
+    /// SIP connections accepted at once on one front door from one IPv4 address or IPv6 /64.
     #[serde(default = "default_max_connections_per_source")]
     pub max_connections_per_source: usize,
     /// UDP retransmission timer T1 (RFC 3261 §17), milliseconds: the first retransmission

@@ -33,7 +33,8 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    const ALL: [DropReason; 10] = [
+    /// Every reason, to export the counters at zero.
+    pub const ALL: [DropReason; 10] = [
         DropReason::Malformed,
         DropReason::UnknownSource,
         DropReason::AuthFailed,

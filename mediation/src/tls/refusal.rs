@@ -29,6 +29,19 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
+    /// Every reason, to export the counters at zero.
+    pub const ALL: [RefusalReason; 9] = [
+        RefusalReason::NoCertificate,
+        RefusalReason::UntrustedCa,
+        RefusalReason::Expired,
+        RefusalReason::NotYetValid,
+        RefusalReason::Revoked,
+        RefusalReason::NameMismatch,
+        RefusalReason::ProtocolVersion,
+        RefusalReason::HandshakeTimeout,
+        RefusalReason::HandshakeFailed,
+    ];
+
     /// The metric label value.
     pub fn label(self) -> &'static str {
         match self {

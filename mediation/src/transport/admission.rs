@@ -28,6 +28,8 @@ pub struct Admission {
     server: RwLock<Arc<ServerConfig>>,
     handshake_timeout: Duration,
     metrics: Metrics,
+    /// Addresses configured peers connect from, as far as the configuration tells.
+    peer_addresses: Vec<IpAddr>,
 }
 
 impl Admission {
@@ -41,16 +43,23 @@ impl Admission {
         let mut tcp_gateways = Vec::new();
         let mut udp_gateways = Vec::new();
         let mut tls_gateways = Vec::new();
+        let mut peer_addresses = resolve(&config.next_hop.address).await;
         for g in &config.gateways {
             match g.transport {
                 GatewayTransport::Tls => {
-                    tls_gateways.push((g.name.clone(), g.identity.clone().unwrap_or_default()))
+                    tls_gateways.push((g.name.clone(), g.identity.clone().unwrap_or_default()));
+                    peer_addresses.extend(g.sources.iter().copied());
+                    peer_addresses.extend(resolve(&g.address).await);
                 }
                 GatewayTransport::Tcp => tcp_gateways.push((g.name.clone(), sources(g).await?)),
                 GatewayTransport::Udp => udp_gateways.push((g.name.clone(), sources(g).await?)),
             }
         }
+        for (_, sources) in tcp_gateways.iter().chain(&udp_gateways) {
+            peer_addresses.extend(sources.iter().copied());
+        }
         Ok(Self {
+            peer_addresses,
             next_hop_identity: config.next_hop.identity.clone(),
             tls_gateways,
             tcp_gateways,
@@ -59,6 +68,12 @@ impl Admission {
             handshake_timeout: config.tls.handshake_timeout(),
             metrics,
         })
+    }
+
+    /// The addresses configured peers connect from: the next hop's and the gateways' (their
+    /// `sources`, else their addresses resolved at start). Connection places are kept for them.
+    pub fn peer_addresses(&self) -> &[IpAddr] {
+        &self.peer_addresses
     }
 
     /// Replaces the server TLS configuration (certificate or CRL rotation); connections already
@@ -228,6 +243,18 @@ async fn sources(g: &crate::config::GatewayConfig) -> std::io::Result<Vec<IpAddr
         .await?
         .map(|a| a.ip())
         .collect())
+}
+
+/// `host:port` resolved, best effort: an MTLS peer is known by its certificate, so a name that
+/// does not resolve now only means no connection places are kept for it.
+async fn resolve(address: &str) -> Vec<IpAddr> {
+    match tokio::net::lookup_host(address).await {
+        Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+        Err(e) => {
+            tracing::debug!(address, error = %e, "peer address not resolved");
+            Vec::new()
+        }
+    }
 }
 
 /// The `legacy_version` of the peer's ClientHello (RFC 8446 §4.1.2), read without consuming it:

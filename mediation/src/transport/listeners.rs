@@ -81,7 +81,7 @@ pub struct AcceptContext {
     pub limits: FramingLimits,
     /// Counters.
     pub metrics: Metrics,
-    /// Connections at once, in total and per source address.
+    /// Connections at once per listener, per source, and the reserve for configured peers.
     pub connections: ConnectionLimits,
 }
 
@@ -91,6 +91,7 @@ async fn accept_loop(
     ctx: Arc<AcceptContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let connections = ctx.connections.pool();
     loop {
         let (tcp, remote) = tokio::select! {
             r = socket.accept() => match r {
@@ -103,7 +104,7 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => return,
         };
-        let slot = match ctx.connections.acquire(remote.ip()) {
+        let slot = match connections.acquire(remote.ip()) {
             Ok(slot) => slot,
             Err(hit) => {
                 // Closed before any TLS work: the cheapest refusal there is.

@@ -90,6 +90,9 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         eprintln!("{} has 1 problem(s):\n  {e}", file.display());
         return ExitCode::FAILURE;
     }
+    for warning in config::warnings(&config) {
+        println!("WARNING: {warning}");
+    }
     println!(
         "OK: {} ({} gateway(s), next hop {}, encryption {:?})",
         file.display(),
@@ -187,6 +190,9 @@ fn init_logging(config: &Config) {
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Arc::new(config::load_file(path)?);
     init_logging(&config);
+    for warning in config::warnings(&config) {
+        tracing::warn!("{warning}");
+    }
     let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     rt.block_on(async move {
         let service = Service::start(config.clone()).await?;

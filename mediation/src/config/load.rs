@@ -382,6 +382,38 @@ impl<'a, 's> Checker<'a, 's> {
             );
         }
 
+        // [metrics]: plain HTTP (with POST /reload) only where only this host reaches it.
+        if !c.metrics.listen.ip().is_loopback()
+            && c.metrics.tls.is_none()
+            && !c.metrics.allow_plain_http
+        {
+            self.problem(
+                &[Key("metrics"), Key("listen")],
+                format!(
+                    "{} is not loopback: add [metrics.tls] (scrapers present client certificates), or allow_plain_http = true if only a management network reaches it",
+                    c.metrics.listen
+                ),
+            );
+        }
+
+        // [sip] bounds: a number too large for what it limits is a mistake, not a wish.
+        for (field, value, range) in [
+            ("max_message_bytes", c.sip.max_message_bytes as u64, 1_024..=1_048_576),
+            ("answer_timeout_secs", c.sip.answer_timeout_secs, 1..=3_600),
+            ("max_calls", c.sip.max_calls as u64, 1..=1_000_000),
+        ] {
+            if !range.contains(&value) {
+                self.problem(
+                    &[Key("sip"), Key(field)],
+                    format!(
+                        "expected {} to {}, got {value}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
+        }
+
         // Listeners must not collide (port 0 asks the system for a free port each).
         let mut listeners = vec![("next_hop.listen", c.next_hop.listen)];
         listeners.extend(c.gateway_listen.tls.map(|a| ("gateway_listen.tls", a)));
@@ -525,6 +557,35 @@ ports = "40000-40009"
         assert_eq!(p[0].field, "gateway[0].srtp");
         assert_eq!(p[0].line, Some(18));
         assert!(p[0].message.contains("plain UDP"), "{}", p[0]);
+    }
+
+    /// Security review, low findings: plain HTTP (with `/reload`) beyond loopback only when
+    /// asked for, and limits that are bounded.
+    #[test]
+    fn plain_metrics_beyond_loopback_and_unbounded_limits_are_refused() {
+        let src = format!(
+            "{}\n[metrics]\nlisten = \"0.0.0.0:9464\"\n\n[sip]\nmax_message_bytes = 100000000\nanswer_timeout_secs = 0\nmax_calls = 0\n",
+            valid()
+        );
+        let p = problems(&src);
+        let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metrics.listen",
+                "sip.max_message_bytes",
+                "sip.answer_timeout_secs",
+                "sip.max_calls"
+            ],
+            "{p:?}"
+        );
+        assert!(p[0].message.contains("[metrics.tls]"), "{}", p[0]);
+        assert!(p[1].message.contains("got 100000000"), "{}", p[1]);
+        let allowed = src.replace(
+            "listen = \"0.0.0.0:9464\"",
+            "listen = \"0.0.0.0:9464\"\nallow_plain_http = true",
+        );
+        assert_eq!(problems(&allowed).len(), 3);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The service configuration: one TOML file whose shape is a contract with operators
 //! (DESIGN.md §3). `model` holds the typed fields, `load` parses and validates a file and
-//! reports every problem with its field and line, `locate` maps fields to lines.
+//! reports every problem with its field and line, `locate` maps fields to lines, `warnings`
+//! names the allowed settings that weaken a promise.
 
 mod load;
 mod locate;
 mod model;
+mod warnings;
 
 pub use load::{load_file, load_str, split_host_port, ConfigError, Problem};
+pub use warnings::warnings;
 pub use model::*;

@@ -542,6 +542,10 @@ pub struct MetricsConfig {
     /// Serve HTTPS instead, requiring a client certificate (Prometheus `tls_config`).
     #[serde(default)]
     pub tls: Option<MetricsTlsConfig>,
+    /// Serve plain HTTP on an address other than loopback (`/reload` included): only on a
+    /// management network nobody else reaches. Without it such a `listen` needs `[metrics.tls]`.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 impl Default for MetricsConfig {
@@ -549,6 +553,7 @@ impl Default for MetricsConfig {
         Self {
             listen: default_metrics_listen(),
             tls: None,
+            allow_plain_http: false,
         }
     }
 }

@@ -1,19 +1,20 @@
 //! Who a verified certificate names: its DNS subject alternative names, and whether it is valid
 //! for a configured identity (the gateway's or next hop's `identity`).
 
-use rustls_pki_types::{CertificateDer, DnsName, ServerName};
+use rustls_pki_types::CertificateDer;
 
-/// True when the end-entity certificate is valid for `identity` (a DNS name), by the same
-/// RFC 6125 rules webpki applies to server names.
+/// True when the (already verified) end-entity certificate carries `identity` as one of its DNS
+/// subject alternative names, compared without case and without a trailing dot. A wildcard name
+/// in the certificate (`*.example.test`) counts only when the configured identity is that very
+/// wildcard: a gateway holding a wildcard certificate from our CA must not pass for the next hop
+/// (`frontend.example.test`) or another gateway.
 pub fn matches_identity(cert: &CertificateDer<'_>, identity: &str) -> bool {
-    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
-        return false;
-    };
-    let Ok(name) = DnsName::try_from(identity) else {
-        return false;
-    };
-    ee.verify_is_valid_for_subject_name(&ServerName::DnsName(name))
-        .is_ok()
+    let want = normalise(identity);
+    !want.is_empty() && dns_names(cert).iter().any(|name| normalise(name) == want)
+}
+
+fn normalise(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// The DNS names a certificate carries, for logs.
@@ -47,4 +48,35 @@ pub fn expiry(cert: &CertificateDer<'_>) -> Option<(i64, String)> {
         .unwrap_or("")
         .to_string();
     Some((x509.validity().not_after.timestamp(), cn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(names: &[&str]) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn an_identity_matches_its_own_name_in_any_case() {
+        let c = cert(&["gw1.example.test", "other.example.test"]);
+        assert!(matches_identity(&c, "gw1.example.test"));
+        assert!(matches_identity(&c, "GW1.Example.Test."));
+        assert!(!matches_identity(&c, "gw2.example.test"));
+        assert!(!matches_identity(&c, ""));
+    }
+
+    /// Security review (identity roles): wildcards match only when configured.
+    #[test]
+    fn a_wildcard_certificate_matches_only_a_configured_wildcard() {
+        let c = cert(&["*.example.test"]);
+        assert!(!matches_identity(&c, "frontend.example.test"));
+        assert!(!matches_identity(&c, "gw1.example.test"));
+        assert!(matches_identity(&c, "*.example.test"));
+    }
 }

@@ -22,6 +22,7 @@ use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use super::reoffer;
 use super::session_timer::{self, Due, LegSession, Pending, UasAnswer};
 
+mod debug;
 pub mod reoffer_relay;
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode, SrtpOfferStyle};
 use crate::metrics::Metrics;
@@ -52,8 +53,8 @@ pub struct Target {
 
 /// What the engine is told.
 // Moved once per SIP message, never per media packet: boxing the message would buy nothing.
+// `Debug` (in `debug.rs`) prints the message with its keys redacted.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
 pub enum Input {
     /// A connection (accepted or opened by us) is up and its peer proved who it is.
     Opened {
@@ -117,8 +118,8 @@ pub enum MediaCommand {
     },
 }
 
-/// What the engine asks the edges to do.
-#[derive(Debug)]
+/// What the engine asks the edges to do. `Debug` (in `debug.rs`) prints what is sent with its
+/// keys redacted.
 pub enum Output {
     /// Open a connection with this id (messages for it follow; queue them until it is up).
     Connect {

@@ -123,6 +123,28 @@ msgs = [m.encode() for m, _ in sip_msgs if "Content-Length" in m]
 for i in range(0, len(msgs), 3):
     put("sip_stream", bytes([i % 3, 7 + i]) + b"\r\n\r\n".join(msgs[i:i + 3]) + b"\r\n")
 
+# ... and messages whose SDP keys follow `inline:` in any case (the trace must redact them all)
+KEYED_SDP = (
+    "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+    "m=audio 6000 RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 INLINE:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^31\r\n"
+    "a=crypto:2 AES_CM_128_HMAC_SHA1_32 Inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31|1:4;"
+    "inline:lEjdWSPlAWZLdh5LBVmRNe3Hb+1F5yRXN94lMEzY|2^31|2:4\r\n"
+    "a=crypto:3 AEAD_AES_128_GCM iNlInE:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVph KDR=0\r\n"
+)
+KEYED_HEAD = (
+    "INVITE sip:+15550002@192.0.2.9:5070;transport=tcp SIP/2.0\r\n"
+    "Via: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bK-keyed\r\nMax-Forwards: 70\r\n"
+    "From: <sip:a@192.0.2.1>;tag=1\r\nTo: <sip:+15550002@192.0.2.9>\r\nCall-ID: keyed-1\r\n"
+    "CSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.1:5060;transport=tcp>\r\n"
+    "Content-Type: application/sdp\r\n"
+)
+keyed = KEYED_HEAD + f"Content-Length: {len(KEYED_SDP)}\r\n\r\n" + KEYED_SDP
+put("sip_stream", bytes([0, 100]) + keyed.encode())
+put("sip_stream", bytes([1, 101]) + keyed.encode())
+# the same SDP in an unparseable message: the trace of what is refused hides the keys too
+put("sip_stream", bytes([0, 102]) + keyed.replace("Via: ", "Via ").encode())
+
 # sdp_rewrite: [flags, body] or [flags | 4, offer \0 answer]
 sdp_bodies = sorted(set(sdp_bodies))
 for i, body in enumerate(sdp_bodies):

@@ -9,11 +9,17 @@
 //!   error of either run, which may legitimately depend on it);
 //! - no message is larger than the limit and the buffered bytes stay bounded;
 //! - every response we build (`ReceivedRequest::respond`, `response_for`) frames as exactly one
-//!   message of its own length, so it cannot desynchronize the peer's stream.
+//!   message of its own length, so it cannot desynchronize the peer's stream;
+//! - the SIP trace (`sip::trace::Redacted`) of every message — the bytes as framed or built (as
+//!   sent messages are traced) and a parsed message printed again (as received ones are) —
+//!   shows no key the `a=crypto` parser would accept after an `inline:` in any case, unless the
+//!   same text also stands outside every key field.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mediation::call::{headers, message::ReceivedRequest};
+use mediation::sdp::CryptoAttribute;
+use mediation::sip::trace::Redacted;
 use mediation::sip::{
     parse, response_for, Frame, FramingError, FramingLimits, ResponseExtras, StreamFramer,
 };
@@ -98,6 +104,52 @@ fn frame(chunks: &mut dyn Iterator<Item = &[u8]>, limits: FramingLimits) -> Run 
     run
 }
 
+/// Byte ranges of the key fields of `text`: after each `inline:` in any case, up to `|`, `;`,
+/// ASCII white space or the end — where `CryptoAttribute::parse` reads a key (RFC 4568 key
+/// parameters; the ABNF's literals are case-insensitive).
+fn key_fields(text: &str) -> Vec<(usize, usize)> {
+    // ASCII lowercasing keeps every byte offset.
+    let lower = text.to_ascii_lowercase();
+    lower
+        .match_indices("inline:")
+        .map(|(at, mark)| {
+            let start = at + mark.len();
+            let len = text[start..]
+                .find(|c: char| c.is_ascii_whitespace() || matches!(c, '|' | ';'))
+                .unwrap_or(text.len() - start);
+            (start, start + len)
+        })
+        .collect()
+}
+
+/// The trace of `bytes` shows none of their keys: every key field the `a=crypto` parser would
+/// take as a key (any valid base64; an unknown suite takes any length) is absent from it,
+/// unless that text also occurs with every key field blanked (then it is not only a key).
+fn assert_trace_hides_keys(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let fields = key_fields(&text);
+    if fields.is_empty() {
+        return;
+    }
+    let mut blanked = text.as_bytes().to_vec();
+    for &(start, end) in &fields {
+        blanked[start..end].fill(0);
+    }
+    let elsewhere = String::from_utf8_lossy(&blanked);
+    // Our marker's letters are not a key either.
+    let shown = Redacted(bytes).to_string().replace("<redacted>", "\0");
+    for &(start, end) in &fields {
+        let key = &text[start..end];
+        let accepted = CryptoAttribute::parse(&format!("1 X inline:{key}")).is_ok();
+        if accepted && !elsewhere.contains(key) {
+            assert!(
+                !shown.contains(key),
+                "key {key} in the trace\n{shown}\nof\n{text}"
+            );
+        }
+    }
+}
+
 /// `bytes` must frame as one message covering all of it: taken whole, or refused on its own
 /// without losing the stream position (a response echoes the request's header values, so one
 /// that echoes non-UTF-8 bytes is skipped as `NotUtf8` like the request was).
@@ -129,18 +181,22 @@ const EXTRAS: ResponseExtras<'static> = ResponseExtras {
 fn answer_rejected(head: &[u8], code: u16, reason: &str) {
     if let Some(response) = response_for(head, code, reason, &EXTRAS) {
         assert_frames_alone(&response, "response_for");
+        assert_trace_hides_keys(&response);
     }
 }
 
 fn handle_message(bytes: &[u8], code: u16) {
+    assert_trace_hides_keys(bytes);
     match parse(bytes) {
         Ok(msg) => {
+            assert_trace_hides_keys(msg.to_string().as_bytes());
             let _ = headers::summary(&msg);
             let _ = headers::session_expires(&msg);
             let _ = headers::supports(&msg, "timer");
             if let Some(request) = ReceivedRequest::of(&msg) {
                 let response = request.respond(code, "Bad Request", "fuzztag").encode();
                 assert_frames_alone(&response, "ReceivedRequest::respond");
+                assert_trace_hides_keys(&response);
                 let _ = parse(&response);
             }
             if let rsip::SipMessage::Request(req) = &msg {
@@ -148,6 +204,7 @@ fn handle_message(bytes: &[u8], code: u16) {
                     mediation::sip::response_for_request(req, code, "Bad Request", &EXTRAS)
                 {
                     assert_frames_alone(&response, "response_for_request");
+                    assert_trace_hides_keys(&response);
                 }
             }
         }

@@ -22,6 +22,7 @@ use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use super::reoffer;
 use super::session_timer::{self, Due, LegSession, Pending, UasAnswer};
 
+mod debug;
 pub mod reoffer_relay;
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode, SrtpOfferStyle};
 use crate::metrics::Metrics;
@@ -52,8 +53,8 @@ pub struct Target {
 
 /// What the engine is told.
 // Moved once per SIP message, never per media packet: boxing the message would buy nothing.
+// `Debug` (in `debug.rs`) prints the message with its keys redacted.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
 pub enum Input {
     /// A connection (accepted or opened by us) is up and its peer proved who it is.
     Opened {
@@ -117,8 +118,8 @@ pub enum MediaCommand {
     },
 }
 
-/// What the engine asks the edges to do.
-#[derive(Debug)]
+/// What the engine asks the edges to do. `Debug` (in `debug.rs`) prints what is sent with its
+/// keys redacted.
 pub enum Output {
     /// Open a connection with this id (messages for it follow; queue them until it is up).
     Connect {
@@ -630,7 +631,11 @@ impl<P: PortAllocator> Engine<P> {
             }
             (rsip::Method::Bye, Some(id)) => {
                 self.reply(conn, &msg, 200, "OK", None);
-                self.hang_up(id, conn);
+                let from_b = self
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.b.call_id == s.call_id);
+                self.on_bye(now, id, conn, from_b);
             }
             (rsip::Method::Cancel, Some(id)) => {
                 self.reply(conn, &msg, 200, "OK", None);
@@ -2277,6 +2282,34 @@ impl<P: PortAllocator> Engine<P> {
         self.abandon(now, id);
     }
 
+    /// A BYE (already answered 200). On an answered call it ends both legs. Before the answer it
+    /// ends an early dialog (RFC 3261 §15): from the caller that is a CANCEL in all but name,
+    /// handled as one — 487 to its INVITE, CANCEL to the callee, whose final answer (a 2xx
+    /// that crossed the CANCEL is ACKed and ended with BYE) is awaited. A callee must not send
+    /// BYE before it answers (§15); one that does is taken as giving up: the caller gets 487
+    /// and the callee's INVITE is cancelled the same way. Once abandoned, a BYE changes nothing.
+    fn on_bye(&mut self, now: Instant, id: u64, from: ConnId, from_b: bool) {
+        let Some(phase) = self.calls.get(&id).map(|c| c.phase) else {
+            return;
+        };
+        match phase {
+            Phase::Answered | Phase::Confirmed => self.hang_up(id, from),
+            Phase::Proceeding if !from_b => self.on_cancel(now, id),
+            Phase::Proceeding => {
+                tracing::info!(
+                    call = id,
+                    "BYE from the callee before its answer: call ended"
+                );
+                let call = &self.calls[&id];
+                let r = call.a_response(487, "Request Terminated").encode();
+                self.send(call.a.conn, r);
+                self.count_call(id, "callee_bye");
+                self.abandon(now, id);
+            }
+            Phase::Abandoned => {}
+        }
+    }
+
     /// The caller is gone before an answer: CANCEL the callee and wait for its final answer.
     fn abandon(&mut self, now: Instant, id: u64) {
         let Some(call) = self.calls.get_mut(&id) else {
@@ -2298,8 +2331,8 @@ impl<P: PortAllocator> Engine<P> {
         };
         let (a_conn, b_conn) = (call.a.conn, call.b.conn);
         if call.phase == Phase::Proceeding || call.phase == Phase::Abandoned {
-            // A BYE before any answer can only come from B's side of a forked/odd flow: treat
-            // it as the callee ending; refuse the caller.
+            // Not answered (BYE before the answer goes to `on_bye`; here: early media that
+            // could not be set up): refuse the caller.
             let r = call.a_response(487, "Request Terminated").encode();
             self.send(a_conn, r);
             self.release_ports(id);

@@ -5,10 +5,12 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::headers;
+use crate::sip::trace::Redacted;
 use crate::transport::SERVER;
 
-/// A message being written: start line, headers in order, optional SDP body.
-#[derive(Debug, Clone)]
+/// A message being written: start line, headers in order, optional SDP body. `Debug` shows
+/// the body with its keys redacted.
+#[derive(Clone)]
 pub struct Outgoing {
     start: String,
     headers: Vec<(&'static str, String)>,
@@ -99,6 +101,19 @@ impl Outgoing {
     }
 }
 
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("start", &self.start)
+            .field("headers", &self.headers)
+            .field(
+                "body",
+                &self.body.as_deref().map(|b| Redacted(b.as_bytes())),
+            )
+            .finish()
+    }
+}
+
 /// A fresh random token for tags, branches and Call-IDs.
 pub fn token(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -178,6 +193,20 @@ pub fn without_tag(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_redacts_the_keys_in_the_body() {
+        let key = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk";
+        let m = Outgoing::response(200, "OK")
+            .header("CSeq", "1 INVITE")
+            .sdp(format!(
+                "m=audio 4000 RTP/SAVP 0\r\na=crypto:1 X Inline:{key}|2^31\r\n"
+            ));
+        let shown = format!("{m:?}");
+        assert!(!shown.contains(key), "{shown}");
+        assert!(shown.contains("Inline:<redacted>|2^31"), "{shown}");
+        assert!(shown.contains("1 INVITE"), "{shown}");
+    }
 
     #[test]
     fn encodes_with_content_length() {

@@ -134,10 +134,10 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     Ok(message)
 }
 
-/// rsip's error text (which quotes the whole message) shortened and with control characters
-/// escaped, fit for logs.
+/// rsip's error text (which quotes the whole message) with its SDES keys redacted, shortened
+/// and with control characters escaped, fit for logs.
 fn short_text(err: &rsip::Error) -> String {
-    let full = err.to_string();
+    let full = super::trace::Redacted(err.to_string().as_bytes()).to_string();
     let mut out = String::new();
     for c in full.chars() {
         if out.len() >= MAX_ERROR_TEXT {
@@ -605,6 +605,22 @@ mod tests {
             .headers()
             .iter()
             .any(|h| matches!(h, Header::Contact(_))));
+    }
+
+    #[test]
+    fn the_error_text_quoting_the_message_has_its_keys_redacted() {
+        // rsip quotes the message it could not tokenize (here: `Via` without a colon).
+        let key = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk";
+        for mark in ["inline:", "INLINE:", "Inline:"] {
+            let bad = format!(
+                "INVITE sip:a@b SIP/2.0\r\nX-Key: {mark}{key}|2^31\r\nVia SIP/2.0/TCP h\r\n\r\n"
+            );
+            let Err(ParseError::Syntax(text)) = parse(bad.as_bytes()) else {
+                panic!("{bad} parses")
+            };
+            assert!(!text.contains(key), "{text}");
+            assert!(text.contains(&format!("{mark}<redacted>|2^31")), "{text}");
+        }
     }
 
     #[test]

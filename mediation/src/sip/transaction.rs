@@ -87,7 +87,7 @@ struct Key {
     method: String,
 }
 
-#[derive(Debug)]
+// No `Debug`: the messages kept may carry SDES keys.
 struct Txn {
     role: Role,
     state: State,
@@ -115,7 +115,6 @@ impl Txn {
 }
 
 /// The ACK the engine sent for a 2xx (UAC side), resent when the 2xx is retransmitted.
-#[derive(Debug)]
 struct AckMemory {
     ack: Option<Bytes>,
     until: Instant,
@@ -167,8 +166,8 @@ impl Info {
     }
 }
 
-/// All transactions of one flow (one remote address).
-#[derive(Debug)]
+/// All transactions of one flow (one remote address). `Debug` shows counts, not the messages
+/// kept (they may carry SDES keys).
 pub struct Transactions {
     timers: Timers,
     max: usize,
@@ -179,6 +178,21 @@ pub struct Transactions {
     transmit: VecDeque<Bytes>,
     deliver: VecDeque<SipMessage>,
     dropped: u64,
+}
+
+impl std::fmt::Debug for Transactions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transactions")
+            .field("timers", &self.timers)
+            .field("max", &self.max)
+            .field("client", &self.client.len())
+            .field("server", &self.server.len())
+            .field("acks", &self.acks.len())
+            .field("transmit", &self.transmit.len())
+            .field("deliver", &self.deliver.len())
+            .field("dropped", &self.dropped)
+            .finish()
+    }
 }
 
 impl Transactions {

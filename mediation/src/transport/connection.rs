@@ -26,8 +26,7 @@ impl ConnId {
     }
 }
 
-/// What connections tell the call layer.
-#[derive(Debug)]
+/// What connections tell the call layer. `Debug` shows a message with its keys redacted.
 pub enum SipEvent {
     /// A peer was admitted; `out` writes to it.
     Opened {
@@ -50,6 +49,24 @@ pub enum SipEvent {
         /// The connection.
         conn: ConnId,
     },
+}
+
+impl std::fmt::Debug for SipEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SipEvent::Opened { conn, peer, .. } => f
+                .debug_struct("Opened")
+                .field("conn", conn)
+                .field("peer", peer)
+                .finish_non_exhaustive(),
+            SipEvent::Message { conn, msg } => f
+                .debug_struct("Message")
+                .field("conn", conn)
+                .field("msg", &sip::trace::Redacted(msg.to_string().as_bytes()))
+                .finish(),
+            SipEvent::Closed { conn } => f.debug_struct("Closed").field("conn", conn).finish(),
+        }
+    }
 }
 
 /// Written to a connection's `out`, an empty message closes it (after what was queued before).
@@ -209,5 +226,29 @@ pub(super) fn status_code(bytes: &[u8]) -> Option<&str> {
         std::str::from_utf8(code).ok()
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_message_event_redacts_its_keys() {
+        let key = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk";
+        let body = format!("a=crypto:1 X INLINE:{key}\r\n");
+        let text = format!(
+            "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\
+             Max-Forwards: 70\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let event = SipEvent::Message {
+            conn: ConnId(3),
+            msg: sip::parse(text.as_bytes()).expect("parses"),
+        };
+        let shown = format!("{event:?}");
+        assert!(!shown.contains(key), "{shown}");
+        assert!(shown.contains("INLINE:<redacted>"), "{shown}");
     }
 }

@@ -411,3 +411,20 @@ fn hop(
         }
     }
 }
+
+#[test]
+fn debug_shows_counts_not_the_messages_kept() {
+    let key = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk";
+    let invite = String::from_utf8(request("INVITE", "z9hG4bK-k", 1).to_vec())
+        .unwrap()
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: 48\r\n\r\na=crypto:1 X INLINE:{key}\r\n"),
+        );
+    let mut t = Transactions::new(timers());
+    t.send(Instant::now(), Bytes::from(invite));
+    assert_eq!(t.len(), 1);
+    let shown = format!("{t:?}");
+    assert!(!shown.contains(key), "{shown}");
+    assert!(shown.contains("client: 1"), "{shown}");
+}

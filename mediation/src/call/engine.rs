@@ -602,6 +602,38 @@ impl<P: PortAllocator> Engine<P> {
             .copied()
     }
 
+    /// Whether a message for call `id`'s leg (`from_b`) came from that leg's own peer: its
+    /// connection, or another connection of the same configured peer at the same signalling
+    /// level (a gateway that opens a new connection, another UDP port). A dialog's Call-ID and
+    /// tags are no secret to a peer that saw them; they do not let another peer act on it, and
+    /// our answers (with SDES keys) go only where the leg's own peer is.
+    fn is_leg_peer(&self, id: u64, from_b: bool, conn: ConnId) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        let leg_conn = if from_b { call.b.conn } else { call.a.conn };
+        if conn == leg_conn {
+            return true;
+        }
+        let expected = if call.is_gateway_leg(from_b) {
+            Peer::Gateway(call.gateway.clone())
+        } else {
+            Peer::NextHop
+        };
+        let leg_signalling = self.conns.get(&leg_conn).map(|p| p.signalling);
+        self.conns
+            .get(&conn)
+            .is_some_and(|p| p.peer == expected && leg_signalling.is_none_or(|s| s == p.signalling))
+    }
+
+    /// The leg a message of call `id` belongs to: the callee's (B) when it carries our B-leg
+    /// Call-ID.
+    fn on_b(&self, id: u64, s: &Summary) -> bool {
+        self.calls
+            .get(&id)
+            .is_some_and(|c| c.b.call_id == s.call_id)
+    }
+
     fn on_request(&mut self, now: Instant, conn: ConnId, msg: SipMessage) {
         let SipMessage::Request(req) = &msg else {
             return;
@@ -619,6 +651,16 @@ impl<P: PortAllocator> Engine<P> {
             .map(|id| self.span_of(id))
             .unwrap_or_else(tracing::Span::none);
         let _entered = span.enter();
+        if let Some(id) = found {
+            if !self.is_leg_peer(id, self.on_b(id, &s), conn) {
+                let peer = self.conns.get(&conn).map(|p| format!("{:?}", p.peer));
+                tracing::warn!(call = id, method = %req.method, ?peer, "in-dialog request from a peer that is not the leg's; answered 481");
+                if req.method != rsip::Method::Ack {
+                    self.reply(conn, &msg, 481, "Call/Transaction Does Not Exist", None);
+                }
+                return;
+            }
+        }
         match (req.method, found) {
             (rsip::Method::Invite, None) if s.to_tag.is_none() => self.new_call(now, conn, &msg),
             (rsip::Method::Ack, _) => {
@@ -631,10 +673,7 @@ impl<P: PortAllocator> Engine<P> {
             }
             (rsip::Method::Bye, Some(id)) => {
                 self.reply(conn, &msg, 200, "OK", None);
-                let from_b = self
-                    .calls
-                    .get(&id)
-                    .is_some_and(|c| c.b.call_id == s.call_id);
+                let from_b = self.on_b(id, &s);
                 self.on_bye(now, id, conn, from_b);
             }
             (rsip::Method::Cancel, Some(id)) => {
@@ -643,10 +682,7 @@ impl<P: PortAllocator> Engine<P> {
             }
             (_, None) => self.reply(conn, &msg, 481, "Call/Transaction Does Not Exist", None),
             (rsip::Method::Invite | rsip::Method::Update, Some(id)) => {
-                let from_b = self
-                    .calls
-                    .get(&id)
-                    .is_some_and(|c| c.b.call_id == s.call_id);
+                let from_b = self.on_b(id, &s);
                 self.on_reoffer(now, conn, &msg, id, from_b);
             }
             (_, Some(_)) => self.reply(
@@ -1805,7 +1841,7 @@ impl<P: PortAllocator> Engine<P> {
         conn
     }
 
-    fn on_response(&mut self, now: Instant, _conn: ConnId, msg: SipMessage) {
+    fn on_response(&mut self, now: Instant, conn: ConnId, msg: SipMessage) {
         let SipMessage::Response(resp) = &msg else {
             return;
         };
@@ -1828,6 +1864,19 @@ impl<P: PortAllocator> Engine<P> {
                 self.probe_result(&name, code < 500, &format!("OPTIONS answered {code}"));
             }
             return;
+        }
+        if let Some(id) = self.find(&s, false) {
+            if !self.is_leg_peer(id, self.on_b(id, &s), conn) {
+                let span = self.span_of(id);
+                let _entered = span.enter();
+                let peer = self.conns.get(&conn).map(|p| format!("{:?}", p.peer));
+                tracing::warn!(
+                    call = id,
+                    ?peer,
+                    "response from a peer that is not the leg's; dropped"
+                );
+                return;
+            }
         }
         if let Some(id) = self.relayed_of(&s) {
             let span = self.span_of(id);

@@ -2426,3 +2426,62 @@ fn an_offer_with_too_many_media_lines_gets_488() {
     assert!(r.contains("too many media lines"), "{r}");
     assert!(connected(&outs).is_none());
 }
+
+/// Security review, finding 7: a dialog's Call-ID and tags do not let another peer act on it.
+/// Another gateway (or the TCP door) that learned them gets 481 for BYE and re-INVITE, never
+/// our SDP or keys, and the call goes on; the leg's own peer on a new connection is served.
+#[test]
+fn in_dialog_requests_from_another_peer_get_481_and_change_nothing() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![
+            gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional),
+            gateway("gw2", GatewayTransport::Tls, SrtpMode::Optional),
+            gateway("gw-tcp", GatewayTransport::Tcp, SrtpMode::Optional),
+        ],
+    );
+    let (_gw, nh, ok, _) = answered_call_from(
+        &mut h,
+        &invite("c70", "sip:+15551234@192.0.2.10", &gw_offer()),
+    );
+    let to = to_header(&ok);
+    let strangers = [
+        peer(Peer::Gateway("gw2".into()), MTLS, Listener::GatewayTls),
+        peer(
+            Peer::Gateway("gw1".into()),
+            Signalling::Tcp,
+            Listener::GatewayTcp,
+        ),
+        peer(Peer::NextHop, MTLS, Listener::NextHop),
+    ];
+    for (i, who) in strangers.into_iter().enumerate() {
+        let other = h.open(2 + i as u64, who);
+        let reinvite = format!(
+            "INVITE sip:mediation@192.0.2.10:5067;transport=tls SIP/2.0\r\n\
+             Via: SIP/2.0/TLS 10.0.0.9:5067;branch=z9hG4bK-re{i}\r\nMax-Forwards: 70\r\n\
+             From: <sip:+15550001@10.0.0.1>;tag=caller\r\nTo: {to}\r\nCall-ID: c70\r\n\
+             CSeq: {} INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+            10 + i,
+            gw_offer().len(),
+            gw_offer()
+        );
+        for request in [reinvite, ack_and_bye("c70", &to, "BYE", 20 + i as u32)] {
+            let outs = h.feed(other, &request);
+            let answers = sent(&outs, other);
+            assert_eq!(answers.len(), 1, "{answers:?}");
+            assert_eq!(status(&answers[0]), 481, "{}", answers[0]);
+            assert!(!answers[0].contains("inline:"), "no keys to a stranger");
+            assert!(sent(&outs, nh).is_empty(), "nothing reached the callee");
+            assert_eq!(h.engine.calls(), 1, "the call goes on");
+        }
+    }
+    // gw1 itself, on a new MTLS connection, ends the call.
+    let again = h.open(
+        9,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(again, &ack_and_bye("c70", &to, "BYE", 30));
+    assert_eq!(status(&sent(&outs, again)[0]), 200);
+    assert!(sent(&outs, nh)[0].starts_with("BYE "));
+    assert_eq!(h.engine.calls(), 0);
+}

@@ -398,18 +398,18 @@ impl<'a, 's> Checker<'a, 's> {
 
         // [sip] bounds: a number too large for what it limits is a mistake, not a wish.
         for (field, value, range) in [
-            ("max_message_bytes", c.sip.max_message_bytes as u64, 1_024..=1_048_576),
+            (
+                "max_message_bytes",
+                c.sip.max_message_bytes as u64,
+                1_024..=1_048_576,
+            ),
             ("answer_timeout_secs", c.sip.answer_timeout_secs, 1..=3_600),
             ("max_calls", c.sip.max_calls as u64, 1..=1_000_000),
         ] {
             if !range.contains(&value) {
                 self.problem(
                     &[Key("sip"), Key(field)],
-                    format!(
-                        "expected {} to {}, got {value}",
-                        range.start(),
-                        range.end()
-                    ),
+                    format!("expected {} to {}, got {value}", range.start(), range.end()),
                 );
             }
         }

@@ -9,5 +9,5 @@ mod model;
 mod warnings;
 
 pub use load::{load_file, load_str, split_host_port, ConfigError, Problem};
-pub use warnings::warnings;
 pub use model::*;
+pub use warnings::warnings;

@@ -916,6 +916,15 @@ impl<P: PortAllocator> Engine<P> {
             })
             .chain(call.relayed.as_ref().map(|r| r.deadline))
             .collect();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        for old in std::mem::replace(&mut call.session_wakeups, at.clone()) {
+            // Another of the call's timers may share the instant: keep that one.
+            if old != call.deadline && call.failover_at != Some(old) {
+                self.timers.remove(&(old, id));
+            }
+        }
         for at in at {
             self.timers.insert((at, id));
         }
@@ -1236,7 +1245,16 @@ impl<P: PortAllocator> Engine<P> {
             );
             return;
         }
-        let max_forwards = headers::max_forwards(msg);
+        let Some(max_forwards) = headers::max_forwards(msg) else {
+            self.reply(
+                conn,
+                msg,
+                400,
+                "Bad Max-Forwards",
+                Some("Max-Forwards must be a number of hops (RFC 3261 §20.22)"),
+            );
+            return;
+        };
         if max_forwards == 0 {
             self.reply(conn, msg, 483, "Too Many Hops", None);
             return;
@@ -1413,7 +1431,12 @@ impl<P: PortAllocator> Engine<P> {
             return refuse(self, 488, "Not Acceptable Here", why, "refused");
         }
 
-        let (Some(a_port), Some(b_port)) = (self.ports.allocate(), self.ports.allocate()) else {
+        let (a_port, b_port) = (self.ports.allocate(), self.ports.allocate());
+        let (Some(a_port), Some(b_port)) = (a_port, b_port) else {
+            // One of the two may have been handed out: give it back.
+            for port in [a_port, b_port].into_iter().flatten() {
+                self.ports.release(port);
+            }
             return refuse(
                 self,
                 503,
@@ -1496,6 +1519,7 @@ impl<P: PortAllocator> Engine<P> {
             alternates,
             failover_at: None,
             relayed: None,
+            session_wakeups: Vec::new(),
             answered: None,
         };
         tracing::info!(
@@ -2485,6 +2509,12 @@ impl<P: PortAllocator> Engine<P> {
 
     /// SIP dialogs established (two per answered call) and INVITE transactions in progress
     /// (server and client side of each unanswered call).
+    /// Entries in the timer table (tests: it must not grow with refreshes).
+    #[cfg(test)]
+    pub(crate) fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
     pub fn dialogs_and_transactions(&self) -> (usize, usize) {
         self.calls.values().fold((0, 0), |(d, t), c| match c.phase {
             Phase::Answered | Phase::Confirmed => (d + 2, t),

@@ -145,11 +145,26 @@ pub fn allows(msg: &SipMessage, method: &str) -> bool {
     lists(msg, "Allow", method)
 }
 
-/// Max-Forwards of a request (70 when absent, as RFC 3261 §8.1.1.6 recommends senders use).
-pub fn max_forwards(msg: &SipMessage) -> u32 {
-    value(msg, "Max-Forwards")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(70)
+/// The most hops a request may still travel (RFC 3261 §20.22: 0 to 255).
+pub const MAX_HOPS: u32 = 255;
+
+/// Max-Forwards of a request: 70 when absent (RFC 3261 §8.1.1.6 recommends senders use it), at
+/// most [`MAX_HOPS`] however large the number (so a huge value neither overflows nor resets to
+/// 70 and lets a loop run on), `None` when it is not a number.
+pub fn max_forwards(msg: &SipMessage) -> Option<u32> {
+    let Some(v) = value(msg, "Max-Forwards") else {
+        return Some(70);
+    };
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = v.trim_start_matches('0');
+    Some(if digits.len() > 3 {
+        MAX_HOPS
+    } else {
+        digits.parse::<u32>().unwrap_or(0).min(MAX_HOPS)
+    })
 }
 
 #[cfg(test)]

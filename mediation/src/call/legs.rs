@@ -203,6 +203,9 @@ pub struct Call {
     pub answered: Option<Instant>,
     /// A party's re-offer carried to the other party, waiting for its answer.
     pub relayed: Option<super::engine::reoffer_relay::RelayedOffer>,
+    /// The session-timer wake-ups now in the engine's timer table, replaced (not added to) each
+    /// time the timers are re-armed, so a peer refreshing often cannot grow the table.
+    pub session_wakeups: Vec<Instant>,
 }
 
 impl Call {

@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 /// Our `Min-SE` (RFC 4028 §4: never below 90 s).
 pub const MIN_SE: u32 = 90;
 
+/// The longest session interval we keep (a day, as `[sip] session_expires_secs` allows): a
+/// peer asking for more gets this (RFC 4028 §9 lets the UAS lower it), and a callee answering
+/// more than we asked is held to this too, so a refresher that stops is noticed within a day.
+pub const MAX_SE: u32 = 86_400;
+
 /// Who refreshes a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refresher {
@@ -109,7 +114,7 @@ impl LegTimer {
     /// request: `uac` is us; absent means us) and restarts the interval.
     pub fn refreshed_by_us(&mut self, answered: Option<SessionExpires>, now: Instant) {
         if let Some(a) = answered {
-            self.interval = a.interval.max(MIN_SE);
+            self.interval = a.interval.clamp(MIN_SE, MAX_SE);
             self.we_refresh = a.refresher != Some(Refresher::Uas);
         }
         self.refreshed_at = now;
@@ -155,7 +160,7 @@ pub fn as_uas(
                 _ if caller_supports => Refresher::Uac,
                 _ => Refresher::Uas,
             };
-            (a.interval.max(MIN_SE), chosen)
+            (a.interval.clamp(MIN_SE, MAX_SE), chosen)
         }
     };
     UasAnswer::Timer {
@@ -174,7 +179,7 @@ pub fn as_uas(
 pub fn as_uac(asked: u32, answered: Option<SessionExpires>, now: Instant) -> LegTimer {
     let (interval, refresher) = match answered {
         Some(a) => (
-            a.interval.max(MIN_SE),
+            a.interval.clamp(MIN_SE, MAX_SE),
             a.refresher.unwrap_or(Refresher::Uac),
         ),
         None => (asked.max(MIN_SE), Refresher::Uac),

@@ -12,15 +12,20 @@ use crate::metrics::Metrics;
 use crate::srtp::SrtpSuite;
 use crate::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 
-/// Hands out even ports from 30000 and remembers what was given back.
+/// Hands out even ports from 30000 (at most `limit` when set) and remembers what was given
+/// back.
 #[derive(Default)]
 struct Ports {
     next: u16,
     released: Vec<u16>,
+    limit: Option<u16>,
 }
 
 impl PortAllocator for Ports {
     fn allocate(&mut self) -> Option<u16> {
+        if self.limit.is_some_and(|limit| self.next / 2 >= limit) {
+            return None;
+        }
         self.next += 2;
         Some(30000 + self.next)
     }
@@ -2484,4 +2489,85 @@ fn in_dialog_requests_from_another_peer_get_481_and_change_nothing() {
     assert_eq!(status(&sent(&outs, again)[0]), 200);
     assert!(sent(&outs, nh)[0].starts_with("BYE "));
     assert_eq!(h.engine.calls(), 0);
+}
+
+/// Security review, low: when only one of a call's two port pairs could be had, the one that
+/// was handed out goes back.
+#[test]
+fn a_call_refused_for_want_of_ports_gives_back_the_pair_it_got() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    h.engine.ports_mut().limit = Some(1);
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(gw, &invite("p1", "sip:+15551234@192.0.2.10", &gw_offer()));
+    assert_eq!(status(&sent(&outs, gw)[0]), 503);
+    assert_eq!(h.engine.ports_mut().released, vec![30002]);
+}
+
+/// Security review, low: Max-Forwards is at most 255 hops (RFC 3261 §20.22), however large the
+/// number sent, so a peer cannot give a request more hops than the protocol allows. (A value
+/// that is not a number never reaches the engine: the door answers 400.)
+#[test]
+fn max_forwards_above_255_is_held_to_255() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let mut nh = None;
+    for (i, (value, forwarded)) in [("300", "254"), ("4000000000", "254"), ("9", "8")]
+        .into_iter()
+        .enumerate()
+    {
+        // A connection each: at most two INVITEs may be pending on one.
+        let gw = h.open(
+            1,
+            peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+        );
+        let inv = invite(&format!("mf{i}"), "sip:+15551234@192.0.2.10", &gw_offer())
+            .replace("Max-Forwards: 70", &format!("Max-Forwards: {value}"));
+        let outs = h.feed(gw, &inv);
+        let nh = *nh.get_or_insert_with(|| connected(&outs).expect("connects").0);
+        let b_invite = &sent(&outs, nh)[0];
+        assert_eq!(header_value(b_invite, "Max-Forwards"), forwarded, "{value}");
+    }
+}
+
+/// Security review, low: a peer's Session-Expires is bounded (a day), and refreshing often does
+/// not grow the timer table.
+#[test]
+fn session_expires_is_bounded_and_refreshes_do_not_grow_the_timer_table() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let offer = gw_offer();
+    let inv = invite("se", "sip:+15551234@192.0.2.10", &offer).replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nSupported: timer\r\nSession-Expires: 4000000000;refresher=uac\r\n",
+    );
+    let (gw, _, ok, _) = answered_call_from(&mut h, &inv);
+    assert!(
+        ok.contains("Session-Expires: 86400;refresher=uac\r\n"),
+        "{ok}"
+    );
+    let before = h.engine.timer_entries();
+    for cseq in 2..200 {
+        let refresh = reinvite("se", &to_header(&ok), &offer, cseq).replace(
+            &format!("CSeq: {cseq} INVITE\r\n"),
+            &format!("CSeq: {cseq} INVITE\r\nSupported: timer\r\nSession-Expires: 1800\r\n"),
+        );
+        h.now += Duration::from_millis(10);
+        let outs = h.feed(gw, &refresh);
+        assert_eq!(status(&sent(&outs, gw)[0]), 200);
+    }
+    assert!(
+        h.engine.timer_entries() <= before + 2,
+        "{} timer entries after 198 refreshes (from {before})",
+        h.engine.timer_entries()
+    );
 }

@@ -1431,6 +1431,25 @@ impl<P: PortAllocator> Engine<P> {
             return refuse(self, 488, "Not Acceptable Here", why, "refused");
         }
 
+        let called = headers::user_of(headers::uri_of(&request_uri)).unwrap_or("");
+        let calling = headers::user_of(headers::uri_of(invite.from())).unwrap_or("anonymous");
+        let bad_user = if !headers::is_safe_user(called) {
+            Some((
+                "Malformed Request-URI",
+                "the Request-URI's user part is missing or holds characters a SIP URI user may not",
+            ))
+        } else if !headers::is_safe_user(calling) {
+            Some((
+                "Bad From",
+                "the From URI's user part holds characters a SIP URI user may not",
+            ))
+        } else {
+            None
+        };
+        if let Some((reason, why)) = bad_user {
+            self.reply(conn, msg, 400, reason, Some(why));
+            return;
+        }
         let (a_port, b_port) = (self.ports.allocate(), self.ports.allocate());
         let (Some(a_port), Some(b_port)) = (a_port, b_port) else {
             // One of the two may have been handed out: give it back.
@@ -1449,12 +1468,8 @@ impl<P: PortAllocator> Engine<P> {
         self.next_id += 1;
         let a_local = self.local_for(&peer.peer, peer.is_verified_mtls());
         let callee = CalleeRequest {
-            user: headers::user_of(headers::uri_of(&request_uri))
-                .unwrap_or("")
-                .to_string(),
-            caller: headers::user_of(headers::uri_of(invite.from()))
-                .unwrap_or("anonymous")
-                .to_string(),
+            user: called.to_string(),
+            caller: calling.to_string(),
             max_forwards: max_forwards - 1,
             pai: if self.cfg.forward_pai {
                 ["P-Asserted-Identity", "Privacy"]

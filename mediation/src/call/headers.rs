@@ -97,6 +97,17 @@ pub fn user_of(uri: &str) -> Option<&str> {
     Some(user.split(';').next().unwrap_or(user))
 }
 
+/// True when a user part may be copied into the far leg's Request-URI, From and To: the
+/// characters of RFC 3261's `user` (unreserved, escaped, user-unreserved) except `,`, so
+/// nothing in it can end a URI, a header value or the start line (`<`, `>`, `"`, `,`, white
+/// space, CR, LF, `@`).
+pub fn is_safe_user(user: &str) -> bool {
+    !user.is_empty()
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$;?/%".contains(&b))
+}
+
 /// The host of a SIP URI (`sip:u@host:5061;transport=tls` → `host`).
 pub fn host_of(uri: &str) -> Option<&str> {
     let rest = uri.split_once(':')?.1;

@@ -2571,3 +2571,59 @@ fn session_expires_is_bounded_and_refreshes_do_not_grow_the_timer_table() {
         h.engine.timer_entries()
     );
 }
+
+/// Security review, low: user parts copied into the far leg's Request-URI, From and To are
+/// checked: one that could end a URI or a header is refused by name, nothing is sent on.
+#[test]
+fn user_parts_that_could_break_the_far_legs_headers_are_refused() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    for (i, (uri, from, reason)) in [
+        (
+            "sip:+1555,666@192.0.2.10",
+            "+15550001",
+            "400 Malformed Request-URI",
+        ),
+        (
+            "sip:+1555>x@192.0.2.10",
+            "+15550001",
+            "400 Malformed Request-URI",
+        ),
+        ("sip:+15551234@192.0.2.10", "a\"b", "400 Bad From"),
+        ("sip:+15551234@192.0.2.10", "a<b", "400 Bad From"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let gw = h.open(
+            1,
+            peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+        );
+        let inv = invite(&format!("u{i}"), uri, &gw_offer()).replace(
+            "From: <sip:+15550001@10.0.0.1>",
+            &format!("From: <sip:{from}@10.0.0.1>"),
+        );
+        let outs = h.feed(gw, &inv);
+        assert!(connected(&outs).is_none(), "{uri} {from}: sent on");
+        let answers = sent(&outs, gw);
+        assert!(
+            answers
+                .iter()
+                .any(|a| a.starts_with(&format!("SIP/2.0 {reason}"))),
+            "{uri} {from}: {answers:?}"
+        );
+    }
+    // Percent escapes and visual separators are fine.
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(
+        gw,
+        &invite("u9", "sip:+1-555-123%2D4@192.0.2.10", &gw_offer()),
+    );
+    let (nh, _) = connected(&outs).expect("sent on");
+    assert!(sent(&outs, nh)[0].starts_with("INVITE sip:+1-555-123%2D4@"));
+}

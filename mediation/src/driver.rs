@@ -235,6 +235,18 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                         relay.rekey(side, tx, rx);
                     }
                 }
+                Output::Media(MediaCommand::Remote {
+                    call,
+                    leg,
+                    rtp,
+                    rtcp,
+                }) => {
+                    // The relay's side A is the gateway leg (see `media_plan::plans`).
+                    let side = if leg == "gateway" { Side::A } else { Side::B };
+                    if let Some((relay, _)) = relays.get(&call) {
+                        relay.set_remote(side, rtp, rtcp);
+                    }
+                }
                 Output::Media(MediaCommand::Stop { call }) => {
                     // Dropping the handle stops the relay and returns its ports.
                     relays.remove(&call);

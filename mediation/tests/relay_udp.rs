@@ -917,3 +917,59 @@ async fn behind_nat_the_peer_takes_its_leg_back_from_a_stranger_for_good() {
     nothing_arrives(&nh_phone.rtp, "the stranger's packet after the peer spoke").await;
     relay.stop().await;
 }
+
+/// A re-offer moves the peer's media (another media server, on another address): the relay
+/// sends there and takes plain media from there alone; the old address is now a stranger.
+#[tokio::test]
+async fn a_moved_remote_is_followed_and_the_old_one_refused() {
+    let metrics = Metrics::new();
+    let pool = pool();
+    let (gw_phone, nh_phone) = (Phone::new().await, Phone::new().await);
+    let (a, a_ports) = leg(&pool, "gateway", Protection::Rtp, &gw_phone);
+    let (b, b_ports) = leg(&pool, "next_hop", Protection::Rtp, &nh_phone);
+    let relay = spawn_relay(a, b, &metrics).unwrap();
+    gw_phone
+        .rtp
+        .send_to(&rtp(1, 0x6A7E), a_ports.rtp)
+        .await
+        .unwrap();
+    assert_eq!(recv(&nh_phone.rtp).await.0, rtp(1, 0x6A7E));
+
+    let moved_rtp = UdpSocket::bind(("127.0.0.3", 0)).await.unwrap();
+    let moved_rtcp = UdpSocket::bind(("127.0.0.3", 0)).await.unwrap();
+    relay.set_remote(
+        Side::A,
+        moved_rtp.local_addr().unwrap(),
+        Some(moved_rtcp.local_addr().unwrap()),
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    nh_phone
+        .rtp
+        .send_to(&rtp(2, 0xB0B), b_ports.rtp)
+        .await
+        .unwrap();
+    assert_eq!(
+        recv(&moved_rtp).await.0,
+        rtp(2, 0xB0B),
+        "sent to the new address"
+    );
+    nh_phone
+        .rtcp
+        .send_to(&sender_report(0xB0B, 1), b_ports.rtcp)
+        .await
+        .unwrap();
+    assert_eq!(recv(&moved_rtcp).await.0, sender_report(0xB0B, 1));
+    moved_rtp
+        .send_to(&rtp(3, 0x6A7E), a_ports.rtp)
+        .await
+        .unwrap();
+    assert_eq!(recv(&nh_phone.rtp).await.0, rtp(3, 0x6A7E), "taken from it");
+    gw_phone
+        .rtp
+        .send_to(&rtp(4, 0x6A7E), a_ports.rtp)
+        .await
+        .unwrap();
+    wait_dropped(&relay, Side::A, 1).await;
+    nothing_arrives(&nh_phone.rtp, "media from the old address").await;
+    relay.stop().await;
+}

@@ -111,6 +111,17 @@ pub enum MediaCommand {
         /// The new keys (always [`Protection::Srtp`]).
         protection: super::media_plan::Protection,
     },
+    /// A leg's peer moved its media (a re-offer or answer with another address or port).
+    Remote {
+        /// The call.
+        call: u64,
+        /// `gateway` or `next_hop`.
+        leg: &'static str,
+        /// Where its RTP goes now.
+        rtp: std::net::SocketAddr,
+        /// Where its RTCP goes now (`None` with rtcp-mux: RTP's port).
+        rtcp: Option<std::net::SocketAddr>,
+    },
     /// Stop the call's relay and free its ports.
     Stop {
         /// The call.
@@ -900,6 +911,7 @@ impl<P: PortAllocator> Engine<P> {
             call.set_hold(hold);
         }
         self.send(conn, ok.encode());
+        self.follow_remote(id, from_b, msg.body());
         self.arm_session_timers(now, id);
     }
 
@@ -1075,6 +1087,7 @@ impl<P: PortAllocator> Engine<P> {
                     };
                     self.send(conn, ack);
                     self.take_answer_keys(id, from_b, msg.body());
+                    self.follow_remote(id, from_b, msg.body());
                 }
             }
             491 => {
@@ -1096,6 +1109,45 @@ impl<P: PortAllocator> Engine<P> {
             _ => session.retry_at = Some(now + REFRESH_RETRY),
         }
         self.arm_session_timers(now, id);
+    }
+
+    /// The peer of leg `from_b` asks for media where `body`'s audio says (a re-offer, or an
+    /// answer to ours): the relay follows when that is a new address. A hold with `0.0.0.0` or
+    /// port 0 moves nothing.
+    fn follow_remote(&mut self, id: u64, from_b: bool, body: &[u8]) {
+        if let Ok(sdp) = sdp::parse(body) {
+            self.follow_remote_sdp(id, from_b, &sdp);
+        }
+    }
+
+    /// As [`Engine::follow_remote`], from SDP already parsed.
+    fn follow_remote_sdp(&mut self, id: u64, from_b: bool, sdp: &sdp::PeerSdp) {
+        let Some(audio) = sdp.audio() else {
+            return;
+        };
+        let (Some(rtp), rtcp) = media_plan::remotes(&audio) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let known = &mut call.media_remotes[usize::from(from_b)];
+        if !call.media_started || *known == Some(rtp) {
+            return;
+        }
+        *known = Some(rtp);
+        let leg = if call.is_gateway_leg(from_b) {
+            "gateway"
+        } else {
+            "next_hop"
+        };
+        tracing::info!(call = id, leg, %rtp, "the peer moved its media");
+        self.out.push_back(Output::Media(MediaCommand::Remote {
+            call: id,
+            leg,
+            rtp,
+            rtcp: rtcp.filter(|_| !audio.rtcp_mux),
+        }));
     }
 
     /// New keys in an SDP answer on one leg (a fork's 2xx after another fork's early media, or
@@ -1535,6 +1587,7 @@ impl<P: PortAllocator> Engine<P> {
             failover_at: None,
             relayed: None,
             session_wakeups: Vec::new(),
+            media_remotes: [None; 2],
             answered: None,
         };
         tracing::info!(
@@ -2217,6 +2270,11 @@ impl<P: PortAllocator> Engine<P> {
             Ok(legs) => {
                 if let Some(call) = self.calls.get_mut(&id) {
                     call.media_started = true;
+                    for plan in legs.iter() {
+                        // Plans are gateway leg first; the gateway's leg is B when we called it.
+                        let on_b = (plan.label == "gateway") == call.is_gateway_leg(true);
+                        call.media_remotes[usize::from(on_b)] = plan.remote_rtp;
+                    }
                 }
                 self.out.push_back(Output::Media(MediaCommand::Start {
                     call: id,

@@ -206,6 +206,8 @@ pub struct Call {
     /// The session-timer wake-ups now in the engine's timer table, replaced (not added to) each
     /// time the timers are re-armed, so a peer refreshing often cannot grow the table.
     pub session_wakeups: Vec<Instant>,
+    /// Where each leg's peer (caller's, callee's) last asked for RTP, as the relay knows it.
+    pub media_remotes: [Option<std::net::SocketAddr>; 2],
 }
 
 impl Call {

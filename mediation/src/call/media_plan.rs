@@ -29,7 +29,7 @@ pub struct LegPlan {
 }
 
 /// Where an SDP audio stream asks to receive RTP and RTCP (`None` for hold `0.0.0.0` or port 0).
-fn remotes(audio: &AudioStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
+pub fn remotes(audio: &AudioStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
     match audio.address {
         Some(ip) if !ip.is_unspecified() && audio.port != 0 => {
             let rtcp_port = if audio.rtcp_mux {

@@ -2627,3 +2627,49 @@ fn user_parts_that_could_break_the_far_legs_headers_are_refused() {
     let (nh, _) = connected(&outs).expect("sent on");
     assert!(sent(&outs, nh)[0].starts_with("INVITE sip:+1-555-123%2D4@"));
 }
+
+/// Security review, low: the relay's remote follows a re-offer that moves the peer's media (a
+/// PBX handing the call to another media server), and only then: the same address again moves
+/// nothing.
+#[test]
+fn a_reoffer_that_moves_the_peers_media_moves_the_relays_remote() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let (gw, _nh, ok, _) = answered_call_from(
+        &mut h,
+        &invite("mv", "sip:+15551234@192.0.2.10", &gw_offer()),
+    );
+    let to = to_header(&ok);
+    let remotes = |outs: &[Output]| -> Vec<(
+        &'static str,
+        std::net::SocketAddr,
+        Option<std::net::SocketAddr>,
+    )> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Media(MediaCommand::Remote { leg, rtp, rtcp, .. }) => {
+                    Some((*leg, *rtp, *rtcp))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let moved = gw_offer()
+        .replace("c=IN IP4 10.0.0.1", "c=IN IP4 10.0.0.7")
+        .replace("m=audio 4000", "m=audio 4100");
+    let outs = h.feed(gw, &reinvite("mv", &to, &moved, 2));
+    assert_eq!(status(&sent(&outs, gw)[0]), 200);
+    assert_eq!(
+        remotes(&outs),
+        [(
+            "gateway",
+            "10.0.0.7:4100".parse().unwrap(),
+            Some("10.0.0.7:4101".parse().unwrap())
+        )]
+    );
+    let outs = h.feed(gw, &reinvite("mv", &to, &moved, 3));
+    assert_eq!(status(&sent(&outs, gw)[0]), 200);
+    assert!(remotes(&outs).is_empty(), "same address: nothing to move");
+}

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn, Span};
 
 use super::counters::{DropReason, LegCounters};
-use super::latch::{Remote, SourceMatch};
+use super::latch::{MediaSources, Remote, SourceMatch};
 use super::leg::{LegMedia, Protection};
 use super::packet::{classify, PacketKind, Port};
 use super::ports::PortLease;
@@ -105,6 +105,18 @@ impl RelayHandle {
         });
     }
 
+    /// The leg's peer now asks for media at `rtp` (and `rtcp`, else RTCP follows RTP's rules) in
+    /// a re-offer or answer: what we send goes there, and plain media is taken from that
+    /// address (its port learned again from the first packet); the old latch is forgotten.
+    pub fn set_remote(&self, side: Side, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        self.worker.send(Command::Remote {
+            id: self.id,
+            side,
+            rtp,
+            rtcp,
+        });
+    }
+
     /// Ends the relay and waits for it: counters flushed, sockets closed, ports returned to
     /// the pool, SRTP contexts and keys dropped (our copies of the master keys zeroed).
     pub async fn stop(mut self) {
@@ -154,6 +166,8 @@ struct Leg {
     /// The receive context of the keys before the last rekey, until when it is still tried.
     old_rx: Option<(Unprotector, Instant)>,
     replay_window: ReplayWindow,
+    /// Which sources plain media is taken from (kept for a new remote).
+    sources: MediaSources,
     counters: LegCounters,
 }
 
@@ -192,6 +206,7 @@ impl Leg {
             _lease: sockets.lease,
             rtp_remote: Remote::new(remote_rtp, sources),
             rtcp_remote: Remote::new(remote_rtcp, sources),
+            sources,
             tx,
             rx,
             keys,
@@ -348,6 +363,19 @@ impl Relay {
                 warn!(leg = leg.label, error = %e, "new SRTP keys refused; keeping the old ones")
             }
         });
+    }
+
+    pub(crate) fn set_remote(
+        &mut self,
+        side: Side,
+        rtp: SocketAddr,
+        rtcp: Option<SocketAddr>,
+        span: &Span,
+    ) {
+        let leg = &mut self.legs[side.index()];
+        leg.rtp_remote = Remote::new(Some(rtp), leg.sources);
+        leg.rtcp_remote = Remote::new(rtcp, leg.sources);
+        span.in_scope(|| info!(leg = leg.label, %rtp, "the peer moved its media; following it"));
     }
 
     /// Adds what was tallied to the Prometheus counters.

@@ -30,6 +30,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -92,6 +93,12 @@ pub(crate) enum Command {
     Rekey {
         id: u64,
         rekey: Box<Rekey>,
+    },
+    Remote {
+        id: u64,
+        side: Side,
+        rtp: SocketAddr,
+        rtcp: Option<SocketAddr>,
     },
 }
 
@@ -374,6 +381,16 @@ impl Worker {
             Command::Rekey { id, rekey } => {
                 if let Some(Some(active)) = self.ids.get(&id).map(|&slot| &mut self.slots[slot]) {
                     active.relay.rekey(*rekey, &active.span);
+                }
+            }
+            Command::Remote {
+                id,
+                side,
+                rtp,
+                rtcp,
+            } => {
+                if let Some(Some(active)) = self.ids.get(&id).map(|&slot| &mut self.slots[slot]) {
+                    active.relay.set_remote(side, rtp, rtcp, &active.span);
                 }
             }
         }

@@ -300,6 +300,9 @@ impl<P: PortAllocator> Engine<P> {
                 }
             }),
         };
+        // Either party may have moved its media: the first in its offer, the other in its answer.
+        self.follow_remote_sdp(id, relayed.from_b, &relayed.offer);
+        self.follow_remote_sdp(id, far, &answer);
         let advertise = self.cfg.advertise;
         let Some(call) = self.calls.get_mut(&id) else {
             return;

@@ -61,6 +61,7 @@ fn engine() -> (Engine<Ports>, ConnId) {
         srtp_suites: None,
         srtp_offer_style: SrtpOfferStyle::Savp,
         media_sources: Default::default(),
+        media_networks: Vec::new(),
     };
     let cfg = EngineConfig {
         advertise: "192.0.2.10".parse().unwrap(),

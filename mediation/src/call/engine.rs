@@ -26,7 +26,7 @@ mod debug;
 pub mod reoffer_relay;
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode, SrtpOfferStyle};
 use crate::metrics::Metrics;
-use crate::sdp::{self, CryptoAttribute, Proto};
+use crate::sdp::{self, AudioStream, CryptoAttribute, Proto};
 use crate::srtp::SrtpSuite;
 use crate::transport::{ConnId, Peer, PeerIdentity, Signalling, ALLOW};
 use reoffer_relay::Reoffer;
@@ -767,6 +767,19 @@ impl<P: PortAllocator> Engine<P> {
                 }
             }
         };
+        let outside = offer.as_ref().and_then(|o| o.audio()).is_some_and(|audio| {
+            gateway_leg && !self.media_allowed(&self.calls[&id].gateway, &audio)
+        });
+        if outside {
+            self.reply(
+                conn,
+                msg,
+                488,
+                "Not Acceptable Here",
+                Some("the re-offer's media address is outside the gateway's media_networks"),
+            );
+            return;
+        }
         // The keys of this leg now: theirs (what they protect with) and ours.
         let (theirs, ours_key) = if from_b {
             (call.b.theirs.clone(), call.b.ours.clone())
@@ -1128,6 +1141,16 @@ impl<P: PortAllocator> Engine<P> {
         let (Some(rtp), rtcp) = media_plan::remotes(&audio) else {
             return;
         };
+        let gateway_leg = self
+            .calls
+            .get(&id)
+            .map(|c| (c.is_gateway_leg(from_b), c.gateway.clone()));
+        if let Some((true, gateway)) = gateway_leg {
+            if !self.media_allowed(&gateway, &audio) {
+                tracing::warn!(call = id, %rtp, "the gateway moved its media outside its media_networks: not followed");
+                return;
+            }
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1406,6 +1429,15 @@ impl<P: PortAllocator> Engine<P> {
             }
         };
         let audio = offer.audio().expect("checked above");
+        if direction == Direction::FromGateway && !self.media_allowed(&gateway, &audio) {
+            return refuse(
+                self,
+                488,
+                "Not Acceptable Here",
+                "the offer's media address is outside the gateway's media_networks",
+                "refused",
+            );
+        }
 
         // A leg: may keys cross this signalling, and does the offer carry acceptable ones?
         let keys_allowed = peer.is_verified_mtls();
@@ -1851,6 +1883,19 @@ impl<P: PortAllocator> Engine<P> {
     /// The gateway a Request-URI from the next hop names: by host (gateway name, identity or
     /// address host), else the only gateway.
     /// Our session interval toward `gateway`, when its trunk enables session timers.
+    /// Whether `gateway`'s SDP may ask for media at `audio`'s address: anywhere when its
+    /// `media_networks` is empty, else only inside one of them (a hold's `0.0.0.0` always).
+    fn media_allowed(&self, gateway: &str, audio: &AudioStream) -> bool {
+        let Some(g) = self.cfg.gateways.iter().find(|g| g.name == gateway) else {
+            return true;
+        };
+        match audio.address {
+            _ if g.media_networks.is_empty() => true,
+            Some(ip) if !ip.is_unspecified() => g.media_networks.iter().any(|n| n.contains(ip)),
+            _ => true,
+        }
+    }
+
     fn session_timer_for(&self, gateway: &str) -> Option<u32> {
         self.cfg
             .gateways
@@ -2307,6 +2352,12 @@ impl<P: PortAllocator> Engine<P> {
         };
         let audio = answer.audio().expect("checked");
         let call = self.calls.get(&id).expect("present");
+        if call.direction == Direction::FromNextHop && !self.media_allowed(&call.gateway, &audio) {
+            return Err((
+                "the answer's media address is outside the gateway's media_networks".into(),
+                None,
+            ));
+        }
         let negotiated = if call.b.offered.is_empty() {
             if !audio.crypto.is_empty() {
                 self.metrics

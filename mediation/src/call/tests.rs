@@ -50,6 +50,7 @@ fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> GatewayCo
         srtp_suites: None,
         srtp_offer_style: SrtpOfferStyle::Savp,
         media_sources: Default::default(),
+        media_networks: Vec::new(),
     }
 }
 
@@ -2672,4 +2673,40 @@ fn a_reoffer_that_moves_the_peers_media_moves_the_relays_remote() {
     let outs = h.feed(gw, &reinvite("mv", &to, &moved, 3));
     assert_eq!(status(&sent(&outs, gw)[0]), 200);
     assert!(remotes(&outs).is_empty(), "same address: nothing to move");
+}
+
+/// Security review, low: with `media_networks`, a gateway's SDP cannot aim our RTP at a third
+/// party: an offer or re-offer naming an address outside them gets 488 and nothing moves.
+#[test]
+fn a_gateways_media_must_stay_inside_its_media_networks() {
+    let mut gw1 = gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional);
+    gw1.media_networks = vec!["10.0.0.0/24".parse().unwrap()];
+    let mut h = Harness::new(EncryptionLevel::Required, vec![gw1]);
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let elsewhere = gw_offer().replace("c=IN IP4 10.0.0.1", "c=IN IP4 203.0.113.5");
+    let outs = h.feed(gw, &invite("mn1", "sip:+15551234@192.0.2.10", &elsewhere));
+    let answer = &sent(&outs, gw)[0];
+    assert!(answer.starts_with("SIP/2.0 488"), "{answer}");
+    assert!(answer.contains("media_networks"), "{answer}");
+    assert!(connected(&outs).is_none());
+
+    // Inside: the call goes through; a re-offer moving outside is refused and not followed.
+    let (gw, _nh, ok, _) = answered_call_from(
+        &mut h,
+        &invite("mn2", "sip:+15551234@192.0.2.10", &gw_offer()),
+    );
+    let moved = gw_offer().replace("c=IN IP4 10.0.0.1", "c=IN IP4 10.0.1.7");
+    let outs = h.feed(gw, &reinvite("mn2", &to_header(&ok), &moved, 2));
+    assert!(
+        sent(&outs, gw)[0].starts_with("SIP/2.0 488"),
+        "{:?}",
+        sent(&outs, gw)
+    );
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Output::Media(MediaCommand::Remote { .. }))));
+    assert_eq!(h.engine.calls(), 1, "the call goes on where it was");
 }

@@ -3,11 +3,13 @@
 //! reports every problem with its field and line, `locate` maps fields to lines, `warnings`
 //! names the allowed settings that weaken a promise.
 
+mod ip_net;
 mod load;
 mod locate;
 mod model;
 mod warnings;
 
+pub use ip_net::IpNet;
 pub use load::{load_file, load_str, split_host_port, ConfigError, Problem};
 pub use model::*;
 pub use warnings::warnings;

@@ -214,6 +214,11 @@ pub struct GatewayConfig {
     /// packet latches). SRTP is taken from wherever it authenticates.
     #[serde(default)]
     pub media_sources: MediaSources,
+    /// The networks this gateway's SDP may ask media to be sent to (`["192.0.2.0/24"]`); empty
+    /// (the default): any. An offer or answer naming another address is refused with 488, so
+    /// the gateway's signalling cannot aim our RTP at a third party.
+    #[serde(default)]
+    pub media_networks: Vec<super::IpNet>,
 }
 
 /// How SRTP is offered toward a gateway.

@@ -429,6 +429,24 @@ pub struct SipConfig {
     /// UDP timer T2, milliseconds: the longest retransmission interval.
     #[serde(default = "default_t2")]
     pub udp_t2_ms: u64,
+    /// UDP flows (remote address:port) one source IP may hold that carry no call; a new port
+    /// from an IP at this cap evicts that IP's least recently active such flow, so spoofed
+    /// ports cannot lock the gateway out. Flows carrying a call are not counted or evicted.
+    #[serde(default = "default_udp_max_flows_per_source")]
+    pub udp_max_flows_per_source: usize,
+    /// UDP flows held at once in all; beyond it a new remote address is dropped unless its IP
+    /// has a call-less flow to give up. A flow is forgotten 64*T1 after its last activity once
+    /// its transactions ended (one that carried a call keeps its connection for the call).
+    #[serde(default = "default_udp_max_flows")]
+    pub udp_max_flows: usize,
+}
+
+fn default_udp_max_flows_per_source() -> usize {
+    32
+}
+
+fn default_udp_max_flows() -> usize {
+    4096
 }
 
 fn default_session_expires() -> u32 {
@@ -464,6 +482,14 @@ fn default_t2() -> u64 {
 }
 
 impl SipConfig {
+    /// The UDP flow caps.
+    pub fn udp_flow_limits(&self) -> crate::transport::FlowLimits {
+        crate::transport::FlowLimits {
+            per_source: self.udp_max_flows_per_source,
+            total: self.udp_max_flows,
+        }
+    }
+
     /// The UDP transaction timers.
     pub fn udp_timers(&self) -> crate::sip::transaction::Timers {
         crate::sip::transaction::Timers {
@@ -508,6 +534,8 @@ impl Default for SipConfig {
             max_connections_per_source: default_max_connections_per_source(),
             udp_t1_ms: default_t1(),
             udp_t2_ms: default_t2(),
+            udp_max_flows_per_source: default_udp_max_flows_per_source(),
+            udp_max_flows: default_udp_max_flows(),
         }
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use super::{bind_udp, UdpContext, UdpHandle};
+use super::{bind_udp, FlowLimits, UdpContext, UdpHandle};
 use crate::metrics::Metrics;
 use crate::sip::transaction::Timers;
 use crate::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, SipEvent};
@@ -41,6 +41,7 @@ async fn rig(allowed: SocketAddr) -> Rig {
             t1: Duration::from_millis(50),
             ..Timers::default()
         },
+        limits: FlowLimits::default(),
         max_message_bytes: 65_535,
         metrics: metrics.clone(),
     };

@@ -27,8 +27,10 @@ pub struct Metrics {
     pub sip_idle_closed: IntCounterVec,
     /// `sip_connections{listener}`: accepted SIP connections open now.
     pub sip_connections: IntGaugeVec,
-    /// `sip_udp_dropped_total{reason}`: UDP datagrams or transactions dropped (unknown source,
-    /// too large, a full flow or transaction table).
+    /// `sip_udp_dropped_total{reason}`: UDP datagrams, flows or transactions dropped:
+    /// `unknown_source`, `too_large`, `flow_table_full` (no room for a new address),
+    /// `flow_evicted` (a source IP's least recently active call-less flow made room for a new
+    /// port of that IP), `transaction_table_full`.
     pub sip_udp_dropped: IntCounterVec,
     /// `sip_responses_total{direction,code}`: responses `received` from and `sent` to peers.
     pub sip_responses: IntCounterVec,

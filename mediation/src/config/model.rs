@@ -409,11 +409,13 @@ pub struct SipConfig {
     #[serde(default = "default_max_early_dialogs")]
     pub max_early_dialogs: usize,
     /// Unanswered calls (INVITE transactions in progress) one connection may hold at once;
-    /// beyond it a new INVITE gets `503` with `Retry-After`.
+    /// beyond it a new INVITE gets `503` with `Retry-After`. Over UDP, where a source port is
+    /// easily spoofed, all of one gateway's flows together count as one connection.
     #[serde(default = "default_max_pending_per_connection")]
     pub max_pending_per_connection: usize,
     /// Accepted connections that carry no SIP message for this many seconds while no call uses
-    /// them are closed (the peer opens a new one when it needs it); 0 never closes them.
+    /// them are closed (the peer opens a new one when it needs it); 0 never closes them. This
+    /// includes UDP flows that carried a call (those that never did go after 64*T1 idle).
     #[serde(default = "default_idle_connection_timeout")]
     pub idle_connection_timeout_secs: u64,
     /// SIP connections accepted at once, all front doors together; more are closed at accept.

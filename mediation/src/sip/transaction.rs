@@ -273,7 +273,7 @@ impl Transactions {
         };
         let invite = info.cseq_method.eq_ignore_ascii_case("INVITE");
         match info.method.as_deref() {
-            Some(m) if m == "INVITE" => self.carried_call = true,
+            Some("INVITE") => self.carried_call = true,
             None if invite && (100..300).contains(&info.code) => self.carried_call = true,
             _ => {}
         }

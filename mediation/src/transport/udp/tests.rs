@@ -356,7 +356,10 @@ async fn a_call_flow_outlives_idleness_and_the_bye_goes_out_on_the_same_connecti
     let SipEvent::Opened { conn, out, .. } = next(&mut r.events).await else {
         panic!("Opened");
     };
-    assert!(matches!(next(&mut r.events).await, SipEvent::Message { .. }));
+    assert!(matches!(
+        next(&mut r.events).await,
+        SipEvent::Message { .. }
+    ));
     // The call layer answers 100 then 200; the gateway ACKs.
     let answer = |code: &str| {
         format!(
@@ -374,7 +377,10 @@ async fn a_call_flow_outlives_idleness_and_the_bye_goes_out_on_the_same_connecti
         .replace("1 INVITE", "1 ACK")
         .replace("To: <sip:b@127.0.0.1>", "To: <sip:b@127.0.0.1>;tag=2");
     gw.send_to(ack.as_bytes(), r.addr).await.unwrap();
-    assert!(matches!(next(&mut r.events).await, SipEvent::Message { .. }));
+    assert!(matches!(
+        next(&mut r.events).await,
+        SipEvent::Message { .. }
+    ));
     // Well past 64*T1 of silence: the flow carried a call, so no Closed reaches the call layer.
     assert!(
         tokio::time::timeout(Duration::from_millis(1500), r.events.recv())

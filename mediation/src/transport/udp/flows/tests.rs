@@ -59,7 +59,11 @@ fn two_thousand_spoofed_ports_cannot_keep_the_gateway_out() {
         evicted += got.expect("room is made by eviction").len();
     }
     assert_eq!(t.len(), 32, "the IP's call-less flows are capped");
-    assert_eq!(evicted, 2000 - 32, "each evicted flow's id is reported closed");
+    assert_eq!(
+        evicted,
+        2000 - 32,
+        "each evicted flow's id is reported closed"
+    );
     assert_eq!(t.conns(), 32, "evicted ids are forgotten");
     // The real gateway from a port never seen before still gets a flow.
     let gw = addr("192.0.2.7", 5060);
@@ -96,7 +100,8 @@ fn least_recently_active_flow_of_the_ip_goes_first() {
     );
     let (ca, cb) = (ConnId::next(), ConnId::next());
     t.insert_inbound(t0, a, ca).unwrap();
-    t.insert_inbound(t0 + Duration::from_secs(1), b, cb).unwrap();
+    t.insert_inbound(t0 + Duration::from_secs(1), b, cb)
+        .unwrap();
     // `a` speaks again: `b` is now the least recently active.
     t.update(t0 + Duration::from_secs(2), a, true);
     let gone = t

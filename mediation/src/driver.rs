@@ -124,7 +124,15 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                 let now = Instant::now();
                 match event {
                     SipEvent::Opened { conn, peer, out } => {
-                        if matches!(peer.listener, Listener::NextHop | Listener::GatewayTls | Listener::GatewayTcp) {
+                        // UDP flows too: CLOSE lets the UDP door forget an address no call
+                        // uses any more.
+                        if matches!(
+                            peer.listener,
+                            Listener::NextHop
+                                | Listener::GatewayTls
+                                | Listener::GatewayTcp
+                                | Listener::GatewayUdp
+                        ) {
                             idle.insert(conn, (peer.listener, now));
                         }
                         for bytes in pending.remove(&conn).unwrap_or_default() {

@@ -27,8 +27,10 @@ pub struct Metrics {
     pub sip_idle_closed: IntCounterVec,
     /// `sip_connections{listener}`: accepted SIP connections open now.
     pub sip_connections: IntGaugeVec,
-    /// `sip_udp_dropped_total{reason}`: UDP datagrams or transactions dropped (unknown source,
-    /// too large, a full flow or transaction table).
+    /// `sip_udp_dropped_total{reason}`: UDP datagrams, flows or transactions dropped:
+    /// `unknown_source`, `too_large`, `flow_table_full` (no room for a new address),
+    /// `flow_evicted` (a source IP's least recently active call-less flow made room for a new
+    /// port of that IP), `transaction_table_full`.
     pub sip_udp_dropped: IntCounterVec,
     /// `sip_responses_total{direction,code}`: responses `received` from and `sent` to peers.
     pub sip_responses: IntCounterVec,
@@ -302,6 +304,15 @@ impl Metrics {
         for listener in ["gateway_tcp", "gateway_udp"] {
             self.connections_refused
                 .with_label_values(&[listener, "unknown_source"]);
+        }
+        for reason in [
+            "unknown_source",
+            "too_large",
+            "flow_table_full",
+            "flow_evicted",
+            "transaction_table_full",
+        ] {
+            self.sip_udp_dropped.with_label_values(&[reason]);
         }
         for reason in ["plain_tcp", "plain_udp", "not_offered"] {
             self.sdes_keys_ignored.with_label_values(&[reason]);

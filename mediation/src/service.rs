@@ -112,6 +112,7 @@ impl Service {
                     admit: Arc::new(move |remote| admission.admit_udp(remote)),
                     events: events_tx.clone(),
                     timers: config.sip.udp_timers(),
+                    limits: config.sip.udp_flow_limits(),
                     max_message_bytes: config.sip.max_message_bytes,
                     metrics: metrics.clone(),
                 };

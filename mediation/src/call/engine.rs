@@ -1244,6 +1244,27 @@ impl<P: PortAllocator> Engine<P> {
         Ok(())
     }
 
+    /// Unanswered calls that came in on `conn`, or over UDP, from any flow of the same
+    /// gateway.
+    fn pending_like(&self, conn: ConnId, peer: &PeerIdentity) -> usize {
+        let udp_gateway = (peer.signalling == Signalling::Udp)
+            .then(|| peer.gateway())
+            .flatten();
+        let same_source = |c: ConnId| match udp_gateway {
+            None => c == conn,
+            Some(name) => {
+                c == conn
+                    || self.conns.get(&c).is_some_and(|p| {
+                        p.signalling == Signalling::Udp && p.gateway() == Some(name)
+                    })
+            }
+        };
+        self.calls
+            .values()
+            .filter(|c| c.phase == Phase::Proceeding && same_source(c.a.conn))
+            .count()
+    }
+
     fn new_call(&mut self, now: Instant, conn: ConnId, msg: &SipMessage) {
         let Some(peer) = self.conns.get(&conn).cloned() else {
             return;
@@ -1270,12 +1291,10 @@ impl<P: PortAllocator> Engine<P> {
             return;
         }
         // One connection's unanswered calls are bounded too, so one peer's burst (or a peer
-        // that never lets its INVITEs finish) cannot take every place.
-        let pending_here = self
-            .calls
-            .values()
-            .filter(|c| c.a.conn == conn && c.phase == Phase::Proceeding)
-            .count();
+        // that never lets its INVITEs finish) cannot take every place. Over UDP a "connection"
+        // is one source port, which anyone can spoof: there all of the gateway's flows count
+        // together.
+        let pending_here = self.pending_like(conn, &peer);
         let limit = if self.calls.len() >= self.cfg.max_calls {
             Some("max_calls")
         } else if pending_here >= self.cfg.max_pending_per_connection {

@@ -2710,3 +2710,51 @@ fn a_gateways_media_must_stay_inside_its_media_networks() {
         .any(|o| matches!(o, Output::Media(MediaCommand::Remote { .. }))));
     assert_eq!(h.engine.calls(), 1, "the call goes on where it was");
 }
+
+#[test]
+fn spoofed_udp_ports_share_their_gateways_pending_invite_cap() {
+    let mut h = Harness::new(
+        EncryptionLevel::Supported,
+        vec![gateway("gw3", GatewayTransport::Udp, SrtpMode::Optional)],
+    );
+    let udp = || {
+        peer(
+            Peer::Gateway("gw3".into()),
+            Signalling::Udp,
+            Listener::GatewayUdp,
+        )
+    };
+    let offer = sdp(4000, "RTP/AVP", None);
+    // Every INVITE from its own source port (its own flow, its own connection id): the
+    // harness allows two unanswered calls per connection, and over UDP per gateway.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let port = h.open(1, udp());
+        let outs = h.feed(
+            port,
+            &invite(&format!("spoof{i}"), "sip:+15551234@192.0.2.10", &offer),
+        );
+        statuses.push(status(&sent(&outs, port)[0]));
+    }
+    assert_eq!(statuses, [100, 100, 503, 503]);
+    // A TCP gateway's connections still count one by one.
+    let mut h = Harness::new(
+        EncryptionLevel::Supported,
+        vec![gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional)],
+    );
+    for i in 0..3 {
+        let conn = h.open(
+            1,
+            peer(
+                Peer::Gateway("gw2".into()),
+                Signalling::Tcp,
+                Listener::GatewayTcp,
+            ),
+        );
+        let outs = h.feed(
+            conn,
+            &invite(&format!("tcp{i}"), "sip:+15551234@192.0.2.10", &offer),
+        );
+        assert_eq!(status(&sent(&outs, conn)[0]), 100);
+    }
+}

@@ -238,6 +238,8 @@ impl<'a, 's> Checker<'a, 's> {
                 "max_pending_per_connection",
                 c.sip.max_pending_per_connection,
             ),
+            ("udp_max_flows_per_source", c.sip.udp_max_flows_per_source),
+            ("udp_max_flows", c.sip.udp_max_flows),
         ] {
             if value == 0 {
                 self.problem(&[Key("sip"), Key(field)], "expected at least 1");

@@ -421,11 +421,13 @@ pub struct SipConfig {
     #[serde(default = "default_max_early_dialogs")]
     pub max_early_dialogs: usize,
     /// Unanswered calls (INVITE transactions in progress) one connection may hold at once;
-    /// beyond it a new INVITE gets `503` with `Retry-After`.
+    /// beyond it a new INVITE gets `503` with `Retry-After`. Over UDP, where a source port is
+    /// easily spoofed, all of one gateway's flows together count as one connection.
     #[serde(default = "default_max_pending_per_connection")]
     pub max_pending_per_connection: usize,
     /// Accepted connections that carry no SIP message for this many seconds while no call uses
-    /// them are closed (the peer opens a new one when it needs it); 0 never closes them.
+    /// them are closed (the peer opens a new one when it needs it); 0 never closes them. This
+    /// includes UDP flows that carried a call (those that never did go after 64*T1 idle).
     #[serde(default = "default_idle_connection_timeout")]
     pub idle_connection_timeout_secs: u64,
     /// SIP connections accepted at once on each front door; more are closed at accept. The
@@ -442,6 +444,24 @@ pub struct SipConfig {
     /// UDP timer T2, milliseconds: the longest retransmission interval.
     #[serde(default = "default_t2")]
     pub udp_t2_ms: u64,
+    /// UDP flows (remote address:port) one source IP may hold that carry no call; a new port
+    /// from an IP at this cap evicts that IP's least recently active such flow, so spoofed
+    /// ports cannot lock the gateway out. Flows carrying a call are not counted or evicted.
+    #[serde(default = "default_udp_max_flows_per_source")]
+    pub udp_max_flows_per_source: usize,
+    /// UDP flows held at once in all; beyond it a new remote address is dropped unless its IP
+    /// has a call-less flow to give up. A flow is forgotten 64*T1 after its last activity once
+    /// its transactions ended (one that carried a call keeps its connection for the call).
+    #[serde(default = "default_udp_max_flows")]
+    pub udp_max_flows: usize,
+}
+
+fn default_udp_max_flows_per_source() -> usize {
+    32
+}
+
+fn default_udp_max_flows() -> usize {
+    4096
 }
 
 fn default_session_expires() -> u32 {
@@ -477,6 +497,14 @@ fn default_t2() -> u64 {
 }
 
 impl SipConfig {
+    /// The UDP flow caps.
+    pub fn udp_flow_limits(&self) -> crate::transport::FlowLimits {
+        crate::transport::FlowLimits {
+            per_source: self.udp_max_flows_per_source,
+            total: self.udp_max_flows,
+        }
+    }
+
     /// The UDP transaction timers.
     pub fn udp_timers(&self) -> crate::sip::transaction::Timers {
         crate::sip::transaction::Timers {
@@ -521,6 +549,8 @@ impl Default for SipConfig {
             max_connections_per_source: default_max_connections_per_source(),
             udp_t1_ms: default_t1(),
             udp_t2_ms: default_t2(),
+            udp_max_flows_per_source: default_udp_max_flows_per_source(),
+            udp_max_flows: default_udp_max_flows(),
         }
     }
 }

@@ -178,6 +178,8 @@ pub struct Transactions {
     transmit: VecDeque<Bytes>,
     deliver: VecDeque<SipMessage>,
     dropped: u64,
+    /// The layer above sent an INVITE, or a provisional or 2xx answer to one, here.
+    carried_call: bool,
 }
 
 impl std::fmt::Debug for Transactions {
@@ -213,6 +215,7 @@ impl Transactions {
             transmit: VecDeque::new(),
             deliver: VecDeque::new(),
             dropped: 0,
+            carried_call: false,
         }
     }
 
@@ -238,6 +241,21 @@ impl Transactions {
         };
         info.key().is_some_and(|k| self.client.contains_key(&k))
             || info.cseq_method == "INVITE" && self.acks.contains_key(&info.dialog())
+    }
+
+    /// True when a client transaction for this top Via branch and CSeq method is in progress.
+    pub fn has_client(&self, branch: &str, method: &str) -> bool {
+        self.client.contains_key(&Key {
+            branch: branch.to_string(),
+            method: method.to_ascii_uppercase(),
+        })
+    }
+
+    /// True once the layer above has sent an INVITE here, or a provisional or 2xx answer to
+    /// one: a call (early or confirmed) may live on this peer, so the layer above may send here
+    /// again long after the last transaction ended.
+    pub fn carried_call(&self) -> bool {
+        self.carried_call
     }
 
     /// The next datagram to put on the wire.
@@ -267,6 +285,12 @@ impl Transactions {
             self.transmit.push_back(bytes);
             return;
         };
+        let invite = info.cseq_method.eq_ignore_ascii_case("INVITE");
+        match info.method.as_deref() {
+            Some("INVITE") => self.carried_call = true,
+            None if invite && (100..300).contains(&info.code) => self.carried_call = true,
+            _ => {}
+        }
         match info.method.as_deref() {
             Some("ACK") => self.send_ack(now, &info, bytes),
             Some(_) => self.send_request(now, &info, bytes),

@@ -16,4 +16,4 @@ pub use connect::Connector;
 pub use connection::{serve, ConnId, SipEvent, ALLOW, CLOSE, SERVER};
 pub use listeners::{bind_listeners, AcceptContext, Bound};
 pub use peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
-pub use udp::{bind_udp, AdmitUdp, UdpContext, UdpHandle, MAX_DATAGRAM};
+pub use udp::{bind_udp, AdmitUdp, FlowLimits, UdpContext, UdpHandle, MAX_DATAGRAM};

@@ -3,8 +3,11 @@
 //! sans-IO [`Transactions`] retransmit, absorb repeats and time out, so the engine can go on
 //! thinking in reliable connections. Only configured `transport = "udp"` gateways get a flow;
 //! datagrams from anyone else are dropped and counted. UDP signalling is plain: no SDES keys.
+//!
+//! Flows are bounded and forgotten when idle (see [`flows`]): spoofed source ports from a
+//! gateway's IP evict each other, not the gateway, and each loop round touches only the flows
+//! that received, sent or have a timer due.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,14 +20,19 @@ use tokio::sync::{mpsc, watch};
 use super::admission::Admission;
 use super::connection::{answer_locally, extras, status_code, ConnId, SipEvent, OUT_QUEUE};
 use super::peer::{Listener, Peer, PeerIdentity, Signalling};
+use crate::call::headers;
 use crate::metrics::Metrics;
-use crate::sip::transaction::{Timers, Transactions};
+use crate::sip::transaction::Timers;
+#[cfg(doc)]
+use crate::sip::transaction::Transactions;
+
+mod flows;
+
+pub use flows::FlowLimits;
+use flows::{FlowTable, Gone};
 
 /// The largest datagram we read or write (the UDP length field's limit).
 pub const MAX_DATAGRAM: usize = 65_535;
-
-/// Flows held at once, at most (a flow per gateway address; they are never forgotten).
-const MAX_FLOWS: usize = 1024;
 
 /// Recognises a UDP gateway by the source address of its first datagram (normally
 /// [`Admission::admit_udp`]).
@@ -36,8 +44,10 @@ pub struct UdpContext {
     pub admit: AdmitUdp,
     /// Where flows report.
     pub events: mpsc::Sender<SipEvent>,
-    /// Retransmission timers.
+    /// Retransmission timers (64*T1 is also how long a flow outlives its last activity).
     pub timers: Timers,
+    /// How many flows may be held.
+    pub limits: FlowLimits,
     /// Largest SIP message accepted, in bytes (at most [`MAX_DATAGRAM`]).
     pub max_message_bytes: usize,
     /// Counters.
@@ -84,30 +94,21 @@ pub async fn bind_udp(
     let (outgoing_tx, outgoing_rx) = mpsc::channel(1024);
     let endpoint = Endpoint {
         socket,
+        flows: FlowTable::new(ctx.timers, ctx.limits),
         ctx,
-        flows: HashMap::new(),
-        conns: HashMap::new(),
+        dirty: Vec::new(),
         outgoing_tx,
     };
     tokio::spawn(endpoint.run(open_rx, outgoing_rx, shutdown));
     Ok((local, UdpHandle { open: open_tx }))
 }
 
-/// One remote address.
-struct Flow {
-    /// The connection messages from it are handed up on.
-    conn: ConnId,
-    txns: Transactions,
-    /// Transactions dropped so far (to count the difference).
-    dropped: u64,
-}
-
 struct Endpoint {
     socket: UdpSocket,
     ctx: UdpContext,
-    flows: HashMap<SocketAddr, Flow>,
-    /// Every connection id (a flow may have several: one inbound, one we opened) → its flow.
-    conns: HashMap<ConnId, SocketAddr>,
+    flows: FlowTable,
+    /// Flows that received, sent or fired timers since the last flush.
+    dirty: Vec<SocketAddr>,
     outgoing_tx: mpsc::Sender<(ConnId, Bytes)>,
 }
 
@@ -120,7 +121,7 @@ impl Endpoint {
     ) {
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         loop {
-            let deadline = self.next_timeout();
+            let deadline = self.flows.next_deadline();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -133,31 +134,35 @@ impl Endpoint {
                     // ICMP port unreachable surfaces here on some systems; keep serving.
                     Err(e) => tracing::debug!(error = %e, "UDP receive failed"),
                 },
-                Some((conn, bytes)) = outgoing_rx.recv() => self.on_send(conn, bytes),
+                Some((conn, bytes)) = outgoing_rx.recv() => self.on_send(conn, bytes).await,
                 Some(open) = open_rx.recv() => self.on_open(open).await,
-                _ = sleep => {
-                    let now = Instant::now();
-                    for flow in self.flows.values_mut() {
-                        flow.txns.handle_timeout(now);
-                    }
-                }
+                _ = sleep => self.on_timers(Instant::now()),
                 _ = shutdown.changed() => return,
             }
             self.flush().await;
         }
     }
 
-    fn next_timeout(&self) -> Option<Instant> {
-        self.flows
-            .values()
-            .filter_map(|f| f.txns.poll_timeout())
-            .min()
+    /// Fires the timers of the flows that are due (and only theirs).
+    fn on_timers(&mut self, now: Instant) {
+        for remote in self.flows.due(now) {
+            if let Some(flow) = self.flows.flow_mut(remote) {
+                flow.txns.handle_timeout(now);
+                self.dirty.push(remote);
+            }
+        }
     }
 
-    /// Puts every queued datagram on the wire and hands every synthesized message up.
+    /// For every flow touched since the last flush: puts its queued datagrams on the wire,
+    /// hands its synthesized messages up, and schedules it again, or parks or forgets it when
+    /// it has been idle long enough.
     async fn flush(&mut self) {
+        let now = Instant::now();
         let mut up = Vec::new();
-        for (remote, flow) in self.flows.iter_mut() {
+        for remote in std::mem::take(&mut self.dirty) {
+            let Some(flow) = self.flows.flow_mut(remote) else {
+                continue;
+            };
             while let Some(bytes) = flow.txns.poll_transmit() {
                 if let Some(code) = status_code(&bytes) {
                     self.ctx
@@ -170,11 +175,10 @@ impl Endpoint {
                     tracing::debug!(%remote, error = %e, "UDP send failed");
                 }
             }
-            while let Some(msg) = flow.txns.poll_deliver() {
-                up.push(SipEvent::Message {
-                    conn: flow.conn,
-                    msg,
-                });
+            if let Some(conn) = flow.conns.first().copied() {
+                while let Some(msg) = flow.txns.poll_deliver() {
+                    up.push(SipEvent::Message { conn, msg });
+                }
             }
             let dropped = flow.txns.dropped();
             if dropped > flow.dropped {
@@ -184,6 +188,14 @@ impl Endpoint {
                     .with_label_values(&["transaction_table_full"])
                     .inc_by(dropped - flow.dropped);
                 flow.dropped = dropped;
+            }
+            match self.flows.expire(now, remote) {
+                Some(Gone::Closed(conns)) => {
+                    tracing::debug!(%remote, "idle UDP flow forgotten");
+                    up.extend(conns.into_iter().map(|conn| SipEvent::Closed { conn }));
+                }
+                Some(Gone::Parked) => tracing::debug!(%remote, "idle UDP flow parked"),
+                None => {}
             }
         }
         for event in up {
@@ -199,23 +211,8 @@ impl Endpoint {
             .inc();
     }
 
-    /// Creates the flow for `remote` (or adds `conn` to the existing one) and announces `conn`.
-    async fn attach(&mut self, conn: ConnId, identity: PeerIdentity) -> bool {
-        let remote = identity.remote;
-        if !self.flows.contains_key(&remote) {
-            if self.flows.len() >= MAX_FLOWS {
-                tracing::warn!(%remote, "too many UDP flows; datagram dropped");
-                self.count_drop("flow_table_full");
-                return false;
-            }
-            let flow = Flow {
-                conn,
-                txns: Transactions::new(self.ctx.timers),
-                dropped: 0,
-            };
-            self.flows.insert(remote, flow);
-        }
-        self.conns.insert(conn, remote);
+    /// Announces `conn` to the call layer.
+    async fn announce(&mut self, conn: ConnId, identity: PeerIdentity) -> bool {
         let out = self.writer(conn);
         let opened = SipEvent::Opened {
             conn,
@@ -232,9 +229,7 @@ impl Endpoint {
         let outgoing = self.outgoing_tx.clone();
         tokio::spawn(async move {
             while let Some(bytes) = out_rx.recv().await {
-                if bytes.is_empty() {
-                    continue; // CLOSE means nothing to a datagram flow
-                }
+                // CLOSE (empty) goes through too: the call layer no longer needs `conn`.
                 if outgoing.send((conn, bytes)).await.is_err() {
                     break;
                 }
@@ -250,17 +245,22 @@ impl Endpoint {
             listener: Listener::Outbound,
             remote: open.remote,
         };
-        if !self.attach(open.conn, identity).await {
-            let _ = self
-                .ctx
-                .events
-                .send(SipEvent::Closed { conn: open.conn })
-                .await;
-        }
+        self.flows
+            .insert_outbound(Instant::now(), open.remote, open.conn);
+        self.announce(open.conn, identity).await;
     }
 
-    fn on_send(&mut self, conn: ConnId, bytes: Bytes) {
-        let Some(flow) = self.conns.get(&conn).and_then(|r| self.flows.get_mut(r)) else {
+    async fn on_send(&mut self, conn: ConnId, bytes: Bytes) {
+        if bytes.is_empty() {
+            // CLOSE: the call layer is done with `conn` (no call uses it).
+            if self.flows.close(conn) {
+                let _ = self.ctx.events.send(SipEvent::Closed { conn }).await;
+            }
+            return;
+        }
+        let now = Instant::now();
+        // A flow parked while idle comes back under the same id (a BYE late in a call).
+        let Some(remote) = self.flows.remote_of(now, conn) else {
             return;
         };
         if bytes.len() > MAX_DATAGRAM.min(self.ctx.max_message_bytes) {
@@ -272,26 +272,52 @@ impl Endpoint {
             self.count_drop("too_large");
             return;
         }
-        flow.txns.send(Instant::now(), bytes);
+        if let Some((branch, method)) = request_key(&bytes) {
+            self.flows.sent_request(remote, branch, method);
+        }
+        if let Some(flow) = self.flows.flow_mut(remote) {
+            flow.txns.send(now, bytes);
+        }
+        self.flows.update(now, remote, true);
+        self.dirty.push(remote);
     }
 
     async fn on_datagram(&mut self, remote: SocketAddr, data: &[u8]) {
+        let now = Instant::now();
         if data.iter().all(|b| b.is_ascii_whitespace()) {
-            return; // CRLF keep-alive (or an empty datagram)
+            // CRLF keep-alive (or an empty datagram): keeps a live flow alive, nothing more.
+            self.flows.update(now, remote, true);
+            return;
         }
         if data.len() > MAX_DATAGRAM.min(self.ctx.max_message_bytes) {
             self.malformed(remote, data, 513, "Message Too Large").await;
             return;
         }
-        if !self.flows.contains_key(&remote) {
+        if !self.flows.is_live(remote) && !self.flows.revive(now, remote) {
             let Some(identity) = (self.ctx.admit)(remote) else {
                 self.count_drop("unknown_source");
                 return;
             };
-            if !self.attach(ConnId::next(), identity).await {
+            let conn = ConnId::next();
+            match self.flows.insert_inbound(now, remote, conn) {
+                Ok(evicted) => {
+                    for old in evicted {
+                        tracing::debug!(%remote, ?old, "UDP flow evicted for a new source port");
+                        self.count_drop("flow_evicted");
+                        let _ = self.ctx.events.send(SipEvent::Closed { conn: old }).await;
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(%remote, "too many UDP flows; datagram dropped");
+                    self.count_drop("flow_table_full");
+                    return;
+                }
+            }
+            if !self.announce(conn, identity).await {
                 return;
             }
         }
+        self.flows.update(now, remote, true);
         let msg = match crate::sip::parse(data) {
             Ok(msg) => msg,
             Err(e) => {
@@ -318,19 +344,29 @@ impl Endpoint {
         }
         // A response may come from another port of the gateway than the one we sent to.
         let owner = match &msg {
-            rsip::SipMessage::Response(_) => self
-                .flows
-                .iter()
-                .find(|(_, f)| f.txns.owns_response(&msg))
-                .map(|(r, _)| *r)
+            rsip::SipMessage::Response(_) => headers::summary(&msg)
+                .and_then(|s| self.flows.sent_on(s.branch.as_deref()?, &s.cseq_method))
+                .filter(|r| {
+                    *r != remote
+                        && self
+                            .flows
+                            .flow_mut(*r)
+                            .is_some_and(|f| f.txns.owns_response(&msg))
+                })
                 .unwrap_or(remote),
             rsip::SipMessage::Request(_) => remote,
         };
-        let Some(flow) = self.flows.get_mut(&owner) else {
+        let now = Instant::now();
+        let Some(flow) = self.flows.flow_mut(owner) else {
             return;
         };
-        let conn = flow.conn;
-        if let Some(msg) = flow.txns.receive(Instant::now(), msg) {
+        let Some(conn) = flow.conns.first().copied() else {
+            return;
+        };
+        let up = flow.txns.receive(now, msg);
+        self.flows.update(now, owner, true);
+        self.dirty.push(owner);
+        if let Some(msg) = up {
             let _ = self.ctx.events.send(SipEvent::Message { conn, msg }).await;
         }
     }
@@ -342,13 +378,23 @@ impl Endpoint {
             .sip_malformed
             .with_label_values(&[Listener::GatewayUdp.label()])
             .inc();
-        if !self.flows.contains_key(&remote) {
+        if !self.flows.knows(remote) {
             return; // never answer strangers
         }
         if let Some(reply) = crate::sip::response_for(data, code, reason, &extras()) {
             let _ = self.socket.send_to(&reply, remote).await;
         }
     }
+}
+
+/// The top Via branch and CSeq method of a request we send (`None` for a response).
+fn request_key(bytes: &[u8]) -> Option<(String, String)> {
+    if bytes.starts_with(b"SIP/") {
+        return None;
+    }
+    let msg = crate::sip::parse(bytes).ok()?;
+    let s = headers::summary(&msg)?;
+    Some((s.branch?, s.cseq_method))
 }
 
 #[cfg(test)]

@@ -428,3 +428,36 @@ fn debug_shows_counts_not_the_messages_kept() {
     assert!(!shown.contains(key), "{shown}");
     assert!(shown.contains("client: 1"), "{shown}");
 }
+
+#[test]
+fn carried_call_marks_invites_and_their_provisional_or_2xx_answers_only() {
+    let now = Instant::now();
+    // A refused INVITE (503) and an OPTIONS exchange carry no call.
+    let mut t = Transactions::new(timers());
+    t.receive(now, msg(&request("INVITE", "z9hG4bKr", 1)));
+    t.send(now, response(503, "INVITE", "z9hG4bKr", 1));
+    t.receive(now, msg(&request("OPTIONS", "z9hG4bKo", 2)));
+    t.send(now, response(200, "OPTIONS", "z9hG4bKo", 2));
+    assert!(!t.carried_call());
+    // Our 100 Trying to an INVITE does.
+    t.receive(now, msg(&request("INVITE", "z9hG4bKa", 3)));
+    t.send(now, response(100, "INVITE", "z9hG4bKa", 3));
+    assert!(t.carried_call());
+    // So does an INVITE we send.
+    let mut t = Transactions::new(timers());
+    t.send(now, request("INVITE", "z9hG4bKb", 1));
+    assert!(t.carried_call());
+}
+
+#[test]
+fn has_client_tracks_the_client_transaction_by_branch_and_method() {
+    let now = Instant::now();
+    let mut t = Transactions::new(timers());
+    t.send(now, request("OPTIONS", "z9hG4bKh", 1));
+    assert!(t.has_client("z9hG4bKh", "options"));
+    assert!(!t.has_client("z9hG4bKh", "INVITE"));
+    assert!(!t.has_client("z9hG4bKx", "OPTIONS"));
+    t.receive(now, msg(&response(200, "OPTIONS", "z9hG4bKh", 1)));
+    t.handle_timeout(now + timers().t4);
+    assert!(!t.has_client("z9hG4bKh", "OPTIONS"), "timer K ended it");
+}

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use super::{bind_udp, UdpContext, UdpHandle};
+use super::{bind_udp, FlowLimits, UdpContext, UdpHandle};
 use crate::metrics::Metrics;
 use crate::sip::transaction::Timers;
 use crate::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, SipEvent};
@@ -24,12 +24,17 @@ struct Rig {
 
 /// A UDP door that admits only `allowed` as gateway `gw3`, with T1 = 50 ms.
 async fn rig(allowed: SocketAddr) -> Rig {
+    rig_with(move |remote| remote == allowed, Duration::from_millis(50)).await
+}
+
+/// A UDP door that admits as gateway `gw3` whatever `admit` accepts, with this T1.
+async fn rig_with(admit: impl Fn(SocketAddr) -> bool + Send + Sync + 'static, t1: Duration) -> Rig {
     let (tx, events) = mpsc::channel(64);
     let (shutdown, rx) = watch::channel(false);
     let metrics = Metrics::new();
     let ctx = UdpContext {
         admit: Arc::new(move |remote| {
-            (remote == allowed).then(|| PeerIdentity {
+            admit(remote).then(|| PeerIdentity {
                 peer: Peer::Gateway("gw3".into()),
                 signalling: Signalling::Udp,
                 listener: Listener::GatewayUdp,
@@ -38,9 +43,10 @@ async fn rig(allowed: SocketAddr) -> Rig {
         }),
         events: tx,
         timers: Timers {
-            t1: Duration::from_millis(50),
+            t1,
             ..Timers::default()
         },
+        limits: FlowLimits::default(),
         max_message_bytes: 65_535,
         metrics: metrics.clone(),
     };
@@ -211,4 +217,182 @@ async fn outbound_flow_retransmits_and_times_out_with_408() {
         panic!("a response");
     };
     assert_eq!(resp.status_code.code(), 408);
+}
+
+fn options(branch: &str) -> String {
+    format!(
+        "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch={branch}\r\n\
+         Call-ID: o\r\nCSeq: 1 OPTIONS\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn spoofed_source_ports_do_not_lock_the_gateway_out() {
+    // Anything from 127.0.0.1 is the gateway's IP: 2000 "spoofed" ports, then the real one.
+    let Rig {
+        addr,
+        mut events,
+        metrics,
+        _shutdown,
+        ..
+    } = rig_with(|r| r.ip().is_loopback(), Duration::from_millis(50)).await;
+    // The call layer: counts what comes up, and reports the first INVITE's source.
+    let (invite_tx, mut invite_rx) = mpsc::channel(1);
+    let layer = tokio::spawn(async move {
+        let (mut opened, mut closed) = (0usize, 0usize);
+        let mut outs = std::collections::HashMap::new();
+        while let Some(event) = events.recv().await {
+            match event {
+                SipEvent::Opened { conn, out, .. } => {
+                    opened += 1;
+                    outs.insert(conn, out);
+                }
+                SipEvent::Closed { conn } => {
+                    closed += 1;
+                    outs.remove(&conn);
+                }
+                SipEvent::Message { conn, msg } => {
+                    if msg.to_string().starts_with("INVITE ") {
+                        let _ = invite_tx.send((conn, opened, closed, outs.len())).await;
+                    }
+                }
+            }
+        }
+    });
+    for i in 0..2000 {
+        let spoof = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        spoof
+            .send_to(options(&format!("z9hG4bKs{i}")).as_bytes(), addr)
+            .await
+            .unwrap();
+        // OPTIONS is answered on its flow: proof it got one.
+        assert!(
+            recv_text(&spoof).await.starts_with("SIP/2.0 200"),
+            "spoofed port {i} got a flow"
+        );
+    }
+    let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    gw.send_to(invite("z9hG4bKreal").as_bytes(), addr)
+        .await
+        .unwrap();
+    let (_, opened, closed, held) = tokio::time::timeout(Duration::from_secs(5), invite_rx.recv())
+        .await
+        .expect("the real gateway's INVITE comes through")
+        .unwrap();
+    // (The system may hand a port out again: a few "new" ports may find their flow alive.)
+    assert!(opened > 1900, "{opened}");
+    assert_eq!(held, 32, "one source IP holds 32 call-less flows");
+    assert_eq!(closed, opened - 32, "evicted flows are reported closed");
+    assert_eq!(
+        metrics
+            .sip_udp_dropped
+            .with_label_values(&["flow_evicted"])
+            .get(),
+        closed as u64
+    );
+    assert_eq!(
+        metrics
+            .sip_udp_dropped
+            .with_label_values(&["flow_table_full"])
+            .get(),
+        0
+    );
+    layer.abort();
+}
+
+#[tokio::test]
+async fn an_idle_flow_is_forgotten_and_reported_closed() {
+    let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let allowed = gw.local_addr().unwrap();
+    // T1 = 10 ms: a flow is forgotten 64*T1 = 640 ms after its last activity.
+    let mut r = rig_with(move |a| a == allowed, Duration::from_millis(10)).await;
+    gw.send_to(options("z9hG4bKi1").as_bytes(), r.addr)
+        .await
+        .unwrap();
+    let SipEvent::Opened { conn, .. } = next(&mut r.events).await else {
+        panic!("Opened");
+    };
+    assert!(recv_text(&gw).await.starts_with("SIP/2.0 200"));
+    let SipEvent::Closed { conn: closed } = next(&mut r.events).await else {
+        panic!("then Closed");
+    };
+    assert_eq!(closed, conn);
+    // The gateway comes back: a new flow, a new connection.
+    gw.send_to(options("z9hG4bKi2").as_bytes(), r.addr)
+        .await
+        .unwrap();
+    let SipEvent::Opened { conn: again, .. } = next(&mut r.events).await else {
+        panic!("Opened again");
+    };
+    assert_ne!(again, conn);
+}
+
+#[tokio::test]
+async fn close_from_the_call_layer_forgets_the_flow() {
+    let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut r = rig(gw.local_addr().unwrap()).await;
+    gw.send_to(options("z9hG4bKc1").as_bytes(), r.addr)
+        .await
+        .unwrap();
+    let SipEvent::Opened { conn, out, .. } = next(&mut r.events).await else {
+        panic!("Opened");
+    };
+    out.send(crate::transport::CLOSE).await.unwrap();
+    let SipEvent::Closed { conn: closed } = next(&mut r.events).await else {
+        panic!("Closed");
+    };
+    assert_eq!(closed, conn);
+}
+
+#[tokio::test]
+async fn a_call_flow_outlives_idleness_and_the_bye_goes_out_on_the_same_connection() {
+    let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let allowed = gw.local_addr().unwrap();
+    let mut r = rig_with(move |a| a == allowed, Duration::from_millis(10)).await;
+    gw.send_to(invite("z9hG4bKp1").as_bytes(), r.addr)
+        .await
+        .unwrap();
+    let SipEvent::Opened { conn, out, .. } = next(&mut r.events).await else {
+        panic!("Opened");
+    };
+    assert!(matches!(
+        next(&mut r.events).await,
+        SipEvent::Message { .. }
+    ));
+    // The call layer answers 100 then 200; the gateway ACKs.
+    let answer = |code: &str| {
+        format!(
+            "SIP/2.0 {code}\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKp1\r\n\
+             From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\n\
+             Call-ID: udp-test\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    out.send(Bytes::from(answer("100 Trying"))).await.unwrap();
+    out.send(Bytes::from(answer("200 OK"))).await.unwrap();
+    assert!(recv_text(&gw).await.starts_with("SIP/2.0 100"));
+    assert!(recv_text(&gw).await.starts_with("SIP/2.0 200"));
+    let ack = invite("z9hG4bKp2")
+        .replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace("To: <sip:b@127.0.0.1>", "To: <sip:b@127.0.0.1>;tag=2");
+    gw.send_to(ack.as_bytes(), r.addr).await.unwrap();
+    assert!(matches!(
+        next(&mut r.events).await,
+        SipEvent::Message { .. }
+    ));
+    // Well past 64*T1 of silence: the flow carried a call, so no Closed reaches the call layer.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), r.events.recv())
+            .await
+            .is_err(),
+        "the call's connection is kept"
+    );
+    // The BYE goes out on the same connection to the same address.
+    let bye = invite("z9hG4bKp3")
+        .replace("INVITE sip", "BYE sip")
+        .replace("1 INVITE", "2 BYE");
+    out.send(Bytes::from(bye)).await.unwrap();
+    assert!(recv_text(&gw).await.starts_with("BYE "));
+    let _ = conn;
 }

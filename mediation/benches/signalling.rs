@@ -62,6 +62,7 @@ fn engine() -> (Engine<Ports>, ConnId) {
         srtp_offer_style: SrtpOfferStyle::Savp,
         media_sources: Default::default(),
         media_networks: Vec::new(),
+        max_calls: None,
     };
     let cfg = EngineConfig {
         advertise: "192.0.2.10".parse().unwrap(),

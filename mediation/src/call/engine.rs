@@ -1299,6 +1299,8 @@ impl<P: PortAllocator> Engine<P> {
             Some("max_calls")
         } else if pending_here >= self.cfg.max_pending_per_connection {
             Some("max_pending_per_connection")
+        } else if peer.gateway().is_some_and(|g| self.gateway_full(g)) {
+            Some("gateway_max_calls")
         } else {
             None
         };
@@ -1358,6 +1360,16 @@ impl<P: PortAllocator> Engine<P> {
         let (direction, gateway, alternates) = match &peer.peer {
             Peer::Gateway(name) => (Direction::FromGateway, name.clone(), Vec::new()),
             Peer::NextHop => match self.gateways_for(&request_uri) {
+                Some((g, _)) if self.gateway_full(&g) => {
+                    self.reply(
+                        conn,
+                        msg,
+                        503,
+                        "Service Unavailable",
+                        Some("the gateway's max_calls is reached"),
+                    );
+                    return;
+                }
                 Some((g, rest)) => (Direction::FromNextHop, g, rest),
                 None => {
                     self.reply(
@@ -1889,19 +1901,16 @@ impl<P: PortAllocator> Engine<P> {
     fn gateways_for(&self, uri: &str) -> Option<(String, Vec<String>)> {
         let user = headers::user_of(headers::uri_of(uri)).unwrap_or("");
         if let Some(route) = self.cfg.routes.iter().find(|r| r.pattern.is_match(user)) {
-            let mut up = route
-                .gateways
-                .iter()
-                .filter(|g| self.probes.get(*g).and_then(|p| p.up) != Some(false));
+            // Down (by OPTIONS) and full (`max_calls`) gateways are skipped.
+            let mut up = route.gateways.iter().filter(|g| {
+                self.probes.get(*g).and_then(|p| p.up) != Some(false) && !self.gateway_full(g)
+            });
             let first = up.next()?.clone();
             return Some((first, up.cloned().collect()));
         }
         self.gateway_for(uri).map(|g| (g, Vec::new()))
     }
 
-    /// The gateway a Request-URI from the next hop names: by host (gateway name, identity or
-    /// address host), else the only gateway.
-    /// Our session interval toward `gateway`, when its trunk enables session timers.
     /// Whether `gateway`'s SDP may ask for media at `audio`'s address: anywhere when its
     /// `media_networks` is empty, else only inside one of them (a hold's `0.0.0.0` always).
     fn media_allowed(&self, gateway: &str, audio: &AudioStream) -> bool {
@@ -1915,6 +1924,26 @@ impl<P: PortAllocator> Engine<P> {
         }
     }
 
+    /// Whether `gateway` carries its `max_calls` already (calls in any phase but abandoned),
+    /// so one trunk cannot take every call place.
+    fn gateway_full(&self, gateway: &str) -> bool {
+        let Some(max) = self
+            .cfg
+            .gateways
+            .iter()
+            .find(|g| g.name == gateway)
+            .and_then(|g| g.max_calls)
+        else {
+            return false;
+        };
+        let carried = self
+            .calls
+            .values()
+            .filter(|c| c.gateway == gateway && c.phase != Phase::Abandoned);
+        carried.count() >= max
+    }
+
+    /// Our session interval toward `gateway`, when its trunk enables session timers.
     fn session_timer_for(&self, gateway: &str) -> Option<u32> {
         self.cfg
             .gateways
@@ -1923,6 +1952,8 @@ impl<P: PortAllocator> Engine<P> {
             .then_some(self.cfg.session_expires)
     }
 
+    /// The gateway a Request-URI from the next hop names: by host (gateway name, identity or
+    /// address host), else the only gateway.
     fn gateway_for(&self, uri: &str) -> Option<String> {
         let host = headers::host_of(headers::uri_of(uri)).unwrap_or("");
         let named = self.cfg.gateways.iter().find(|g| {

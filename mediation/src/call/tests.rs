@@ -51,6 +51,7 @@ fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> GatewayCo
         srtp_offer_style: SrtpOfferStyle::Savp,
         media_sources: Default::default(),
         media_networks: Vec::new(),
+        max_calls: None,
     }
 }
 
@@ -2757,4 +2758,49 @@ fn spoofed_udp_ports_share_their_gateways_pending_invite_cap() {
         );
         assert_eq!(status(&sent(&outs, conn)[0]), 100);
     }
+}
+
+/// Security review, low: `max_calls` per gateway, so one trunk cannot take every call place:
+/// a further call from it gets 503 with Retry-After, and a call toward it goes to the next
+/// gateway of its route.
+#[test]
+fn a_gateway_at_its_max_calls_is_refused_and_routed_around() {
+    let mut g1 = gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional);
+    g1.max_calls = Some(1);
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![
+            g1,
+            gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional),
+        ],
+    );
+    routed(&mut h);
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(gw, &invite("g1", "sip:+15551234@192.0.2.10", &gw_offer()));
+    assert_eq!(status(&sent(&outs, gw)[0]), 100);
+    let other = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(
+        other,
+        &invite("g2", "sip:+15551234@192.0.2.10", &gw_offer()),
+    );
+    let refused = &sent(&outs, other)[0];
+    assert!(refused.starts_with("SIP/2.0 503"), "{refused}");
+    assert!(refused.contains("Retry-After: 5"), "{refused}");
+    assert!(refused.contains("gateway_max_calls reached"), "{refused}");
+
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("g3", "sip:+15551234@anything", &offer));
+    let (_, who, _) = invite_on_new_connection(&outs);
+    assert_eq!(who, Peer::Gateway("gw2".into()), "gw1 is full: to gw2");
 }

@@ -315,6 +315,9 @@ impl<'a, 's> Checker<'a, 's> {
                     ),
                 _ => {}
             }
+            if g.max_calls == Some(0) {
+                self.problem(&at("max_calls"), "expected at least 1 (or leave it out)");
+            }
             if let Some(suites) = &g.srtp_suites {
                 self.check_suites(&[Key("gateway"), Index(i)], suites, c.tls.fips);
                 if suites.is_empty() && g.srtp == SrtpMode::Required {

@@ -219,6 +219,11 @@ pub struct GatewayConfig {
     /// the gateway's signalling cannot aim our RTP at a third party.
     #[serde(default)]
     pub media_networks: Vec<super::IpNet>,
+    /// Calls with this gateway at once, both directions (default: only `[sip] max_calls`):
+    /// further calls from it get 503 with Retry-After, and calls toward it go to the next
+    /// gateway of their route, or get 503.
+    #[serde(default)]
+    pub max_calls: Option<usize>,
 }
 
 /// How SRTP is offered toward a gateway.

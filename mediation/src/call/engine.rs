@@ -631,10 +631,12 @@ impl<P: PortAllocator> Engine<P> {
         } else {
             Peer::NextHop
         };
-        let leg_signalling = self.conns.get(&leg_conn).map(|p| p.signalling);
-        self.conns
-            .get(&conn)
-            .is_some_and(|p| p.peer == expected && leg_signalling.is_none_or(|s| s == p.signalling))
+        // The level, not the TLS version: a peer may reconnect with TLS 1.2 after 1.3.
+        let level = |s: Signalling| std::mem::discriminant(&s);
+        let leg_level = self.conns.get(&leg_conn).map(|p| level(p.signalling));
+        self.conns.get(&conn).is_some_and(|p| {
+            p.peer == expected && leg_level.is_none_or(|l| l == level(p.signalling))
+        })
     }
 
     /// The leg a message of call `id` belongs to: the callee's (B) when it carries our B-leg

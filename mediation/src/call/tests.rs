@@ -2482,10 +2482,16 @@ fn in_dialog_requests_from_another_peer_get_481_and_change_nothing() {
             assert_eq!(h.engine.calls(), 1, "the call goes on");
         }
     }
-    // gw1 itself, on a new MTLS connection, ends the call.
+    // gw1 itself, on a new MTLS connection (TLS 1.2 this time), ends the call.
     let again = h.open(
         9,
-        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+        peer(
+            Peer::Gateway("gw1".into()),
+            Signalling::Mtls {
+                version: TlsVersionSeen::Tls12,
+            },
+            Listener::GatewayTls,
+        ),
     );
     let outs = h.feed(again, &ack_and_bye("c70", &to, "BYE", 30));
     assert_eq!(status(&sent(&outs, again)[0]), 200);

@@ -2683,14 +2683,14 @@ impl<P: PortAllocator> Engine<P> {
         }
     }
 
-    /// SIP dialogs established (two per answered call) and INVITE transactions in progress
-    /// (server and client side of each unanswered call).
     /// Entries in the timer table (tests: it must not grow with refreshes).
     #[cfg(test)]
     pub(crate) fn timer_entries(&self) -> usize {
         self.timers.len()
     }
 
+    /// SIP dialogs established (two per answered call) and INVITE transactions in progress
+    /// (server and client side of each unanswered call).
     pub fn dialogs_and_transactions(&self) -> (usize, usize) {
         self.calls.values().fold((0, 0), |(d, t), c| match c.phase {
             Phase::Answered | Phase::Confirmed => (d + 2, t),

@@ -397,8 +397,10 @@ impl PeerSdp {
             return Err(SdpError::TooLarge(body.len()));
         }
         let text = std::str::from_utf8(body).map_err(|e| SdpError::NotUtf8(e.valid_up_to()))?;
+        // Lines as `normalise` cuts them (a bare CR ends a line too), so the count is of the
+        // m= lines that will be parsed and, for those we decline, written back.
         let media_lines = text
-            .split('\n')
+            .split(['\r', '\n'])
             .filter(|l| l.trim_start().starts_with("m="))
             .count();
         if media_lines > MAX_MEDIA_LINES {
@@ -1142,5 +1144,12 @@ inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz=\r\n";
         );
         let sixteen = sdp.replacen("m=audio 4000 RTP/AVP 0\r\n", "", 1);
         assert!(parse(sixteen.as_bytes()).is_ok());
+        // Found by fuzzing (sdp_rewrite): m= lines after bare CRs were not counted, so more than
+        // 16 were parsed and our SDP declining them did not parse back.
+        let bare_cr = sdp.replace("\r\n", "\r");
+        assert_eq!(
+            parse(bare_cr.as_bytes()).unwrap_err(),
+            SdpError::TooManyMedia(17)
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! next-hop simulator and two gateway simulators (one over MTLS with the trusted certificate, one
 //! over plain TCP) on loopback, places calls both ways and one from a gateway with an untrusted
 //! certificate, and prints what was encrypted, what was not, and why. Success only when every
-//! row matches DESIGN.md §2.
+//! row matches docs/design.md §2.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,7 +22,7 @@ use crate::{
 /// Seconds of media per demo call.
 const CALL_SECS: u64 = 2;
 
-/// What one row of the table should show (DESIGN.md §2).
+/// What one row of the table should show (docs/design.md §2).
 struct Expect {
     gateway_media: Option<&'static str>,
     reason: &'static str,
@@ -182,7 +182,7 @@ fn row(
     }
 }
 
-/// Runs the demo; `Ok(true)` when every row is as DESIGN.md §2 says.
+/// Runs the demo; `Ok(true)` when every row is as docs/design.md §2 says.
 pub async fn run() -> anyhow::Result<bool> {
     let dir = tempfile::tempdir().context("temporary directory")?;
     let d = dir.path();
@@ -346,9 +346,9 @@ pub async fn run() -> anyhow::Result<bool> {
     println!(
         "\n{}",
         if all_ok {
-            "every row matches DESIGN.md §2: toward the next hop always SRTP; toward a gateway SRTP only when it proved itself over MTLS."
+            "every row matches docs/design.md §2: toward the next hop always SRTP; toward a gateway SRTP only when it proved itself over MTLS."
         } else {
-            "MISMATCH: at least one row does not match DESIGN.md §2 (see the rows marked FAIL)."
+            "MISMATCH: at least one row does not match docs/design.md §2 (see the rows marked FAIL)."
         }
     );
     Ok(all_ok)

@@ -1,4 +1,4 @@
-//! Every counter the service keeps, in one registry (DESIGN.md §5 names; all prefixed
+//! Every counter the service keeps, in one registry (docs/design.md §5 names; all prefixed
 //! `mediation_`). Label values are bounded: listener, reason, gateway name, never addresses,
 //! Call-IDs or numbers.
 

@@ -1,4 +1,4 @@
-//! Interop with libsrtp, the reference SRTP implementation (DESIGN.md §4): packets we protect
+//! Interop with libsrtp, the reference SRTP implementation (docs/design.md §4): packets we protect
 //! must unprotect with libsrtp and packets libsrtp protects must unprotect with us, for every
 //! suite, for SRTP and SRTCP, across a sequence-number rollover.
 //!

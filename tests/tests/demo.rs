@@ -1,5 +1,5 @@
 //! The README's first command, `gateway-sim demo`, as a newcomer runs it: it must print the
-//! table and exit 0 only when every row matches DESIGN.md §2.
+//! table and exit 0 only when every row matches docs/design.md §2.
 
 use std::process::Command;
 
@@ -16,7 +16,7 @@ fn demo_prints_the_table_and_every_row_matches() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("every row matches DESIGN.md §2"),
+        stdout.contains("every row matches docs/design.md §2"),
         "{stdout}"
     );
     let rows: Vec<&str> = stdout.lines().filter(|l| l.ends_with(" ok")).collect();

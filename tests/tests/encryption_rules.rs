@@ -1,4 +1,4 @@
-//! Every row of the DESIGN.md §2 gateway table, in both call directions, through a real
+//! Every row of the docs/design.md §2 gateway table, in both call directions, through a real
 //! `mediation` process with `gateway-sim` processes as the gateways and the next hop. What each
 //! simulator saw on the wire (encrypted or plain, intact payload, no loss) is the proof; the
 //! mediation server's metrics must say the same.

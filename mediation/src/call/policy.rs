@@ -1,4 +1,4 @@
-//! The encryption rules of DESIGN.md §2 as pure functions: given how a peer proved itself, what
+//! The encryption rules of docs/design.md §2 as pure functions: given how a peer proved itself, what
 //! the configuration allows and what its SDP says, is the leg SRTP or RTP, and why. Every call's
 //! outcome and reason is logged and counted from these values. The product is this table.
 
@@ -134,7 +134,7 @@ pub fn offer_srtp_to_gateway(signalling: GatewaySignalling, mode: SrtpMode) -> b
     signalling == GatewaySignalling::VerifiedMtls && mode != SrtpMode::NotSupported
 }
 
-/// The gateway leg (DESIGN.md §2 table), once the gateway's SDP (offer or answer) is known.
+/// The gateway leg (docs/design.md §2 table), once the gateway's SDP (offer or answer) is known.
 pub fn gateway_leg(signalling: GatewaySignalling, mode: SrtpMode, peer: PeerSrtp) -> Decision {
     use GatewaySignalling::*;
     match (signalling, mode, peer) {
@@ -183,7 +183,7 @@ mod tests {
     use GatewaySignalling::*;
     use PeerSrtp::*;
 
-    /// Every combination of the DESIGN.md §2 gateway table, spelled out row by row.
+    /// Every combination of the docs/design.md §2 gateway table, spelled out row by row.
     #[test]
     fn gateway_table_is_exhaustive() {
         let table = [

@@ -1,5 +1,5 @@
 //! The service configuration: one TOML file whose shape is a contract with operators
-//! (DESIGN.md §3). `model` holds the typed fields, `load` parses and validates a file and
+//! (docs/design.md §3). `model` holds the typed fields, `load` parses and validates a file and
 //! reports every problem with its field and line, `locate` maps fields to lines, `warnings`
 //! names the allowed settings that weaken a promise.
 

@@ -1,4 +1,4 @@
-//! One leg's media metrics (DESIGN.md §5), label values resolved once per call. Packets are
+//! One leg's media metrics (docs/design.md §5), label values resolved once per call. Packets are
 //! tallied on the call's media thread and added to the shared Prometheus counters about once a
 //! second, so calls on different cores do not contend on one atomic for every packet.
 

@@ -10,7 +10,7 @@ use crate::srtp::{MasterKey, ReplayWindow};
 /// How media on one leg is protected.
 #[derive(Debug)]
 pub enum Protection {
-    /// Plain RTP/RTCP: nothing is authenticated (DESIGN.md §2 says when that is allowed).
+    /// Plain RTP/RTCP: nothing is authenticated (docs/design.md §2 says when that is allowed).
     Rtp,
     /// SRTP/SRTCP with SDES keys.
     Srtp {

@@ -1,5 +1,5 @@
 //! The media relay: UDP port pairs per leg, symmetric latching, and SRTP/RTP re-protection
-//! between the two legs of a call (DESIGN.md §1: media never passes from one leg to the other
+//! between the two legs of a call (docs/design.md §1: media never passes from one leg to the other
 //! without being re-protected for that leg).
 //!
 //! Allocation of ports takes a lock, once per call; the relays run on a few media threads

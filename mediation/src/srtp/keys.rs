@@ -87,7 +87,7 @@ pub enum KeyError {
 }
 
 impl MasterKey {
-    /// Fresh key material for `suite` from the operating system's CSPRNG (DESIGN.md §2: fresh
+    /// Fresh key material for `suite` from the operating system's CSPRNG (docs/design.md §2: fresh
     /// keys per leg and per call).
     pub fn generate(suite: SrtpSuite) -> Result<Self, KeyError> {
         let mut material = vec![0u8; material_len(suite)].into_boxed_slice();

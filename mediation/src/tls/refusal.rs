@@ -1,5 +1,5 @@
 //! Why a TLS peer was refused, in the words operators see in logs and in the
-//! `mediation_mtls_rejections_total{reason}` label (DESIGN.md §5).
+//! `mediation_mtls_rejections_total{reason}` label (docs/design.md §5).
 
 use std::fmt;
 

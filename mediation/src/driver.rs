@@ -235,8 +235,7 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                     leg,
                     protection,
                 }) => {
-                    // The relay's side A is the gateway leg (see `media_plan::plans`).
-                    let side = if leg == "gateway" { Side::A } else { Side::B };
+                    let side = relay_side(leg);
                     if let (Some((relay, _)), crate::media::Protection::Srtp { tx, rx }) =
                         (relays.get(&call), protection)
                     {
@@ -249,8 +248,7 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                     rtp,
                     rtcp,
                 }) => {
-                    // The relay's side A is the gateway leg (see `media_plan::plans`).
-                    let side = if leg == "gateway" { Side::A } else { Side::B };
+                    let side = relay_side(leg);
                     if let Some((relay, _)) = relays.get(&call) {
                         relay.set_remote(side, rtp, rtcp);
                     }
@@ -301,6 +299,16 @@ fn silent_calls(
                 .then_some((*id, silent.iter().all(|s| *s)))
         })
         .collect()
+}
+
+/// The relay's side of a leg named in a media command: side A is the gateway leg (see
+/// `media_plan::plans`).
+fn relay_side(leg: &str) -> Side {
+    if leg == "gateway" {
+        Side::A
+    } else {
+        Side::B
+    }
 }
 
 /// Media port pairs (in use, in total).

@@ -23,10 +23,13 @@ use super::reoffer;
 use super::session_timer::{self, Due, LegSession, Pending, UasAnswer};
 
 mod debug;
+mod leg_peer;
+mod media_follow;
 pub mod reoffer_relay;
+mod routing;
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode, SrtpOfferStyle};
 use crate::metrics::Metrics;
-use crate::sdp::{self, AudioStream, CryptoAttribute, Proto};
+use crate::sdp::{self, CryptoAttribute, Proto};
 use crate::srtp::SrtpSuite;
 use crate::transport::{ConnId, Peer, PeerIdentity, Signalling, ALLOW};
 use reoffer_relay::Reoffer;
@@ -613,40 +616,6 @@ impl<P: PortAllocator> Engine<P> {
             .copied()
     }
 
-    /// Whether a message for call `id`'s leg (`from_b`) came from that leg's own peer: its
-    /// connection, or another connection of the same configured peer at the same signalling
-    /// level (a gateway that opens a new connection, another UDP port). A dialog's Call-ID and
-    /// tags are no secret to a peer that saw them; they do not let another peer act on it, and
-    /// our answers (with SDES keys) go only where the leg's own peer is.
-    fn is_leg_peer(&self, id: u64, from_b: bool, conn: ConnId) -> bool {
-        let Some(call) = self.calls.get(&id) else {
-            return false;
-        };
-        let leg_conn = if from_b { call.b.conn } else { call.a.conn };
-        if conn == leg_conn {
-            return true;
-        }
-        let expected = if call.is_gateway_leg(from_b) {
-            Peer::Gateway(call.gateway.clone())
-        } else {
-            Peer::NextHop
-        };
-        // The level, not the TLS version: a peer may reconnect with TLS 1.2 after 1.3.
-        let level = |s: Signalling| std::mem::discriminant(&s);
-        let leg_level = self.conns.get(&leg_conn).map(|p| level(p.signalling));
-        self.conns.get(&conn).is_some_and(|p| {
-            p.peer == expected && leg_level.is_none_or(|l| l == level(p.signalling))
-        })
-    }
-
-    /// The leg a message of call `id` belongs to: the callee's (B) when it carries our B-leg
-    /// Call-ID.
-    fn on_b(&self, id: u64, s: &Summary) -> bool {
-        self.calls
-            .get(&id)
-            .is_some_and(|c| c.b.call_id == s.call_id)
-    }
-
     fn on_request(&mut self, now: Instant, conn: ConnId, msg: SipMessage) {
         let SipMessage::Request(req) = &msg else {
             return;
@@ -1126,55 +1095,6 @@ impl<P: PortAllocator> Engine<P> {
         self.arm_session_timers(now, id);
     }
 
-    /// The peer of leg `from_b` asks for media where `body`'s audio says (a re-offer, or an
-    /// answer to ours): the relay follows when that is a new address. A hold with `0.0.0.0` or
-    /// port 0 moves nothing.
-    fn follow_remote(&mut self, id: u64, from_b: bool, body: &[u8]) {
-        if let Ok(sdp) = sdp::parse(body) {
-            self.follow_remote_sdp(id, from_b, &sdp);
-        }
-    }
-
-    /// As [`Engine::follow_remote`], from SDP already parsed.
-    fn follow_remote_sdp(&mut self, id: u64, from_b: bool, sdp: &sdp::PeerSdp) {
-        let Some(audio) = sdp.audio() else {
-            return;
-        };
-        let (Some(rtp), rtcp) = media_plan::remotes(&audio) else {
-            return;
-        };
-        let gateway_leg = self
-            .calls
-            .get(&id)
-            .map(|c| (c.is_gateway_leg(from_b), c.gateway.clone()));
-        if let Some((true, gateway)) = gateway_leg {
-            if !self.media_allowed(&gateway, &audio) {
-                tracing::warn!(call = id, %rtp, "the gateway moved its media outside its media_networks: not followed");
-                return;
-            }
-        }
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let known = &mut call.media_remotes[usize::from(from_b)];
-        if !call.media_started || *known == Some(rtp) {
-            return;
-        }
-        *known = Some(rtp);
-        let leg = if call.is_gateway_leg(from_b) {
-            "gateway"
-        } else {
-            "next_hop"
-        };
-        tracing::info!(call = id, leg, %rtp, "the peer moved its media");
-        self.out.push_back(Output::Media(MediaCommand::Remote {
-            call: id,
-            leg,
-            rtp,
-            rtcp: rtcp.filter(|_| !audio.rtcp_mux),
-        }));
-    }
-
     /// New keys in an SDP answer on one leg (a fork's 2xx after another fork's early media, or
     /// an answer to our refresh that rekeys): the leg switches to them.
     fn take_answer_keys(&mut self, id: u64, from_b: bool, body: &[u8]) {
@@ -1211,11 +1131,7 @@ impl<P: PortAllocator> Engine<P> {
         ours: CryptoAttribute,
     ) -> Result<(), String> {
         let call = self.calls.get_mut(&id).ok_or("no such call")?;
-        let label = if call.is_gateway_leg(from_b) {
-            "gateway"
-        } else {
-            "next_hop"
-        };
+        let label = call.leg_label(from_b);
         let (cur_theirs, cur_ours) = if from_b {
             (&call.b.theirs, &call.b.ours)
         } else {
@@ -1505,7 +1421,7 @@ impl<P: PortAllocator> Engine<P> {
         };
         let a_decision = match direction {
             Direction::FromGateway => {
-                let g = self.cfg.gateways.iter().find(|g| g.name == gateway);
+                let g = self.gateway_config(&gateway);
                 let mode = g.map_or(SrtpMode::Optional, |g| g.srtp);
                 let sig = match peer.signalling {
                     Signalling::Tcp | Signalling::Udp => GatewaySignalling::Tcp,
@@ -1872,105 +1788,6 @@ impl<P: PortAllocator> Engine<P> {
             .inc();
         self.replace_b_leg(now, id, &next, true);
         true
-    }
-
-    /// A request that already went through us (one of our Via sent-by values is in it) has
-    /// looped (RFC 3261 §16.3 item 4 applies to proxies; a B2BUA that relayed it would
-    /// otherwise relay it again and again).
-    fn is_loop(&self, msg: &SipMessage) -> bool {
-        let host = match self.cfg.advertise {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        let ours: Vec<String> = [
-            self.cfg.next_hop_port,
-            self.cfg.gateway_tls_port,
-            self.cfg.gateway_tcp_port,
-            self.cfg.gateway_udp_port,
-        ]
-        .iter()
-        .filter(|p| **p != 0)
-        .map(|p| format!("{host}:{p};"))
-        .collect();
-        headers::values(msg, "Via")
-            .iter()
-            .any(|via| ours.iter().any(|o| via.contains(o.as_str())))
-    }
-
-    /// The gateways a call from the next hop goes to, in order: the first `[[route]]` whose
-    /// pattern matches the called number (gateways marked down by OPTIONS skipped), else the
-    /// gateway the Request-URI's host names, else the only gateway.
-    fn gateways_for(&self, uri: &str) -> Option<(String, Vec<String>)> {
-        let user = headers::user_of(headers::uri_of(uri)).unwrap_or("");
-        if let Some(route) = self.cfg.routes.iter().find(|r| r.pattern.is_match(user)) {
-            // Down (by OPTIONS) and full (`max_calls`) gateways are skipped.
-            let mut up = route.gateways.iter().filter(|g| {
-                self.probes.get(*g).and_then(|p| p.up) != Some(false) && !self.gateway_full(g)
-            });
-            let first = up.next()?.clone();
-            return Some((first, up.cloned().collect()));
-        }
-        self.gateway_for(uri).map(|g| (g, Vec::new()))
-    }
-
-    /// Whether `gateway`'s SDP may ask for media at `audio`'s address: anywhere when its
-    /// `media_networks` is empty, else only inside one of them (a hold's `0.0.0.0` always).
-    fn media_allowed(&self, gateway: &str, audio: &AudioStream) -> bool {
-        let Some(g) = self.cfg.gateways.iter().find(|g| g.name == gateway) else {
-            return true;
-        };
-        match audio.address {
-            _ if g.media_networks.is_empty() => true,
-            Some(ip) if !ip.is_unspecified() => g.media_networks.iter().any(|n| n.contains(ip)),
-            _ => true,
-        }
-    }
-
-    /// Whether `gateway` carries its `max_calls` already (calls in any phase but abandoned),
-    /// so one trunk cannot take every call place.
-    fn gateway_full(&self, gateway: &str) -> bool {
-        let Some(max) = self
-            .cfg
-            .gateways
-            .iter()
-            .find(|g| g.name == gateway)
-            .and_then(|g| g.max_calls)
-        else {
-            return false;
-        };
-        let carried = self
-            .calls
-            .values()
-            .filter(|c| c.gateway == gateway && c.phase != Phase::Abandoned);
-        carried.count() >= max
-    }
-
-    /// Our session interval toward `gateway`, when its trunk enables session timers.
-    fn session_timer_for(&self, gateway: &str) -> Option<u32> {
-        self.cfg
-            .gateways
-            .iter()
-            .any(|g| g.name == gateway && g.enable_session_timer)
-            .then_some(self.cfg.session_expires)
-    }
-
-    /// The gateway a Request-URI from the next hop names: by host (gateway name, identity or
-    /// address host), else the only gateway.
-    fn gateway_for(&self, uri: &str) -> Option<String> {
-        let host = headers::host_of(headers::uri_of(uri)).unwrap_or("");
-        let named = self.cfg.gateways.iter().find(|g| {
-            g.name.eq_ignore_ascii_case(host)
-                || g.identity
-                    .as_deref()
-                    .is_some_and(|i| i.eq_ignore_ascii_case(host))
-                || crate::config::split_host_port(&g.address)
-                    .is_some_and(|(h, _)| h.eq_ignore_ascii_case(host))
-        });
-        match (named, self.cfg.gateways.as_slice()) {
-            (Some(g), _) => Some(g.name.clone()),
-            (None, [only]) => Some(only.name.clone()),
-            _ => None,
-        }
     }
 
     /// Our Via sent-by and Contact toward a peer.
@@ -2429,7 +2246,7 @@ impl<P: PortAllocator> Engine<P> {
         let b_decision = match call.direction {
             Direction::FromGateway => policy::next_hop_leg(self.cfg.encryption, peer_srtp),
             Direction::FromNextHop => {
-                let g = self.cfg.gateways.iter().find(|g| g.name == call.gateway);
+                let g = self.gateway_config(&call.gateway);
                 let mode = g.map_or(SrtpMode::Optional, |g| g.srtp);
                 let sig = if b_peer_is_tls {
                     GatewaySignalling::VerifiedMtls
@@ -2477,6 +2294,7 @@ impl<P: PortAllocator> Engine<P> {
                 encryption: None,
             },
         );
+        // The configuration's field, not `gateway_config`: `call` is borrowed from `self.calls`.
         let gateway_sources = self
             .cfg
             .gateways

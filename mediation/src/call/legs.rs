@@ -216,6 +216,15 @@ impl Call {
         (self.direction == Direction::FromGateway) != on_b
     }
 
+    /// `gateway` or `next_hop`: the leg's name in media commands and metric labels.
+    pub fn leg_label(&self, on_b: bool) -> &'static str {
+        if self.is_gateway_leg(on_b) {
+            "gateway"
+        } else {
+            "next_hop"
+        }
+    }
+
     /// The gateway leg's decision, once known.
     pub fn gateway_media(&self) -> Option<LegMedia> {
         let d = match self.direction {

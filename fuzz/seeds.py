@@ -123,6 +123,12 @@ msgs = [m.encode() for m, _ in sip_msgs if "Content-Length" in m]
 for i in range(0, len(msgs), 3):
     put("sip_stream", bytes([i % 3, 7 + i]) + b"\r\n\r\n".join(msgs[i:i + 3]) + b"\r\n")
 
+# sip_message: one message as it is (the SIPp scenarios' and the RFC 4475/5118 torture vectors)
+for msg, _ in sip_msgs:
+    put("sip_message", msg.encode())
+for dat in sorted((ROOT / "mediation" / "tests" / "vectors").glob("rfc*/*.dat")):
+    put("sip_message", dat.read_bytes())
+
 # ... and messages whose SDP keys follow `inline:` in any case (the trace must redact them all)
 KEYED_SDP = (
     "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"

@@ -2,12 +2,10 @@
 //! header fields (name, value) and body, with the few accessors a user agent needs (Call-ID,
 //! CSeq, tags, Contact), and builders for the requests and responses it sends.
 //!
-//! Parsing is `mediation::sip::parse` (rsip underneath, RFC 3261 checks on top); header values
-//! are then read as text so that hosts rsip's typed parsers refuse (IPv6) do not matter.
+//! Parsing is `mediation::sip::parse`, the appliance's own parser: the simulator reads what the
+//! appliance would (tel: URIs, IPv6 hosts, compact forms).
 
 use std::fmt::Write as _;
-
-use rsip::prelude::HasHeaders;
 
 /// Start line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,39 +29,30 @@ pub enum StartLine {
 pub struct SipMsg {
     /// Request or status line.
     pub start: StartLine,
-    /// Header fields in order, long names as rsip prints them (`Call-ID`, `CSeq`, ...).
+    /// Header fields in order, long names (`Call-ID`, `CSeq`, ...), values unfolded.
     pub headers: Vec<(String, String)>,
     /// Body (exactly Content-Length bytes).
     pub body: Vec<u8>,
 }
 
-impl From<rsip::SipMessage> for SipMsg {
-    fn from(message: rsip::SipMessage) -> Self {
+impl From<mediation::sip::Message> for SipMsg {
+    fn from(message: mediation::sip::Message) -> Self {
         let headers = message
             .headers()
             .iter()
-            .filter_map(|h| {
-                let line = h.to_string();
-                let (name, value) = line.split_once(':')?;
-                Some((name.trim().to_string(), value.trim().to_string()))
-            })
+            .map(|h| (h.name().to_string(), h.value().to_string()))
             .collect();
-        match message {
-            rsip::SipMessage::Request(r) => SipMsg {
-                start: StartLine::Request {
-                    method: r.method.to_string(),
-                    uri: r.uri.to_string(),
-                },
-                headers,
-                body: r.body,
+        let start = match message.start() {
+            mediation::sip::Start::Request { method, uri } => StartLine::Request {
+                method: method.to_string(),
+                uri: uri.to_string(),
             },
-            rsip::SipMessage::Response(r) => SipMsg {
-                start: StartLine::Response {
-                    code: r.status_code.code(),
-                },
-                headers,
-                body: r.body,
-            },
+            mediation::sip::Start::Response { code, .. } => StartLine::Response { code: *code },
+        };
+        SipMsg {
+            start,
+            headers,
+            body: message.body().to_vec(),
         }
     }
 }

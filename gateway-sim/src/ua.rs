@@ -253,7 +253,7 @@ fn drain(
                     if let Some(answer) = mediation::sip::response_for(
                         &bytes,
                         code,
-                        reason,
+                        &reason,
                         &ResponseExtras::default(),
                     ) {
                         inner.send(answer);
@@ -425,7 +425,7 @@ mod tests {
     #[tokio::test]
     async fn unparsable_request_gets_400() {
         let (_conn, mut peer) = spawn(None);
-        // No Call-ID: rsip parses it, the mandatory-header check refuses it.
+        // No Call-ID: the mandatory-header check refuses it.
         let bad = "OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK3\r\n\
                    Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\n\
                    CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";

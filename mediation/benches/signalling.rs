@@ -63,6 +63,7 @@ fn engine() -> (Engine<Ports>, ConnId) {
         media_sources: Default::default(),
         media_networks: Vec::new(),
         max_calls: None,
+        user_phone: true,
     };
     let cfg = EngineConfig {
         advertise: "192.0.2.10".parse().unwrap(),
@@ -74,6 +75,8 @@ fn engine() -> (Engine<Ports>, ConnId) {
         answer_timeout: Duration::from_secs(90),
         max_calls: 10,
         forward_pai: true,
+        pass_headers: Vec::new(),
+        next_hop_user_phone: true,
         routes: Vec::new(),
         failover_timeout: Duration::from_secs(10),
         next_hop_port: 5070,

@@ -146,7 +146,7 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
                             *last = now;
                         }
                         if tracing::enabled!(tracing::Level::DEBUG) {
-                            sip::trace::message("received", conn, msg.to_string().as_bytes());
+                            sip::trace::message("received", conn, &msg.encode());
                         }
                         engine.handle(now, Input::Message { conn, msg })
                     }

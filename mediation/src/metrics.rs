@@ -17,7 +17,8 @@ pub struct Metrics {
     pub mtls_rejections: IntCounterVec,
     /// `connections_refused_total{listener,reason}`: plain TCP peers we do not know.
     pub connections_refused: IntCounterVec,
-    /// `sip_messages_malformed_total{listener}`.
+    /// `sip_messages_malformed_total{listener,part}`: `part` names what was wrong: a header
+    /// (`Via`, `CSeq`, ...), `request-uri`, `start-line`, `method`, `message` or `framing`.
     pub sip_malformed: IntCounterVec,
     /// `sip_connections_refused_total{listener,limit}`: connections closed at accept because
     /// `max_connections` or `max_connections_per_source` was reached.
@@ -195,8 +196,8 @@ impl Metrics {
             sip_malformed: counter(
                 &r,
                 "sip_messages_malformed_total",
-                "SIP messages that could not be framed or parsed",
-                &["listener"],
+                "SIP messages that could not be framed or parsed, by what was wrong",
+                &["listener", "part"],
             ),
             sip_responses: counter(&r, "sip_responses_total", "SIP responses received from and sent to peers, by status code", &["direction", "code"]),
             active_dialogs: int_gauge(&r, "active_dialogs", "SIP dialogs established (two per answered call)"),
@@ -299,7 +300,7 @@ impl Metrics {
                 self.sip_connections_refused
                     .with_label_values(&[listener, limit]);
             }
-            self.sip_malformed.with_label_values(&[listener]);
+            self.sip_malformed.with_label_values(&[listener, "framing"]);
         }
         for listener in ["gateway_tcp", "gateway_udp"] {
             self.connections_refused

@@ -12,12 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rsip::SipMessage;
 
-use super::headers::{self, Summary};
 use super::legs::{ALeg, BLeg, Call, Direction, Local, Phase};
 use super::media_plan::{self, LegPlan};
-use super::message::{branch, token, Outgoing, ReceivedRequest};
 use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use super::reoffer;
 use super::session_timer::{self, Due, LegSession, Pending, UasAnswer};
@@ -30,6 +27,9 @@ mod routing;
 use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode, SrtpOfferStyle};
 use crate::metrics::Metrics;
 use crate::sdp::{self, CryptoAttribute, Proto};
+use crate::sip::outgoing::{branch, token, Outgoing, ReceivedRequest};
+use crate::sip::uri::is_safe_user;
+use crate::sip::{Message, Method, Uri, View};
 use crate::srtp::SrtpSuite;
 use crate::transport::{ConnId, Peer, PeerIdentity, Signalling, ALLOW};
 use reoffer_relay::Reoffer;
@@ -89,7 +89,7 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
         /// The message.
-        msg: SipMessage,
+        msg: Message,
     },
 }
 
@@ -174,6 +174,10 @@ pub struct EngineConfig {
     pub max_calls: usize,
     /// Copy P-Asserted-Identity and Privacy to the far leg.
     pub forward_pai: bool,
+    /// Further headers passed to the far leg (names, or prefixes ending in `*`).
+    pub pass_headers: Vec<String>,
+    /// Add `user=phone` to a tel: number sent to the next hop.
+    pub next_hop_user_phone: bool,
     /// Routes for calls from the next hop, in order.
     pub routes: Vec<Route>,
     /// How long a gateway has to send a provisional response before the next one is tried.
@@ -206,6 +210,18 @@ impl EngineConfig {
             .unwrap_or(&self.suites)
     }
 
+    /// Whether a header of the caller's INVITE named `name` goes on to the callee.
+    pub fn passes(&self, name: &str) -> bool {
+        let pai = ["P-Asserted-Identity", "Privacy"];
+        (self.forward_pai && pai.iter().any(|p| p.eq_ignore_ascii_case(name)))
+            || self.pass_headers.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => name
+                    .get(..prefix.len())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(prefix)),
+                None => p.eq_ignore_ascii_case(name),
+            })
+    }
+
     /// From the file and the ports the listeners bound.
     pub fn new(
         c: &Config,
@@ -223,6 +239,8 @@ impl EngineConfig {
             answer_timeout: Duration::from_secs(c.sip.answer_timeout_secs),
             max_calls: c.sip.max_calls,
             forward_pai: c.sip.forward_pai,
+            pass_headers: c.sip.pass_headers.clone(),
+            next_hop_user_phone: c.next_hop.user_phone,
             routes: c
                 .routes
                 .iter()
@@ -295,8 +313,11 @@ pub struct CalleeRequest {
     pub caller: String,
     /// Max-Forwards, already decremented.
     pub max_forwards: u32,
-    /// P-Asserted-Identity and Privacy to pass on.
-    pub pai: Vec<(&'static str, String)>,
+    /// The called number came as a tel: URI: the far leg gets `user=phone` (RFC 3261 §19.1.1).
+    pub phone: bool,
+    /// Header fields of the caller's INVITE passed on to the callee byte for byte
+    /// (P-Asserted-Identity and Privacy, `[sip] pass_headers`).
+    pub passed: Vec<String>,
 }
 
 /// The outcome of negotiating the callee's answer.
@@ -498,10 +519,13 @@ impl<P: PortAllocator> Engine<P> {
                 self.count_call(call, "media_timeout");
                 self.end_now(now, call, "media_timeout");
             }
-            Input::Message { conn, msg } => match msg {
-                SipMessage::Request(_) => self.on_request(now, conn, msg),
-                SipMessage::Response(_) => self.on_response(now, conn, msg),
-            },
+            Input::Message { conn, msg } => {
+                if msg.is_request() {
+                    self.on_request(now, conn, msg);
+                } else {
+                    self.on_response(now, conn, msg);
+                }
+            }
         }
     }
 
@@ -581,7 +605,7 @@ impl<P: PortAllocator> Engine<P> {
     fn reply(
         &mut self,
         conn: ConnId,
-        req: &SipMessage,
+        req: &Message,
         code: u16,
         reason: &str,
         warning: Option<&str>,
@@ -606,46 +630,43 @@ impl<P: PortAllocator> Engine<P> {
         }
     }
 
-    fn find(&self, s: &Summary, is_request: bool) -> Option<u64> {
+    fn find(&self, s: &View, is_request: bool) -> Option<u64> {
         if let Some(id) = self.by_b.get(&s.call_id) {
             return Some(*id);
         }
-        let remote = if is_request { &s.from_tag } else { &s.to_tag };
+        let remote = if is_request { s.from_tag() } else { s.to_tag() };
         self.by_a
-            .get(&(s.call_id.clone(), remote.clone().unwrap_or_default()))
+            .get(&(s.call_id.clone(), remote.unwrap_or_default().to_string()))
             .copied()
     }
 
-    fn on_request(&mut self, now: Instant, conn: ConnId, msg: SipMessage) {
-        let SipMessage::Request(req) = &msg else {
+    fn on_request(&mut self, now: Instant, conn: ConnId, msg: Message) {
+        let Some(method) = msg.method().cloned() else {
             return;
         };
-        let method = req.method.to_string();
         self.metrics
             .sip_requests
-            .with_label_values(&[&method])
+            .with_label_values(&[method.as_str()])
             .inc();
-        let Some(s) = headers::summary(&msg) else {
-            return;
-        };
-        let found = self.find(&s, true);
+        let s = msg.view();
+        let found = self.find(s, true);
         let span = found
             .map(|id| self.span_of(id))
             .unwrap_or_else(tracing::Span::none);
         let _entered = span.enter();
         if let Some(id) = found {
-            if !self.is_leg_peer(id, self.on_b(id, &s), conn) {
+            if !self.is_leg_peer(id, self.on_b(id, s), conn) {
                 let peer = self.conns.get(&conn).map(|p| format!("{:?}", p.peer));
-                tracing::warn!(call = id, method = %req.method, ?peer, "in-dialog request from a peer that is not the leg's; answered 481");
-                if req.method != rsip::Method::Ack {
+                tracing::warn!(call = id, %method, ?peer, "in-dialog request from a peer that is not the leg's; answered 481");
+                if method != Method::Ack {
                     self.reply(conn, &msg, 481, "Call/Transaction Does Not Exist", None);
                 }
                 return;
             }
         }
-        match (req.method, found) {
-            (rsip::Method::Invite, None) if s.to_tag.is_none() => self.new_call(now, conn, &msg),
-            (rsip::Method::Ack, _) => {
+        match (method, found) {
+            (Method::Invite, None) if s.to_tag().is_none() => self.new_call(now, conn, &msg),
+            (Method::Ack, _) => {
                 // Only the caller's leg ever sends us an ACK (we never answer on B).
                 if let Some(call) = found.and_then(|id| self.calls.get_mut(&id)) {
                     if call.phase == Phase::Answered {
@@ -653,18 +674,18 @@ impl<P: PortAllocator> Engine<P> {
                     }
                 }
             }
-            (rsip::Method::Bye, Some(id)) => {
+            (Method::Bye, Some(id)) => {
                 self.reply(conn, &msg, 200, "OK", None);
-                let from_b = self.on_b(id, &s);
+                let from_b = self.on_b(id, s);
                 self.on_bye(now, id, conn, from_b);
             }
-            (rsip::Method::Cancel, Some(id)) => {
+            (Method::Cancel, Some(id)) => {
                 self.reply(conn, &msg, 200, "OK", None);
                 self.on_cancel(now, id);
             }
             (_, None) => self.reply(conn, &msg, 481, "Call/Transaction Does Not Exist", None),
-            (rsip::Method::Invite | rsip::Method::Update, Some(id)) => {
-                let from_b = self.on_b(id, &s);
+            (Method::Invite | Method::Update, Some(id)) => {
+                let from_b = self.on_b(id, s);
                 self.on_reoffer(now, conn, &msg, id, from_b);
             }
             (_, Some(_)) => self.reply(
@@ -680,7 +701,7 @@ impl<P: PortAllocator> Engine<P> {
     /// A re-INVITE or UPDATE inside an answered call: answered on its own leg (session refresh,
     /// hold and resume); the other leg is not disturbed. Media of a held call is exempt from
     /// the media timeout.
-    fn on_reoffer(&mut self, now: Instant, conn: ConnId, msg: &SipMessage, id: u64, from_b: bool) {
+    fn on_reoffer(&mut self, now: Instant, conn: ConnId, msg: &Message, id: u64, from_b: bool) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -700,8 +721,11 @@ impl<P: PortAllocator> Engine<P> {
         }
         let gateway_leg = call.is_gateway_leg(from_b);
         let timer_answer = session_timer::as_uas(
-            headers::session_expires(msg),
-            headers::supports(msg, "timer"),
+            msg.view()
+                .session_expires
+                .as_deref()
+                .and_then(session_timer::SessionExpires::parse),
+            msg.view().supports("timer"),
             if gateway_leg {
                 self.session_timer_for(&call.gateway)
             } else {
@@ -720,7 +744,7 @@ impl<P: PortAllocator> Engine<P> {
             self.send(conn, reply);
             return;
         }
-        let is_update = matches!(msg, SipMessage::Request(r) if r.method == rsip::Method::Update);
+        let is_update = msg.method() == Some(&Method::Update);
         let offer = if msg.body().is_empty() {
             None
         } else {
@@ -1025,25 +1049,24 @@ impl<P: PortAllocator> Engine<P> {
     }
 
     /// The call and leg whose refresh this response answers.
-    fn refresh_of(&self, s: &Summary) -> Option<(u64, bool)> {
+    fn refresh_of(&self, s: &View) -> Option<(u64, bool)> {
         let id = self.find(s, false)?;
         let call = self.calls.get(&id)?;
         let from_b = call.b.call_id == s.call_id;
         let session = call.session(from_b);
         session
             .pending
-            .filter(|p| p.cseq == s.cseq && p.method == s.cseq_method)
+            .filter(|p| p.cseq == s.cseq.seq && p.method == s.cseq.method.as_str())
             .map(|_| (id, from_b))
     }
 
     /// The answer to our refresh: 2xx restarts the interval (ACKed if it was a re-INVITE;
     /// new keys in its SDP are taken); 491 tries again after a pause (RFC 3261 §14.1); UPDATE
     /// refused as unknown falls back to re-INVITE; 408 or 481 ends the call (RFC 4028 §10).
-    fn on_refresh_response(&mut self, now: Instant, id: u64, from_b: bool, msg: &SipMessage) {
-        let SipMessage::Response(resp) = msg else {
+    fn on_refresh_response(&mut self, now: Instant, id: u64, from_b: bool, msg: &Message) {
+        let Some(code) = msg.code() else {
             return;
         };
-        let code = resp.status_code.code();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1058,7 +1081,13 @@ impl<P: PortAllocator> Engine<P> {
         match code {
             200..=299 => {
                 if let Some(t) = &mut session.timer {
-                    t.refreshed_by_us(headers::session_expires(msg), now);
+                    t.refreshed_by_us(
+                        msg.view()
+                            .session_expires
+                            .as_deref()
+                            .and_then(session_timer::SessionExpires::parse),
+                        now,
+                    );
                 }
                 if pending.method == "INVITE" {
                     let (conn, ack) = if from_b {
@@ -1183,19 +1212,17 @@ impl<P: PortAllocator> Engine<P> {
             .count()
     }
 
-    fn new_call(&mut self, now: Instant, conn: ConnId, msg: &SipMessage) {
+    fn new_call(&mut self, now: Instant, conn: ConnId, msg: &Message) {
         let Some(peer) = self.conns.get(&conn).cloned() else {
             return;
         };
-        let SipMessage::Request(req) = msg else {
+        let Some(request_uri) = msg.request_uri() else {
             return;
         };
         let Some(invite) = ReceivedRequest::of(msg) else {
             return;
         };
-        let Some(s) = headers::summary(msg) else {
-            return;
-        };
+        let s = msg.view();
         if self.draining {
             let Some(r) = ReceivedRequest::of(msg) else {
                 return;
@@ -1259,25 +1286,17 @@ impl<P: PortAllocator> Engine<P> {
             );
             return;
         }
-        let Some(max_forwards) = headers::max_forwards(msg) else {
-            self.reply(
-                conn,
-                msg,
-                400,
-                "Bad Max-Forwards",
-                Some("Max-Forwards must be a number of hops (RFC 3261 §20.22)"),
-            );
-            return;
-        };
+        // Absent: 70, as RFC 3261 §8.1.1.6 recommends senders use (the parser refuses a
+        // request without it, so this is only for the engine's own tests of old peers).
+        let max_forwards = s.max_forwards.unwrap_or(70);
         if max_forwards == 0 {
             self.reply(conn, msg, 483, "Too Many Hops", None);
             return;
         }
-        let request_uri = req.uri.to_string();
         // Route: gateway → next hop; next hop → the gateway the Request-URI names.
         let (direction, gateway, alternates) = match &peer.peer {
             Peer::Gateway(name) => (Direction::FromGateway, name.clone(), Vec::new()),
-            Peer::NextHop => match self.gateways_for(&request_uri) {
+            Peer::NextHop => match self.gateways_for(request_uri) {
                 Some((g, _)) if self.gateway_full(&g) => {
                     self.reply(
                         conn,
@@ -1302,8 +1321,11 @@ impl<P: PortAllocator> Engine<P> {
             },
         };
         let timer_answer = session_timer::as_uas(
-            headers::session_expires(msg),
-            headers::supports(msg, "timer"),
+            msg.view()
+                .session_expires
+                .as_deref()
+                .and_then(session_timer::SessionExpires::parse),
+            msg.view().supports("timer"),
             (direction == Direction::FromGateway)
                 .then(|| self.session_timer_for(&gateway))
                 .flatten(),
@@ -1464,14 +1486,15 @@ impl<P: PortAllocator> Engine<P> {
             return refuse(self, 488, "Not Acceptable Here", why, "refused");
         }
 
-        let called = headers::user_of(headers::uri_of(&request_uri)).unwrap_or("");
-        let calling = headers::user_of(headers::uri_of(invite.from())).unwrap_or("anonymous");
-        let bad_user = if !headers::is_safe_user(called) {
+        // A tel: number loses its visual separators; a sip: user part is kept as written.
+        let called = request_uri.number().unwrap_or_default();
+        let calling = s.from.uri.number().unwrap_or_else(|| "anonymous".into());
+        let bad_user = if !is_safe_user(&called) {
             Some((
                 "Malformed Request-URI",
                 "the Request-URI's user part is missing or holds characters a SIP URI user may not",
             ))
-        } else if !headers::is_safe_user(calling) {
+        } else if !is_safe_user(&calling) {
             Some((
                 "Bad From",
                 "the From URI's user part holds characters a SIP URI user may not",
@@ -1501,37 +1524,33 @@ impl<P: PortAllocator> Engine<P> {
         self.next_id += 1;
         let a_local = self.local_for(&peer.peer, peer.is_verified_mtls());
         let callee = CalleeRequest {
-            user: called.to_string(),
-            caller: calling.to_string(),
+            phone: matches!(request_uri, Uri::Tel(_)),
+            user: called,
+            caller: calling,
             max_forwards: max_forwards - 1,
-            pai: if self.cfg.forward_pai {
-                ["P-Asserted-Identity", "Privacy"]
-                    .into_iter()
-                    .flat_map(|n| {
-                        headers::values(msg, n)
-                            .into_iter()
-                            .map(move |v| (n, v.to_string()))
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            passed: msg
+                .headers()
+                .iter()
+                .filter(|h| self.cfg.passes(h.name()))
+                .map(|h| h.raw().to_string())
+                .collect(),
         };
         let (b, invite_b) = self.b_leg(direction, &gateway, &offer, b_port, &callee, true);
         let a = ALeg {
             conn,
             peer: peer.clone(),
             call_id: s.call_id.clone(),
-            remote_tag: s.from_tag.clone().unwrap_or_default(),
+            remote_tag: s.from_tag().unwrap_or_default().to_string(),
             local_tag: token(10),
-            remote_target: headers::value(msg, "Contact")
-                .map(|c| headers::uri_of(c).to_string())
-                .unwrap_or_else(|| headers::uri_of(invite.from()).to_string()),
+            remote_target: s
+                .contacts
+                .first()
+                .map_or_else(|| s.from.uri_text.clone(), |c| c.uri_text.clone()),
             invite,
             local_cseq: 0,
             timer_answer,
             session: LegSession {
-                allows_update: headers::allows(msg, "UPDATE"),
+                allows_update: msg.view().allows("UPDATE"),
                 ..LegSession::default()
             },
             last_sdp: None,
@@ -1683,8 +1702,14 @@ impl<P: PortAllocator> Engine<P> {
             local_tag,
             remote_tag: None,
             uri: format!(
-                "sip:{}@{};transport={transport}",
-                callee.user, target.address
+                "sip:{}@{};transport={transport}{}",
+                callee.user,
+                target.address,
+                if callee.phone && self.user_phone_toward(&target.peer) {
+                    ";user=phone"
+                } else {
+                    ""
+                }
             ),
             branch: branch(),
             to: format!("<sip:{}@{}>", callee.user, target.address),
@@ -1726,8 +1751,8 @@ impl<P: PortAllocator> Engine<P> {
                 .header("Session-Expires", interval.to_string())
                 .header("Min-SE", session_timer::MIN_SE.to_string());
         }
-        for (name, value) in &callee.pai {
-            invite = invite.header(name, value.clone());
+        for field in &callee.passed {
+            invite = invite.raw_header(field.clone());
         }
         (b, invite.sdp(body).encode())
     }
@@ -1847,14 +1872,12 @@ impl<P: PortAllocator> Engine<P> {
         conn
     }
 
-    fn on_response(&mut self, now: Instant, conn: ConnId, msg: SipMessage) {
-        let SipMessage::Response(resp) = &msg else {
+    fn on_response(&mut self, now: Instant, conn: ConnId, msg: Message) {
+        let Some(code) = msg.code() else {
             return;
         };
-        let Some(s) = headers::summary(&msg) else {
-            return;
-        };
-        if s.cseq_method == "OPTIONS" {
+        let s = msg.view();
+        if s.cseq.method == Method::Options {
             let gateway = self
                 .probes
                 .iter()
@@ -1865,14 +1888,13 @@ impl<P: PortAllocator> Engine<P> {
                 })
                 .map(|(name, _)| name.clone());
             if let Some(name) = gateway {
-                let code = resp.status_code.code();
                 // Any answer but a server failure shows the gateway is there and working.
                 self.probe_result(&name, code < 500, &format!("OPTIONS answered {code}"));
             }
             return;
         }
-        if let Some(id) = self.find(&s, false) {
-            if !self.is_leg_peer(id, self.on_b(id, &s), conn) {
+        if let Some(id) = self.find(s, false) {
+            if !self.is_leg_peer(id, self.on_b(id, s), conn) {
                 let span = self.span_of(id);
                 let _entered = span.enter();
                 let peer = self.conns.get(&conn).map(|p| format!("{:?}", p.peer));
@@ -1884,12 +1906,12 @@ impl<P: PortAllocator> Engine<P> {
                 return;
             }
         }
-        if let Some(id) = self.relayed_of(&s) {
+        if let Some(id) = self.relayed_of(s) {
             let span = self.span_of(id);
             let _entered = span.enter();
             return self.on_relayed_response(now, id, &msg);
         }
-        if let Some((id, from_b)) = self.refresh_of(&s) {
+        if let Some((id, from_b)) = self.refresh_of(s) {
             let span = self.span_of(id);
             let _entered = span.enter();
             return self.on_refresh_response(now, id, from_b, &msg);
@@ -1899,24 +1921,22 @@ impl<P: PortAllocator> Engine<P> {
         };
         let span = self.span_of(id);
         let _entered = span.enter();
-        if s.cseq_method != "INVITE" {
+        if s.cseq.method != Method::Invite {
             return; // 200 to our BYE or CANCEL: nothing left to do
         }
-        if s.branch.as_deref() != self.calls.get(&id).map(|c| c.b.branch.as_str()) {
+        if s.branch() != self.calls.get(&id).map(|c| c.b.branch.as_str()) {
             return; // not our INVITE transaction
         }
-        let code = resp.status_code.code();
-        let reason = resp.status_code.to_string();
-        let reason = reason.split_once(' ').map_or("", |(_, r)| r).to_string();
+        let reason = msg.reason().unwrap_or("").to_string();
         match code {
             100 => {}
-            101..=199 => self.on_provisional(id, code, &reason, &msg, &s),
-            200..=299 => self.on_answer(now, id, &msg, &s),
-            _ => self.on_failure(now, id, code, &reason, &s),
+            101..=199 => self.on_provisional(id, code, &reason, &msg, s),
+            200..=299 => self.on_answer(now, id, &msg, s),
+            _ => self.on_failure(now, id, code, &reason, s),
         }
     }
 
-    fn on_provisional(&mut self, id: u64, code: u16, reason: &str, msg: &SipMessage, s: &Summary) {
+    fn on_provisional(&mut self, id: u64, code: u16, reason: &str, msg: &Message, s: &View) {
         let limit = self.cfg.max_early_dialogs;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -1927,8 +1947,8 @@ impl<P: PortAllocator> Engine<P> {
         }
         // Each To tag is an early dialog (a fork, RFC 3261 §12.1.2); the caller sees them all as
         // our one dialog, up to `max_early_dialogs`.
-        if let Some(tag) = &s.to_tag {
-            if !call.b.early_tags.contains(tag) {
+        if let Some(tag) = s.to_tag().map(str::to_string) {
+            if !call.b.early_tags.contains(&tag) {
                 if call.b.early_tags.len() >= limit {
                     tracing::warn!(
                         call = id,
@@ -1937,7 +1957,7 @@ impl<P: PortAllocator> Engine<P> {
                     );
                     return;
                 }
-                call.b.early_tags.push(tag.clone());
+                call.b.early_tags.push(tag);
             }
         }
         let b_conn = call.b.conn;
@@ -1949,7 +1969,7 @@ impl<P: PortAllocator> Engine<P> {
                     tracing::info!(call = id, code, "early media from the callee");
                     if let Some(call) = self.calls.get_mut(&id) {
                         call.early_answer = Some(n.a_sdp);
-                        call.b.early_tag = s.to_tag.clone();
+                        call.b.early_tag = s.to_tag().map(str::to_string);
                     }
                     self.start_media(id, n.plans);
                 }
@@ -1975,11 +1995,11 @@ impl<P: PortAllocator> Engine<P> {
         self.send(conn, bytes);
     }
 
-    fn on_failure(&mut self, now: Instant, id: u64, code: u16, reason: &str, s: &Summary) {
+    fn on_failure(&mut self, now: Instant, id: u64, code: u16, reason: &str, s: &View) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let ack = call.b_same_transaction("ACK", s.to_tag.as_deref());
+        let ack = call.b_same_transaction("ACK", s.to_tag());
         if code == 488 && self.retry_without_srtp(now, id, ack.clone()) {
             return;
         }
@@ -2045,18 +2065,18 @@ impl<P: PortAllocator> Engine<P> {
         true
     }
 
-    fn on_answer(&mut self, now: Instant, id: u64, msg: &SipMessage, s: &Summary) {
+    fn on_answer(&mut self, now: Instant, id: u64, msg: &Message, s: &View) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let b_conn = call.b.conn;
-        let contact = headers::value(msg, "Contact").map(|c| headers::uri_of(c).to_string());
+        let contact = s.contacts.first().map(|c| c.uri_text.clone());
         if matches!(call.phase, Phase::Answered | Phase::Confirmed) {
-            if s.to_tag == call.b.remote_tag {
+            if s.to_tag() == call.b.remote_tag.as_deref() {
                 // The callee retransmits its 2xx until our ACK arrives (RFC 3261 §13.3.1.4).
                 let ack = call.b_ack(1);
                 self.send(b_conn, ack);
-            } else if let Some(tag) = &s.to_tag {
+            } else if let Some(tag) = s.to_tag() {
                 // A second fork answered too: keep the first, end this one (§13.2.2.4).
                 tracing::info!(call = id, "a second fork answered; ending it with BYE");
                 for m in call.b_end_fork(tag, contact.as_deref()) {
@@ -2065,13 +2085,9 @@ impl<P: PortAllocator> Engine<P> {
             }
             return;
         }
-        call.b.remote_tag = s.to_tag.clone();
+        call.b.remote_tag = s.to_tag().map(str::to_string);
         call.b.remote_target = contact;
-        call.b.route_set = headers::values(msg, "Record-Route")
-            .into_iter()
-            .rev()
-            .map(String::from)
-            .collect();
+        call.b.route_set = s.record_route.iter().rev().cloned().collect();
         let ack = call.b_ack(1);
         self.send(b_conn, ack);
         let call = self.calls.get_mut(&id).expect("present");
@@ -2083,14 +2099,21 @@ impl<P: PortAllocator> Engine<P> {
             return;
         }
         call.b.session = LegSession {
-            timer: call
-                .b
-                .timer_asked
-                .map(|asked| session_timer::as_uac(asked, headers::session_expires(msg), now)),
-            allows_update: headers::allows(msg, "UPDATE"),
+            timer: call.b.timer_asked.map(|asked| {
+                session_timer::as_uac(
+                    asked,
+                    msg.view()
+                        .session_expires
+                        .as_deref()
+                        .and_then(session_timer::SessionExpires::parse),
+                    now,
+                )
+            }),
+            allows_update: msg.view().allows("UPDATE"),
             ..LegSession::default()
         };
-        let from_other_fork = call.b.early_tag.is_some() && call.b.early_tag != s.to_tag;
+        let from_other_fork =
+            call.b.early_tag.is_some() && call.b.early_tag.as_deref() != s.to_tag();
         let (a_sdp, plans, b_decision) = match self.call_early(id) {
             // Early media already negotiated: the 200 repeats that answer (RFC 3261 §13.2.1);
             // a 2xx from another fork than the early media's brings that fork's keys.

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::message::{branch, Outgoing, ReceivedRequest};
 use super::policy::{Decision, LegMedia};
 use super::session_timer::{LegSession, LegTimer, UasAnswer};
 use crate::sdp::{CryptoAttribute, PeerSdp, Proto};
+use crate::sip::outgoing::{branch, Outgoing, ReceivedRequest};
 use crate::transport::{ConnId, PeerIdentity};
 
 /// Which way the call goes.
@@ -412,7 +412,7 @@ impl Call {
                 "From",
                 format!(
                     "{};tag={}",
-                    super::message::without_tag(a.invite.to()),
+                    crate::sip::outgoing::without_tag(a.invite.to()),
                     a.local_tag
                 ),
             )

@@ -1,11 +1,9 @@
-//! The call layer, sans-IO: the encryption policy, the SIP messages a B2BUA reads and writes,
-//! and the engine that turns connection events and time into messages and media commands.
+//! The call layer, sans-IO: the encryption policy, the session timer, the legs' state and the
+//! engine that turns connection events and time into messages and media commands.
 
 pub mod engine;
-pub mod headers;
 pub mod legs;
 pub mod media_plan;
-pub mod message;
 pub mod policy;
 pub mod reoffer;
 pub mod session_timer;

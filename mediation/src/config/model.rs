@@ -119,6 +119,10 @@ pub struct NextHopConfig {
     /// SRTP policy toward the next hop.
     #[serde(default)]
     pub encryption: EncryptionLevel,
+    /// A call whose number came as a tel: URI reaches the next hop as a sip: URI with
+    /// `user=phone` (RFC 3261 §19.1.1); `false` leaves the parameter out.
+    #[serde(default = "default_true")]
+    pub user_phone: bool,
 }
 
 fn default_next_hop_listen() -> SocketAddr {
@@ -224,6 +228,10 @@ pub struct GatewayConfig {
     /// gateway of their route, or get 503.
     #[serde(default)]
     pub max_calls: Option<usize>,
+    /// A call whose number came as a tel: URI reaches this gateway as a sip: URI with
+    /// `user=phone` (RFC 3261 §19.1.1); `false` leaves the parameter out.
+    #[serde(default = "default_true")]
+    pub user_phone: bool,
 }
 
 /// How SRTP is offered toward a gateway.
@@ -407,6 +415,11 @@ pub struct SipConfig {
     /// Copy `P-Asserted-Identity` and `Privacy` from the caller's INVITE to the callee's.
     #[serde(default = "default_true")]
     pub forward_pai: bool,
+    /// Further headers copied byte for byte from the caller's INVITE to the callee's: names
+    /// (case-insensitive) or prefixes ending in `*` (`["X-*", "ms-*", "User-to-User"]`). The
+    /// headers the B2BUA writes itself (Via, From, To, Contact, Route, ...) cannot be listed.
+    #[serde(default)]
+    pub pass_headers: Vec<String>,
     /// Seconds a gateway has to send a provisional response before the call moves to the next
     /// gateway of its route (Lync's fast failover).
     #[serde(default = "default_failover_timeout")]
@@ -545,6 +558,7 @@ impl Default for SipConfig {
             drain_timeout_secs: default_drain_timeout(),
             max_calls: default_max_calls(),
             forward_pai: true,
+            pass_headers: Vec::new(),
             failover_timeout_secs: default_failover_timeout(),
             session_expires_secs: default_session_expires(),
             max_early_dialogs: default_max_early_dialogs(),

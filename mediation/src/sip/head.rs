@@ -1,6 +1,6 @@
 //! Byte-level helpers for scanning a SIP header block (start line plus header fields) without
-//! trusting it to be well formed; shared by the framer, the compact-form expander and the
-//! best-effort response builder.
+//! trusting it to be well formed; shared by the framer, the parser and the best-effort response
+//! builder.
 
 use std::borrow::Cow;
 
@@ -59,10 +59,6 @@ pub(super) fn trim_wsp(mut s: &[u8]) -> &[u8] {
 pub(super) struct Line<'a> {
     /// The line without its line ending.
     pub text: &'a [u8],
-    /// The line ended with a bare LF instead of CRLF.
-    pub bare_lf: bool,
-    /// The line had a line ending at all (the last line of the input may not).
-    pub terminated: bool,
     /// Bytes of input the line occupies, line ending included.
     pub raw_len: usize,
 }
@@ -80,24 +76,14 @@ pub(super) fn lines(block: &[u8]) -> impl Iterator<Item = Line<'_>> {
                 rest = after;
                 let raw_len = with_nl.len();
                 let without_lf = with_nl.strip_suffix(b"\n").unwrap_or(with_nl);
-                let (text, bare_lf) = match without_lf.strip_suffix(b"\r") {
-                    Some(t) => (t, false),
-                    None => (without_lf, true),
-                };
-                Some(Line {
-                    text,
-                    bare_lf,
-                    terminated: true,
-                    raw_len,
-                })
+                let text = without_lf.strip_suffix(b"\r").unwrap_or(without_lf);
+                Some(Line { text, raw_len })
             }
             None => {
                 let text = rest;
                 rest = &[];
                 Some(Line {
                     text,
-                    bare_lf: false,
-                    terminated: false,
                     raw_len: text.len(),
                 })
             }
@@ -112,8 +98,6 @@ pub(super) struct Field<'a> {
     pub name: &'a [u8],
     /// Everything after the colon, untouched.
     pub after_colon: &'a [u8],
-    /// There was whitespace between the name and the colon.
-    pub space_before_colon: bool,
 }
 
 /// Splits `name *WSP ":" value`; `None` when the line has no colon or the name is not a token.
@@ -125,11 +109,7 @@ pub(super) fn split_field(line: &[u8]) -> Option<Field<'_>> {
     if !is_token(name) || raw_name.first().is_some_and(|&b| is_wsp(b)) {
         return None;
     }
-    Some(Field {
-        name,
-        after_colon,
-        space_before_colon: name.len() != raw_name.len(),
-    })
+    Some(Field { name, after_colon })
 }
 
 /// A logical header field: continuation lines joined, value trimmed.
@@ -218,7 +198,6 @@ mod tests {
         assert_eq!(trim_wsp(b"   "), b"");
         let f = split_field(b"Via \t: SIP/2.0/TCP h").unwrap();
         assert_eq!(f.name, b"Via");
-        assert!(f.space_before_colon);
         assert_eq!(f.after_colon, b" SIP/2.0/TCP h");
         assert!(split_field(b" Via: x").is_none());
         assert!(split_field(b"Bad Name: x").is_none());

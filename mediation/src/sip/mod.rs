@@ -1,6 +1,8 @@
-//! SIP wire layer, sans-IO: stream framing for TCP/TLS, normalization of compact and folded
-//! headers for rsip 0.4, parsing with the RFC 3261 mandatory-header checks, and stateless
-//! error/keep-alive answers. No sockets and no clock here; transports drive it.
+//! SIP wire layer, sans-IO: stream framing for TCP/TLS, the message model and its parser (our
+//! own, RFC 3261 with tel: URIs and IPv6 references), the typed view the B2BUA reads, writing
+//! outgoing messages, stateless error/keep-alive answers, the client transactions and the
+//! redacting trace. No sockets and no clock here; transports drive it, and nothing here imports
+//! the call layer.
 //!
 //! Typical receive path: [`StreamFramer::push`] the bytes read, loop on
 //! [`StreamFramer::next_message`]; answer [`KeepAlive::reply`] for keep-alives, hand
@@ -9,12 +11,24 @@
 //! close the connection if [`FramingError::is_fatal`].
 
 pub mod compact;
+pub mod fields;
 pub mod framing;
 mod head;
 pub mod message;
+mod method;
+pub mod outgoing;
+pub mod stateless;
 pub mod trace;
 pub mod transaction;
+pub mod uri;
 
-pub use compact::{expand as expand_compact, long_form};
+pub use compact::long_form;
+pub use fields::{CSeq, NameAddr, Via};
 pub use framing::{Frame, FramingError, FramingLimits, KeepAlive, StreamFramer};
-pub use message::{parse, response_for, response_for_request, ParseError, ResponseExtras};
+pub use message::{parse, Header, Message, ParseError, Start, View, MAX_HOPS};
+pub use method::Method;
+pub use stateless::{response_for, response_for_request, ResponseExtras};
+pub use uri::{Host, Uri};
+
+/// What we call ourselves in `Server` and `User-Agent`.
+pub const SERVER: &str = concat!("mediation/", env!("CARGO_PKG_VERSION"));

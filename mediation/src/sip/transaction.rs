@@ -17,9 +17,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rsip::SipMessage;
 
-use crate::call::headers;
+use super::Message as SipMessage;
 
 /// The §17.1.1.1 timer values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,18 +133,14 @@ struct Info {
 
 impl Info {
     fn of(msg: &SipMessage) -> Option<Info> {
-        let s = headers::summary(msg)?;
-        let (method, code) = match msg {
-            SipMessage::Request(r) => (Some(r.method.to_string().to_ascii_uppercase()), 0),
-            SipMessage::Response(r) => (None, r.status_code.code()),
-        };
+        let v = msg.view();
         Some(Info {
-            method,
-            code,
-            call_id: s.call_id,
-            cseq: s.cseq,
-            cseq_method: s.cseq_method,
-            branch: s.branch,
+            method: msg.method().map(|m| m.as_str().to_string()),
+            code: msg.code().unwrap_or(0),
+            call_id: v.call_id.clone(),
+            cseq: v.cseq.seq,
+            cseq_method: v.cseq.method.as_str().to_string(),
+            branch: v.branch().map(str::to_string),
         })
     }
 
@@ -736,18 +731,16 @@ fn ack_for(invite: &Bytes, response: &SipMessage) -> Option<Bytes> {
     let request = crate::sip::parse(invite).ok()?;
     let text = std::str::from_utf8(invite).ok()?;
     let uri = text.lines().next()?.split_whitespace().nth(1)?;
-    let via = headers::value(&request, "Via")?;
-    let cseq = headers::summary(&request)?.cseq;
+    let value = |m: &'_ SipMessage, name| Some(m.headers_named(name).next()?.value().to_string());
+    let via = value(&request, "Via")?;
+    let cseq = request.view().cseq.seq;
     let mut out = format!("ACK {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n");
-    out.push_str(&format!("From: {}\r\n", headers::value(&request, "From")?));
-    out.push_str(&format!("To: {}\r\n", headers::value(response, "To")?));
-    out.push_str(&format!(
-        "Call-ID: {}\r\n",
-        headers::value(&request, "Call-ID")?
-    ));
+    out.push_str(&format!("From: {}\r\n", value(&request, "From")?));
+    out.push_str(&format!("To: {}\r\n", value(response, "To")?));
+    out.push_str(&format!("Call-ID: {}\r\n", request.view().call_id));
     out.push_str(&format!("CSeq: {cseq} ACK\r\n"));
-    for route in headers::values(&request, "Route") {
-        out.push_str(&format!("Route: {route}\r\n"));
+    for route in request.headers_named("Route") {
+        out.push_str(&format!("Route: {}\r\n", route.value()));
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     Some(Bytes::from(out))

@@ -27,6 +27,8 @@ impl ConnId {
 }
 
 /// What connections tell the call layer. `Debug` shows a message with its keys redacted.
+// Moved once per SIP message, never per media packet: boxing the message would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum SipEvent {
     /// A peer was admitted; `out` writes to it.
     Opened {
@@ -42,7 +44,7 @@ pub enum SipEvent {
         /// The connection it came on.
         conn: ConnId,
         /// The message.
-        msg: rsip::SipMessage,
+        msg: sip::Message,
     },
     /// The connection is gone.
     Closed {
@@ -62,7 +64,7 @@ impl std::fmt::Debug for SipEvent {
             SipEvent::Message { conn, msg } => f
                 .debug_struct("Message")
                 .field("conn", conn)
-                .field("msg", &sip::trace::Redacted(msg.to_string().as_bytes()))
+                .field("msg", &sip::trace::Redacted(&msg.encode()))
                 .finish(),
             SipEvent::Closed { conn } => f.debug_struct("Closed").field("conn", conn).finish(),
         }
@@ -81,7 +83,7 @@ pub const CLOSE: Bytes = Bytes::new();
 pub(super) const OUT_QUEUE: usize = 4096;
 
 /// `Server` header value on responses the transport sends itself.
-pub const SERVER: &str = concat!("mediation/", env!("CARGO_PKG_VERSION"));
+pub use crate::sip::SERVER;
 
 /// Serves one admitted connection until either side closes it. Sends `Opened` first and
 /// `Closed` last to `events`.
@@ -162,16 +164,21 @@ pub async fn serve<S>(
                         }
                     }
                     Err(e) => {
-                        metrics.sip_malformed.with_label_values(&[listener]).inc();
+                        metrics
+                            .sip_malformed
+                            .with_label_values(&[listener, e.part()])
+                            .inc();
                         tracing::warn!(peer = %peer, error = %e, "malformed SIP message");
-                        let (code, reason) = e.response_status();
-                        if let Some(reply) = sip::response_for(&bytes, code, reason, &extras()) {
+                        if let Some(reply) = answer_malformed(&bytes, &e) {
                             let _ = out_tx.send(Bytes::from(reply)).await;
                         }
                     }
                 },
                 Err(e) => {
-                    metrics.sip_malformed.with_label_values(&[listener]).inc();
+                    metrics
+                        .sip_malformed
+                        .with_label_values(&[listener, "framing"])
+                        .inc();
                     tracing::warn!(peer = %peer, error = %e, fatal = e.is_fatal(), "unframeable SIP input");
                     let (code, reason) = e.response_status();
                     if let Some(reply) = e
@@ -192,12 +199,21 @@ pub async fn serve<S>(
     let _ = writer.await;
 }
 
-/// Requests the transport answers itself: an out-of-dialog `OPTIONS` (a liveness probe).
-pub(super) fn answer_locally(msg: &rsip::SipMessage) -> Option<Bytes> {
-    let rsip::SipMessage::Request(req) = msg else {
-        return None;
+/// The answer to a request we could not parse: the status naming what was wrong (`400 Bad
+/// Via`) and a Warning with the details; `None` for a response or a head with nothing to echo.
+pub(super) fn answer_malformed(bytes: &[u8], e: &sip::ParseError) -> Option<Vec<u8>> {
+    let (code, reason) = e.response_status();
+    let warning = e.warning();
+    let extras = sip::ResponseExtras {
+        headers: &[("Warning", &warning)],
+        ..extras()
     };
-    if req.method != rsip::Method::Options {
+    sip::response_for(bytes, code, &reason, &extras)
+}
+
+/// Requests the transport answers itself: an out-of-dialog `OPTIONS` (a liveness probe).
+pub(super) fn answer_locally(req: &sip::Message) -> Option<Bytes> {
+    if req.method() != Some(&sip::Method::Options) || req.view().to_tag().is_some() {
         return None;
     }
     let extras = sip::ResponseExtras {

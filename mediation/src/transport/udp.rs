@@ -18,9 +18,10 @@ use tokio::sync::{mpsc, watch};
 
 #[cfg(doc)]
 use super::admission::Admission;
-use super::connection::{answer_locally, extras, status_code, ConnId, SipEvent, OUT_QUEUE};
+use super::connection::{
+    answer_locally, answer_malformed, extras, status_code, ConnId, SipEvent, OUT_QUEUE,
+};
 use super::peer::{Listener, Peer, PeerIdentity, Signalling};
-use crate::call::headers;
 use crate::metrics::Metrics;
 use crate::sip::transaction::Timers;
 #[cfg(doc)]
@@ -290,7 +291,8 @@ impl Endpoint {
             return;
         }
         if data.len() > MAX_DATAGRAM.min(self.ctx.max_message_bytes) {
-            self.malformed(remote, data, 513, "Message Too Large").await;
+            self.malformed(remote, data, Ok((513, "Message Too Large")))
+                .await;
             return;
         }
         if !self.flows.is_live(remote) && !self.flows.revive(now, remote) {
@@ -322,15 +324,14 @@ impl Endpoint {
             Ok(msg) => msg,
             Err(e) => {
                 tracing::warn!(%remote, error = %e, "malformed SIP datagram");
-                let (code, reason) = e.response_status();
-                self.malformed(remote, data, code, reason).await;
+                self.malformed(remote, data, Err(&e)).await;
                 return;
             }
         };
         self.on_message(remote, data, msg).await;
     }
 
-    async fn on_message(&mut self, remote: SocketAddr, data: &[u8], msg: rsip::SipMessage) {
+    async fn on_message(&mut self, remote: SocketAddr, data: &[u8], msg: crate::sip::Message) {
         if let Some(code) = status_code(data) {
             self.ctx
                 .metrics
@@ -343,9 +344,9 @@ impl Endpoint {
             return;
         }
         // A response may come from another port of the gateway than the one we sent to.
-        let owner = match &msg {
-            rsip::SipMessage::Response(_) => headers::summary(&msg)
-                .and_then(|s| self.flows.sent_on(s.branch.as_deref()?, &s.cseq_method))
+        let owner = match msg.is_request() {
+            false => Some(msg.view())
+                .and_then(|s| self.flows.sent_on(s.branch()?, s.cseq.method.as_str()))
                 .filter(|r| {
                     *r != remote
                         && self
@@ -354,7 +355,7 @@ impl Endpoint {
                             .is_some_and(|f| f.txns.owns_response(&msg))
                 })
                 .unwrap_or(remote),
-            rsip::SipMessage::Request(_) => remote,
+            true => remote,
         };
         let now = Instant::now();
         let Some(flow) = self.flows.flow_mut(owner) else {
@@ -371,17 +372,28 @@ impl Endpoint {
         }
     }
 
-    /// Counts an unparseable datagram and answers it statelessly if it is a request.
-    async fn malformed(&self, remote: SocketAddr, data: &[u8], code: u16, reason: &str) {
+    /// Counts an unparseable datagram (`Ok` a status for one the framing refused, `Err` the
+    /// parser's error) and answers it statelessly if it is a request from a known peer.
+    async fn malformed(
+        &self,
+        remote: SocketAddr,
+        data: &[u8],
+        why: Result<(u16, &str), &crate::sip::ParseError>,
+    ) {
+        let part = why.map_or_else(|e| e.part(), |_| "framing");
         self.ctx
             .metrics
             .sip_malformed
-            .with_label_values(&[Listener::GatewayUdp.label()])
+            .with_label_values(&[Listener::GatewayUdp.label(), part])
             .inc();
         if !self.flows.knows(remote) {
             return; // never answer strangers
         }
-        if let Some(reply) = crate::sip::response_for(data, code, reason, &extras()) {
+        let reply = match why {
+            Ok((code, reason)) => crate::sip::response_for(data, code, reason, &extras()),
+            Err(e) => answer_malformed(data, e),
+        };
+        if let Some(reply) = reply {
             let _ = self.socket.send_to(&reply, remote).await;
         }
     }
@@ -393,8 +405,8 @@ fn request_key(bytes: &[u8]) -> Option<(String, String)> {
         return None;
     }
     let msg = crate::sip::parse(bytes).ok()?;
-    let s = headers::summary(&msg)?;
-    Some((s.branch?, s.cseq_method))
+    let s = msg.view();
+    Some((s.branch()?.to_string(), s.cseq.method.as_str().to_string()))
 }
 
 #[cfg(test)]

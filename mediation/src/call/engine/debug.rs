@@ -44,7 +44,7 @@ impl fmt::Debug for Input {
             Input::Message { conn, msg } => f
                 .debug_struct("Message")
                 .field("conn", conn)
-                .field("msg", &Redacted(msg.to_string().as_bytes()))
+                .field("msg", &Redacted(&msg.encode()))
                 .finish(),
         }
     }

@@ -1,8 +1,8 @@
 //! Which leg of a call a message belongs to, and whether its sender may act on that leg: a
 //! dialog's Call-ID and tags are no secret, so only the leg's own peer counts.
 
-use super::super::headers::Summary;
 use super::{Engine, PortAllocator};
+use crate::sip::View;
 use crate::transport::{ConnId, Peer, Signalling};
 
 impl<P: PortAllocator> Engine<P> {
@@ -34,7 +34,7 @@ impl<P: PortAllocator> Engine<P> {
 
     /// The leg a message of call `id` belongs to: the callee's (B) when it carries our B-leg
     /// Call-ID.
-    pub(super) fn on_b(&self, id: u64, s: &Summary) -> bool {
+    pub(super) fn on_b(&self, id: u64, s: &View) -> bool {
         self.calls
             .get(&id)
             .is_some_and(|c| c.b.call_id == s.call_id)

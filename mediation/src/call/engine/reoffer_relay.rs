@@ -9,13 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use rsip::SipMessage;
-
-use super::super::headers::{self, Summary};
-use super::super::message::ReceivedRequest;
 use super::super::session_timer::LegTimer;
 use super::{Engine, PortAllocator};
 use crate::sdp::{self, CryptoAttribute, PeerSdp, Proto};
+use crate::sip::outgoing::ReceivedRequest;
+use crate::sip::{Message, Method, View};
 use crate::transport::{ConnId, ALLOW};
 
 /// How long the far party has to answer our relayed re-offer.
@@ -59,7 +57,7 @@ pub struct Reoffer<'a> {
     /// Its connection.
     pub conn: ConnId,
     /// The request.
-    pub msg: &'a SipMessage,
+    pub msg: &'a Message,
     /// Its SDP.
     pub offer: PeerSdp,
     /// New keys it brings: (theirs, ours).
@@ -94,7 +92,7 @@ impl<P: PortAllocator> Engine<P> {
         let Some(request) = ReceivedRequest::of(r.msg) else {
             return;
         };
-        let is_update = matches!(r.msg, SipMessage::Request(q) if q.method == rsip::Method::Update);
+        let is_update = r.msg.method() == Some(&Method::Update);
         let advertise = self.cfg.advertise;
         let Some(call) = self.calls.get_mut(&r.id) else {
             return;
@@ -194,7 +192,7 @@ impl<P: PortAllocator> Engine<P> {
     }
 
     /// The call whose relayed re-offer this response answers.
-    pub(super) fn relayed_of(&self, s: &Summary) -> Option<u64> {
+    pub(super) fn relayed_of(&self, s: &View) -> Option<u64> {
         let id = self.find(s, false)?;
         let call = self.calls.get(&id)?;
         let relayed = call.relayed.as_ref()?;
@@ -203,18 +201,19 @@ impl<P: PortAllocator> Engine<P> {
         } else {
             &call.b.call_id
         };
-        (*far_call_id == s.call_id && relayed.cseq == s.cseq && relayed.method == s.cseq_method)
-            .then_some(id)
+        (*far_call_id == s.call_id
+            && relayed.cseq == s.cseq.seq
+            && relayed.method == s.cseq.method.as_str())
+        .then_some(id)
     }
 
     /// The far party answered our relayed re-offer: a 2xx is acknowledged and turned into our
     /// answer to the first party (new keys taken on both legs); a failure is acknowledged and
     /// relayed with its code (408 and 481 end the call, RFC 3261 §14.1).
-    pub(super) fn on_relayed_response(&mut self, now: Instant, id: u64, msg: &SipMessage) {
-        let SipMessage::Response(resp) = msg else {
+    pub(super) fn on_relayed_response(&mut self, now: Instant, id: u64, msg: &Message) {
+        let Some(code) = msg.code() else {
             return;
         };
-        let code = resp.status_code.code();
         if code < 200 {
             return;
         }
@@ -229,9 +228,8 @@ impl<P: PortAllocator> Engine<P> {
         } else {
             call.b.conn
         };
-        let s = headers::summary(msg);
-        let reason = resp.status_code.to_string();
-        let reason = reason.split_once(' ').map_or("", |(_, r)| r).to_string();
+        let s = msg.view();
+        let reason = msg.reason().unwrap_or("").to_string();
         if relayed.method == "INVITE" {
             let ack = if code < 300 {
                 if relayed.from_b {
@@ -244,7 +242,7 @@ impl<P: PortAllocator> Engine<P> {
                     !relayed.from_b,
                     relayed.cseq,
                     &relayed.branch,
-                    s.as_ref().and_then(|s| s.to_tag.as_deref()),
+                    s.to_tag(),
                 )
             };
             self.send(far_conn, ack);

@@ -2,17 +2,23 @@
 //! Request-URI's host, OPTIONS health, each gateway's `max_calls`), what a gateway's trunk
 //! settings allow (media networks, session timers), and loop detection.
 
-use std::net::IpAddr;
-
-use rsip::SipMessage;
-
-use super::super::headers;
 use super::super::legs::Phase;
 use super::{Engine, PortAllocator};
 use crate::config::GatewayConfig;
 use crate::sdp::AudioStream;
+use crate::sip::uri::Host;
+use crate::sip::{Message, Uri};
+use crate::transport::Peer;
 
 impl<P: PortAllocator> Engine<P> {
+    /// Whether a tel: number sent toward `peer` gets `user=phone`.
+    pub(super) fn user_phone_toward(&self, peer: &Peer) -> bool {
+        match peer {
+            Peer::NextHop => self.cfg.next_hop_user_phone,
+            Peer::Gateway(g) => self.gateway_config(g).is_none_or(|g| g.user_phone),
+        }
+    }
+
     /// The `[[gateway]]` named `name`.
     pub(super) fn gateway_config(&self, name: &str) -> Option<&GatewayConfig> {
         self.cfg.gateways.iter().find(|g| g.name == name)
@@ -21,32 +27,28 @@ impl<P: PortAllocator> Engine<P> {
     /// A request that already went through us (one of our Via sent-by values is in it) has
     /// looped (RFC 3261 §16.3 item 4 applies to proxies; a B2BUA that relayed it would
     /// otherwise relay it again and again).
-    pub(super) fn is_loop(&self, msg: &SipMessage) -> bool {
-        let host = match self.cfg.advertise {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        let ours: Vec<String> = [
+    pub(super) fn is_loop(&self, msg: &Message) -> bool {
+        let ports = [
             self.cfg.next_hop_port,
             self.cfg.gateway_tls_port,
             self.cfg.gateway_tcp_port,
             self.cfg.gateway_udp_port,
-        ]
-        .iter()
-        .filter(|p| **p != 0)
-        .map(|p| format!("{host}:{p};"))
-        .collect();
-        headers::values(msg, "Via")
+        ];
+        let ours = Host::from(self.cfg.advertise);
+        msg.view()
+            .vias
             .iter()
-            .any(|via| ours.iter().any(|o| via.contains(o.as_str())))
+            .any(|via| via.host == ours && via.port.is_some_and(|p| p != 0 && ports.contains(&p)))
     }
 
     /// The gateways a call from the next hop goes to, in order: the first `[[route]]` whose
     /// pattern matches the called number (gateways marked down by OPTIONS skipped), else the
     /// gateway the Request-URI's host names, else the only gateway.
-    pub(super) fn gateways_for(&self, uri: &str) -> Option<(String, Vec<String>)> {
-        let user = headers::user_of(headers::uri_of(uri)).unwrap_or("");
-        if let Some(route) = self.cfg.routes.iter().find(|r| r.pattern.is_match(user)) {
+    /// A tel: Request-URI's number (visual separators removed) is matched as a sip: URI's
+    /// user part is.
+    pub(super) fn gateways_for(&self, uri: &Uri) -> Option<(String, Vec<String>)> {
+        let number = uri.number().unwrap_or_default();
+        if let Some(route) = self.cfg.routes.iter().find(|r| r.pattern.is_match(&number)) {
             // Down (by OPTIONS) and full (`max_calls`) gateways are skipped.
             let mut up = route.gateways.iter().filter(|g| {
                 self.probes.get(*g).and_then(|p| p.up) != Some(false) && !self.gateway_full(g)
@@ -58,9 +60,15 @@ impl<P: PortAllocator> Engine<P> {
     }
 
     /// The gateway a Request-URI from the next hop names: by host (gateway name, identity or
-    /// address host), else the only gateway.
-    pub(super) fn gateway_for(&self, uri: &str) -> Option<String> {
-        let host = headers::host_of(headers::uri_of(uri)).unwrap_or("");
+    /// address host), else the only gateway (a tel: URI names no host).
+    pub(super) fn gateway_for(&self, uri: &Uri) -> Option<String> {
+        let host = match uri.host() {
+            Some(Host::Name(name)) => name.clone(),
+            Some(Host::V6(ip)) => ip.to_string(),
+            Some(Host::V4(ip)) => ip.to_string(),
+            None => String::new(),
+        };
+        let host = host.as_str();
         let named = self.cfg.gateways.iter().find(|g| {
             g.name.eq_ignore_ascii_case(host)
                 || g.identity

@@ -34,7 +34,7 @@ fn response(code: u16, method: &str, branch: &str, cseq: u32) -> Bytes {
     ))
 }
 
-fn msg(bytes: &Bytes) -> rsip::SipMessage {
+fn msg(bytes: &Bytes) -> crate::sip::Message {
     crate::sip::parse(bytes).unwrap()
 }
 
@@ -64,11 +64,8 @@ fn run(t: &mut Transactions, start: Instant, end: Duration) -> Vec<(Duration, St
     sent
 }
 
-fn code_of(m: &rsip::SipMessage) -> u16 {
-    match m {
-        rsip::SipMessage::Response(r) => r.status_code.code(),
-        rsip::SipMessage::Request(_) => 0,
-    }
+fn code_of(m: &crate::sip::Message) -> u16 {
+    m.code().unwrap_or(0)
 }
 
 #[test]

@@ -1,18 +1,22 @@
 //! Writing the SIP messages the B2BUA sends: requests on a leg (INVITE, ACK, BYE, CANCEL) and
-//! responses to a received INVITE or in-dialog request, as text with a correct Content-Length.
+//! responses to a received INVITE or in-dialog request, as text with a correct Content-Length;
+//! headers passed through from the other leg are written byte for byte as received.
 
 use bytes::Bytes;
 use rand::Rng;
 
-use super::headers;
-use crate::sip::trace::Redacted;
-use crate::transport::SERVER;
+use super::fields::param;
+use super::trace::Redacted;
+#[cfg(doc)]
+use super::Header;
+use super::{Message, SERVER};
 
 /// A message being written: start line, headers in order, optional SDP body. `Debug` shows
 /// the body with its keys redacted.
 #[derive(Clone)]
 pub struct Outgoing {
     start: String,
+    /// (name, value); a name of "" holds a whole field passed through as received.
     headers: Vec<(&'static str, String)>,
     body: Option<String>,
 }
@@ -39,6 +43,13 @@ impl Outgoing {
     /// Appends a header.
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Appends a received header field byte for byte ([`Header::raw`], a header passed
+    /// through to the other leg).
+    pub fn raw_header(mut self, field: String) -> Self {
+        self.headers.push(("", field));
         self
     }
 
@@ -84,8 +95,10 @@ impl Outgoing {
         out.push_str(&self.start);
         out.push_str("\r\n");
         for (n, v) in &self.headers {
-            out.push_str(n);
-            out.push_str(": ");
+            if !n.is_empty() {
+                out.push_str(n);
+                out.push_str(": ");
+            }
             out.push_str(v);
             out.push_str("\r\n");
         }
@@ -140,16 +153,17 @@ pub struct ReceivedRequest {
 
 impl ReceivedRequest {
     /// Keeps what a response to `msg` must echo.
-    pub fn of(msg: &rsip::SipMessage) -> Option<Self> {
+    pub fn of(msg: &Message) -> Option<Self> {
+        let value = |name| Some(msg.headers_named(name).next()?.value().to_string());
         Some(Self {
-            vias: headers::values(msg, "Via")
-                .into_iter()
-                .map(String::from)
+            vias: msg
+                .headers_named("Via")
+                .map(|h| h.value().to_string())
                 .collect(),
-            from: headers::value(msg, "From")?.to_string(),
-            to: headers::value(msg, "To")?.to_string(),
-            call_id: headers::value(msg, "Call-ID")?.to_string(),
-            cseq: headers::value(msg, "CSeq")?.to_string(),
+            from: value("From")?,
+            to: value("To")?,
+            call_id: value("Call-ID")?,
+            cseq: value("CSeq")?,
         })
     }
 
@@ -159,7 +173,7 @@ impl ReceivedRequest {
         for via in &self.vias {
             r = r.header("Via", via.clone());
         }
-        let to = if code > 100 && headers::param(&self.to, "tag").is_none() {
+        let to = if code > 100 && param(&self.to, "tag").is_none() {
             format!("{};tag={to_tag}", self.to)
         } else {
             self.to.clone()
@@ -184,7 +198,7 @@ impl ReceivedRequest {
 
 /// Strips the `;tag=` parameter from a From/To value (to reuse its name-addr on another leg).
 pub fn without_tag(value: &str) -> String {
-    match headers::param(value, "tag") {
+    match param(value, "tag") {
         Some(tag) => value.replace(&format!(";tag={tag}"), "").trim().to_string(),
         None => value.trim().to_string(),
     }
@@ -225,7 +239,7 @@ mod tests {
         );
         assert!(text.ends_with("Content-Length: 5\r\n\r\nv=0\r\n"));
         let parsed = crate::sip::parse(&m).unwrap();
-        assert_eq!(parsed.body(), b"v=0\r\n");
+        assert_eq!(parsed.body().as_ref(), b"v=0\r\n");
     }
 
     #[test]

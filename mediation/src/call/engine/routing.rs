@@ -2,14 +2,12 @@
 //! Request-URI's host, OPTIONS health, each gateway's `max_calls`), what a gateway's trunk
 //! settings allow (media networks, session timers), and loop detection.
 
-use std::net::IpAddr;
-
 use rsip::SipMessage;
 
 use super::super::headers;
 use super::super::legs::Phase;
 use super::{Engine, PortAllocator};
-use crate::config::GatewayConfig;
+use crate::config::{AddressList, GatewayConfig};
 use crate::sdp::AudioStream;
 
 impl<P: PortAllocator> Engine<P> {
@@ -18,24 +16,29 @@ impl<P: PortAllocator> Engine<P> {
         self.cfg.gateways.iter().find(|g| g.name == name)
     }
 
-    /// A request that already went through us (one of our Via sent-by values is in it) has
-    /// looped (RFC 3261 §16.3 item 4 applies to proxies; a B2BUA that relayed it would
-    /// otherwise relay it again and again).
+    /// A request that already went through us (one of our Via sent-by values, with any of our
+    /// advertise addresses, is in it) has looped (RFC 3261 §16.3 item 4 applies to proxies; a
+    /// B2BUA that relayed it would otherwise relay it again and again).
     pub(super) fn is_loop(&self, msg: &SipMessage) -> bool {
-        let host = match self.cfg.advertise {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        let ours: Vec<String> = [
+        let ports = [
             self.cfg.next_hop_port,
             self.cfg.gateway_tls_port,
             self.cfg.gateway_tcp_port,
             self.cfg.gateway_udp_port,
-        ]
-        .iter()
-        .filter(|p| **p != 0)
-        .map(|p| format!("{host}:{p};"))
-        .collect();
+        ];
+        let ours: Vec<String> = self
+            .cfg
+            .advertise
+            .as_slice()
+            .iter()
+            .flat_map(|ip| {
+                let host = AddressList::sip_host(*ip);
+                ports
+                    .iter()
+                    .filter(|p| **p != 0)
+                    .map(move |p| format!("{host}:{p};"))
+            })
+            .collect();
         headers::values(msg, "Via")
             .iter()
             .any(|via| ours.iter().any(|o| via.contains(o.as_str())))

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use mediation::call::{Engine, EngineConfig, Input, PortAllocator};
 use mediation::config::{
-    EncryptionLevel, GatewayConfig, GatewayTransport, SrtpMode, SrtpOfferStyle,
+    EncryptionLevel, GatewayConfig, GatewayTransport, IpFamily, SrtpMode, SrtpOfferStyle,
 };
 use mediation::metrics::Metrics;
 use mediation::sdp::{leg_sdp, CryptoAttribute, LegSdpParams, PeerSdp, Proto};
@@ -22,11 +22,11 @@ use mediation::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, Tls
 struct Ports(u16);
 
 impl PortAllocator for Ports {
-    fn allocate(&mut self) -> Option<u16> {
+    fn allocate(&mut self, _family: IpFamily) -> Option<u16> {
         self.0 = self.0.wrapping_add(2).max(30000);
         Some(self.0)
     }
-    fn release(&mut self, _port: u16) {}
+    fn release(&mut self, _family: IpFamily, _port: u16) {}
 }
 
 const OFFER: &str = "v=0\r\no=gw 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\

@@ -9,35 +9,37 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::call::{Engine, Input, LegPlan, MediaCommand, Output, PortAllocator};
-use crate::media::{LegMedia, LegSockets, MediaWorkers, PortPool, RelayHandle, Side};
+use crate::config::IpFamily;
+use crate::media::{LegMedia, LegSockets, MediaWorkers, PortPools, RelayHandle, Side};
 use crate::metrics::Metrics;
 use crate::sip;
 use crate::srtp::ReplayWindow;
 use crate::transport::{ConnId, Connector, Listener, SipEvent, CLOSE};
 
-/// Ports backed by bound UDP socket pairs, held until the relay takes them.
+/// Ports backed by bound UDP socket pairs, held until the relay takes them. The pools of the
+/// two families share a port range, so a held pair is known by its family and port.
 pub struct SocketPorts {
-    pool: PortPool,
-    held: HashMap<u16, LegSockets>,
+    pools: PortPools,
+    held: HashMap<(IpFamily, u16), LegSockets>,
 }
 
 impl SocketPorts {
-    /// Over a pool.
-    pub fn new(pool: PortPool) -> Self {
+    /// Over the pools.
+    pub fn new(pools: PortPools) -> Self {
         Self {
-            pool,
+            pools,
             held: HashMap::new(),
         }
     }
 
-    fn take(&mut self, port: u16) -> Option<LegSockets> {
-        self.held.remove(&port)
+    fn take(&mut self, family: IpFamily, port: u16) -> Option<LegSockets> {
+        self.held.remove(&(family, port))
     }
 }
 
 impl PortAllocator for SocketPorts {
-    fn allocate(&mut self) -> Option<u16> {
-        let sockets = match self.pool.allocate() {
+    fn allocate(&mut self, family: IpFamily) -> Option<u16> {
+        let sockets = match self.pools.allocate(family) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "no media port pair available");
@@ -45,12 +47,12 @@ impl PortAllocator for SocketPorts {
             }
         };
         let port = sockets.rtp_port();
-        self.held.insert(port, sockets);
+        self.held.insert((family, port), sockets);
         Some(port)
     }
 
-    fn release(&mut self, port: u16) {
-        self.held.remove(&port);
+    fn release(&mut self, family: IpFamily, port: u16) {
+        self.held.remove(&(family, port));
     }
 }
 
@@ -198,7 +200,8 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
             match output {
                 Output::Connect { conn, target } => {
                     pending.insert(conn, Vec::new());
-                    connector.spawn(conn, target.peer, target.address, target.tls_identity);
+                    let (peer, address) = (target.peer, target.address);
+                    connector.spawn(conn, peer, address, target.tls_identity, target.family);
                 }
                 Output::Send { conn, bytes } => {
                     sip::trace::message("sent", conn, &bytes);
@@ -311,10 +314,10 @@ fn relay_side(leg: &str) -> Side {
     }
 }
 
-/// Media port pairs (in use, in total).
+/// Media port pairs (in use, in total), all families.
 fn port_usage(engine: &mut Engine<SocketPorts>) -> (i64, i64) {
-    let pool = &engine.ports_mut().pool;
-    (pool.in_use() as i64, pool.capacity() as i64)
+    let pools = &engine.ports_mut().pools;
+    (pools.in_use() as i64, pools.capacity() as i64)
 }
 
 fn leg(
@@ -322,7 +325,7 @@ fn leg(
     plan: LegPlan,
     replay_window: ReplayWindow,
 ) -> Option<LegMedia> {
-    let sockets = engine.ports_mut().take(plan.port)?;
+    let sockets = engine.ports_mut().take(plan.family, plan.port)?;
     Some(
         LegMedia::new(plan.label, sockets, plan.protection)
             .with_remote(plan.remote_rtp, plan.remote_rtcp)

@@ -23,7 +23,7 @@ use axum::Router;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 
-use crate::media::PortPool;
+use crate::media::PortPools;
 use crate::metrics::Metrics;
 
 /// Connections served at once; further ones wait in the listen backlog.
@@ -43,8 +43,8 @@ pub type HttpsConfig = Arc<RwLock<Arc<rustls::ServerConfig>>>;
 pub struct Readiness {
     /// Counters to render.
     pub metrics: Metrics,
-    /// The media port pool.
-    pub ports: PortPool,
+    /// The media port pools, one per family.
+    pub ports: PortPools,
     /// When our own certificate stops being valid (UNIX seconds); a reload updates it.
     pub certificate_not_after: Arc<AtomicI64>,
     /// The call layer's count of active calls: closed when the call-handling task has ended.
@@ -177,13 +177,16 @@ async fn readyz(State(s): State<Arc<Readiness>>) -> impl IntoResponse {
     if s.certificate_not_after.load(Ordering::Relaxed) <= now {
         problems.push("our certificate has expired".to_string());
     }
-    let free = s.ports.capacity().saturating_sub(s.ports.in_use());
-    if free < 2 {
-        problems.push(format!(
-            "media ports exhausted ({} in use)",
-            s.ports.in_use()
-        ));
+    // A call takes two pairs, both from one family's pool when both peers are of that family.
+    for u in s.ports.usage() {
+        if u.capacity.saturating_sub(u.in_use) < 2 {
+            problems.push(format!(
+                "{} media ports exhausted ({} in use)",
+                u.family, u.in_use
+            ));
+        }
     }
+    let free = s.ports.capacity().saturating_sub(s.ports.in_use());
     if problems.is_empty() {
         (
             StatusCode::OK,
@@ -201,12 +204,41 @@ async fn readyz(State(s): State<Arc<Readiness>>) -> impl IntoResponse {
 mod tests {
     use super::*;
 
+    /// `[metrics] listen = "[::1]:9464"`: the endpoint binds and answers over IPv6.
+    #[tokio::test]
+    async fn serves_on_ipv6_loopback() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (_calls_tx, calls) = watch::channel(0);
+        let state = Readiness {
+            metrics: Metrics::new(),
+            ports: PortPools::new(["::1".parse().unwrap()], 40000..=40009).unwrap(),
+            certificate_not_after: Arc::new(AtomicI64::new(i64::MAX)),
+            calls,
+            reload: Arc::new(|| Ok(())),
+        };
+        let (_stop, shutdown) = watch::channel(false);
+        let addr = serve("[::1]:0".parse().unwrap(), state, None, shutdown)
+            .await
+            .unwrap();
+        assert!(addr.is_ipv6(), "{addr}");
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(
+            response.contains("ready: 5 media port pairs free"),
+            "{response}"
+        );
+    }
+
     #[tokio::test]
     async fn healthz_fails_once_call_handling_has_stopped() {
         let (calls_tx, calls) = watch::channel(0);
         let state = Arc::new(Readiness {
             metrics: Metrics::new(),
-            ports: PortPool::new([127, 0, 0, 1].into(), 40000..=40009).unwrap(),
+            ports: PortPools::new([[127, 0, 0, 1].into()], 40000..=40009).unwrap(),
             certificate_not_after: Arc::new(AtomicI64::new(i64::MAX)),
             calls,
             reload: Arc::new(|| Ok(())),

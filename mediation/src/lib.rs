@@ -15,7 +15,7 @@
 //! | [`sip`] | framing, parsing, the SIP trace, the UDP transaction layer (sans-IO) |
 //! | [`sdp`] | a peer's SDP parsed, ours written, `a=crypto` (sans-IO) |
 //! | [`call`] | the engine: call state, routing, encryption policy, session timers (sans-IO) |
-//! | [`media`] | port pool, media threads, the relay of one call, latching (edge) |
+//! | [`media`] | port pools per address family, media threads, the relay of one call, latching (edge) |
 //! | [`srtp`] | SRTP and SRTCP contexts, key derivation, replay windows (sans-IO) |
 //! | [`driver`], [`service`] | run the engine against the sockets; start and stop everything |
 //! | [`http`], [`metrics`] | the operator endpoint and every Prometheus metric |

@@ -103,7 +103,8 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The metrics endpoint's address: `addr`, or the configuration's (loopback for 0.0.0.0).
+/// The metrics endpoint's address: `addr`, or the configuration's (loopback of its family for
+/// 0.0.0.0 or `::`).
 fn endpoint(config: &std::path::Path, addr: Option<String>) -> Result<String, String> {
     if let Some(a) = addr {
         return Ok(a);
@@ -111,7 +112,11 @@ fn endpoint(config: &std::path::Path, addr: Option<String>) -> Result<String, St
     let c = config::load_file(config).map_err(|e| e.to_string())?;
     let mut a = c.metrics.listen;
     if a.ip().is_unspecified() {
-        a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        let loopback: std::net::IpAddr = match a.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        a.set_ip(loopback);
     }
     Ok(a.to_string())
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::call::{Engine, EngineConfig};
-use crate::config::Config;
+use crate::config::{Config, IpFamily};
 use crate::driver::{self, Control, DriverIo, SocketPorts};
-use crate::media::{MediaWorkers, PortPool};
+use crate::media::{MediaWorkers, PortPools};
 use crate::metrics::Metrics;
 use crate::sip::FramingLimits;
 use crate::tls::{client_config, server_config, TlsMaterial};
@@ -69,8 +69,11 @@ impl Service {
             .fips_mode
             .set(i64::from(server.fips() && client.fips()));
         let not_after = record_expiry(&metrics, &material);
-        let pool = PortPool::new(
-            config.media.bind,
+        // One pool per advertised family, over the same range.
+        let pool = PortPools::new(
+            IpFamily::ALL
+                .into_iter()
+                .filter_map(|family| config.media.bind_for(family)),
             config.media.ports.first..=config.media.ports.last,
         )?;
         let media = Arc::new(MediaWorkers::start(config.media.threads, || {})?);

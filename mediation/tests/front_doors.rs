@@ -327,3 +327,67 @@ async fn a_stalled_handshake_is_cut_off_and_counted() {
     .await;
     assert_eq!(n, 1, "counted as handshake_timeout");
 }
+
+/// Front doors on IPv6: a TCP listener on `[::]` admits an IPv4 gateway by its IPv4 address
+/// (not the `::ffff:` form the socket reports) and an IPv6 gateway by its IPv6 one; the next
+/// hop's MTLS listener and the metrics endpoint serve on `[::1]`.
+#[tokio::test]
+async fn ipv6_listeners_admit_peers_of_both_families() {
+    let lab = Lab::new();
+    let text = lab
+        .config_text("", "")
+        .replace("tcp = \"127.0.0.1:0\"", "tcp = \"[::]:0\"")
+        .replace(
+            "[next_hop]\nlisten = \"127.0.0.1:0\"",
+            "[next_hop]\nlisten = \"[::1]:0\"",
+        )
+        .replace(
+            "[metrics]\nlisten = \"127.0.0.1:0\"",
+            "[metrics]\nlisten = \"[::1]:0\"",
+        )
+        .replace(
+            "advertise = \"127.0.0.1\"",
+            "advertise = [\"127.0.0.1\", \"::1\"]",
+        )
+        + "\n[[gateway]]\nname = \"gw-tcp6\"\naddress = \"[::1]:5068\"\ntransport = \"tcp\"\nsrtp = \"not-supported\"\n";
+    let file = lab.path("mediation.toml");
+    std::fs::write(&file, text).unwrap();
+    let config = mediation::config::load_file(&file).unwrap();
+    let service = mediation::service::Service::start(std::sync::Arc::new(config))
+        .await
+        .unwrap();
+    let port = service.bound.gateway_tcp.unwrap().port();
+    for (from, to) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {
+        let socket = match from.starts_with('[') {
+            true => tokio::net::TcpSocket::new_v6(),
+            false => tokio::net::TcpSocket::new_v4(),
+        }
+        .unwrap();
+        socket.bind(from.parse().unwrap()).unwrap();
+        let to: std::net::IpAddr = to.parse().unwrap();
+        let mut tcp = socket.connect((to, port).into()).await.unwrap();
+        let status = exchange(&mut tcp, &options(&format!("opt-{to}")))
+            .await
+            .unwrap_or_else(|| panic!("{to}: admitted as a gateway"));
+        assert!(status.starts_with("SIP/2.0 200"), "{to}: {status}");
+    }
+    assert!(service.bound.next_hop.is_ipv6());
+    let client = lab.client(Some(("nexthop.pem", "nexthop-key.pem")), &[&TLS13]);
+    let mut tls = tls_connect(&client, service.bound.next_hop).await.unwrap();
+    let status = exchange(&mut tls, &options("opt-nh6")).await.unwrap();
+    assert!(status.starts_with("SIP/2.0 200"), "{status}");
+
+    assert!(service.metrics_addr.is_ipv6(), "{}", service.metrics_addr);
+    let mut http = TcpStream::connect(service.metrics_addr).await.unwrap();
+    let request = format!(
+        "GET /readyz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        service.metrics_addr
+    );
+    http.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut http, &mut response)
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    service.stop().await;
+}

@@ -7,13 +7,12 @@
 //! gateways look the same from here: `sip::transaction` below retransmits for them.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::legs::{ALeg, BLeg, Call, Direction, Local, Phase};
+use super::legs::{ALeg, BLeg, Call, Direction, Phase};
 use super::media_plan::{self, LegPlan};
 use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use super::reoffer;
@@ -21,10 +20,13 @@ use super::session_timer::{self, Due, LegSession, Pending, UasAnswer};
 
 mod debug;
 mod leg_peer;
+mod local;
 mod media_follow;
 pub mod reoffer_relay;
 mod routing;
-use crate::config::{Config, EncryptionLevel, GatewayTransport, SrtpMode, SrtpOfferStyle};
+use crate::config::{
+    AddressList, Config, EncryptionLevel, GatewayTransport, IpFamily, SrtpMode, SrtpOfferStyle,
+};
 use crate::metrics::Metrics;
 use crate::sdp::{self, CryptoAttribute, Proto};
 use crate::sip::outgoing::{branch, token, Outgoing, ReceivedRequest};
@@ -34,13 +36,13 @@ use crate::srtp::SrtpSuite;
 use crate::transport::{ConnId, Peer, PeerIdentity, Signalling, ALLOW};
 use reoffer_relay::Reoffer;
 
-/// Hands out RTP ports (the RTCP port is the next one). The service's implementation binds
-/// real sockets; tests use a counter.
+/// Hands out RTP ports (the RTCP port is the next one), from one pool per address family. The
+/// service's implementation binds real sockets; tests use a counter.
 pub trait PortAllocator {
-    /// A free RTP port, or `None` when the range is exhausted.
-    fn allocate(&mut self) -> Option<u16>;
-    /// Gives back a port whose media never started.
-    fn release(&mut self, port: u16);
+    /// A free RTP port of `family`, or `None` when its range is exhausted (or it has none).
+    fn allocate(&mut self, family: IpFamily) -> Option<u16>;
+    /// Gives back a port of `family` whose media never started.
+    fn release(&mut self, family: IpFamily, port: u16);
 }
 
 /// Where a new outbound connection goes.
@@ -52,6 +54,9 @@ pub struct Target {
     pub address: String,
     /// For TLS: the name its certificate must carry. `None`: plain TCP.
     pub tls_identity: Option<String>,
+    /// The family our leg toward it uses: a host name's addresses of this family are tried
+    /// first.
+    pub family: IpFamily,
 }
 
 /// What the engine is told.
@@ -156,8 +161,9 @@ pub enum Output {
 /// What the engine needs from the configuration, plus the ports our listeners really use.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Address in SDP and in our Via/Contact.
-    pub advertise: IpAddr,
+    /// Our addresses, at most one per family: each leg's SDP, Via and Contact carry the one of
+    /// its peer's family.
+    pub advertise: AddressList,
     /// The next hop: `host:port` and certificate identity.
     pub next_hop_address: String,
     /// Its certificate identity.
@@ -230,7 +236,7 @@ impl EngineConfig {
         gateway_tcp_port: u16,
     ) -> Self {
         Self {
-            advertise: c.media.advertise,
+            advertise: c.media.advertise.clone(),
             next_hop_address: c.next_hop.address.clone(),
             next_hop_identity: c.next_hop.identity.clone(),
             encryption: c.next_hop.encryption,
@@ -414,24 +420,28 @@ impl<P: PortAllocator> Engine<P> {
         let Some(g) = self.cfg.gateways.iter().find(|g| g.name == name).cloned() else {
             return;
         };
+        let ours = self.address_toward_configured(&g.address);
         let target = Target {
             peer: Peer::Gateway(g.name.clone()),
             address: g.address.clone(),
             tls_identity: (g.transport == GatewayTransport::Tls)
                 .then(|| g.identity.clone().unwrap_or_default()),
+            family: IpFamily::of(ours),
         };
         let conn = self.conn_to(&target);
-        let local = self.local_for(&target.peer, target.tls_identity.is_some());
-        let call_id = format!("probe-{}@{}", token(16), self.cfg.advertise);
+        let local = self.local_for(&target.peer, target.tls_identity.is_some(), ours);
+        let ours = AddressList::sip_host(ours);
+        let call_id = format!("probe-{}@{ours}", token(16));
         let (host, _) = crate::config::split_host_port(&g.address).unwrap_or((&g.address, 0));
+        let host = match host.parse() {
+            Ok(ip) => AddressList::sip_host(ip), // `[2001:db8::6]`, as a SIP URI writes it
+            Err(_) => host.to_string(),
+        };
         let transport = self.uri_transport(&target.peer, target.tls_identity.is_some());
         let options = Outgoing::request("OPTIONS", &format!("sip:{host};transport={transport}"))
             .header("Via", format!("{};branch={}", local.via, branch()))
             .header("Max-Forwards", "70")
-            .header(
-                "From",
-                format!("<sip:mediation@{}>;tag={}", self.cfg.advertise, token(10)),
-            )
+            .header("From", format!("<sip:mediation@{ours}>;tag={}", token(10)))
             .header("To", format!("<sip:{host}>"))
             .header("Call-ID", call_id.clone())
             .header("CSeq", "1 OPTIONS")
@@ -846,7 +856,7 @@ impl<P: PortAllocator> Engine<P> {
                 &sdp::LegSdpParams {
                     session_id: call.b.sdp_session,
                     version,
-                    address: self.cfg.advertise,
+                    address: call.b.local.address,
                     port: call.b.port,
                     proto: call.b.srtp_proto(ours_key.is_some()),
                     crypto: ours_key.iter().cloned().collect(),
@@ -863,7 +873,7 @@ impl<P: PortAllocator> Engine<P> {
                 &sdp::LegSdpParams {
                     session_id: call.a.sdp_session,
                     version,
-                    address: self.cfg.advertise,
+                    address: call.a.local.address,
                     port: call.a.port,
                     proto: a_audio.proto.clone(),
                     crypto: ours_key.iter().cloned().collect(),
@@ -1506,11 +1516,19 @@ impl<P: PortAllocator> Engine<P> {
             self.reply(conn, msg, 400, reason, Some(why));
             return;
         }
-        let (a_port, b_port) = (self.ports.allocate(), self.ports.allocate());
+        // Each leg's address and media ports are of its peer's family.
+        let a_address = self.address_toward(peer.remote.ip());
+        let (a_family, b_family) = (
+            IpFamily::of(a_address),
+            IpFamily::of(self.callee_address(direction, &gateway)),
+        );
+        let (a_port, b_port) = (self.ports.allocate(a_family), self.ports.allocate(b_family));
         let (Some(a_port), Some(b_port)) = (a_port, b_port) else {
             // One of the two may have been handed out: give it back.
-            for port in [a_port, b_port].into_iter().flatten() {
-                self.ports.release(port);
+            for (family, port) in [(a_family, a_port), (b_family, b_port)] {
+                if let Some(port) = port {
+                    self.ports.release(family, port);
+                }
             }
             return refuse(
                 self,
@@ -1522,7 +1540,7 @@ impl<P: PortAllocator> Engine<P> {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let a_local = self.local_for(&peer.peer, peer.is_verified_mtls());
+        let a_local = self.local_for(&peer.peer, peer.is_verified_mtls(), a_address);
         let callee = CalleeRequest {
             phone: matches!(request_uri, Uri::Tel(_)),
             user: called,
@@ -1622,12 +1640,15 @@ impl<P: PortAllocator> Engine<P> {
         callee: &CalleeRequest,
         srtp_allowed: bool,
     ) -> (BLeg, Bytes) {
+        // Our address on this leg, of the family of the callee's configured address.
+        let ours = self.callee_address(direction, gateway);
         let (target, offers_srtp, lync_style) = match direction {
             Direction::FromGateway => (
                 Target {
                     peer: Peer::NextHop,
                     address: self.cfg.next_hop_address.clone(),
                     tls_identity: Some(self.cfg.next_hop_identity.clone()),
+                    family: IpFamily::of(ours),
                 },
                 policy::offer_srtp_to_next_hop(self.cfg.encryption),
                 None,
@@ -1649,6 +1670,7 @@ impl<P: PortAllocator> Engine<P> {
                         address: g.address.clone(),
                         tls_identity: (g.transport == GatewayTransport::Tls)
                             .then(|| g.identity.clone().unwrap_or_default()),
+                        family: IpFamily::of(ours),
                     },
                     policy::offer_srtp_to_gateway(sig, g.srtp),
                     (g.srtp_offer_style == SrtpOfferStyle::AvpCrypto).then_some(
@@ -1678,7 +1700,7 @@ impl<P: PortAllocator> Engine<P> {
             &sdp::LegSdpParams {
                 session_id: sdp_session,
                 version: 1,
-                address: self.cfg.advertise,
+                address: ours,
                 port: b_port,
                 proto: match (offers_srtp, lync_style) {
                     (true, None) => Proto::Savp,
@@ -1689,16 +1711,14 @@ impl<P: PortAllocator> Engine<P> {
                 encryption: lync_style,
             },
         );
-        let local = self.local_for(&target.peer, target.tls_identity.is_some());
+        let local = self.local_for(&target.peer, target.tls_identity.is_some(), ours);
         let transport = self.uri_transport(&target.peer, target.tls_identity.is_some());
         let local_tag = token(10);
+        let host = AddressList::sip_host(ours);
         let b = BLeg {
             conn: self.conn_to(&target),
-            call_id: format!("{}@{}", token(20), self.cfg.advertise),
-            from: format!(
-                "<sip:{}@{}>;tag={local_tag}",
-                callee.caller, self.cfg.advertise
-            ),
+            call_id: format!("{}@{host}", token(20)),
+            from: format!("<sip:{}@{host}>;tag={local_tag}", callee.caller),
             local_tag,
             remote_tag: None,
             uri: format!(
@@ -1758,12 +1778,26 @@ impl<P: PortAllocator> Engine<P> {
     }
 
     /// Replaces the callee's leg with a new INVITE toward `gateway` (failover, or the same
-    /// gateway without SRTP); the old leg's dialog is forgotten.
-    fn replace_b_leg(&mut self, now: Instant, id: u64, gateway: &str, srtp_allowed: bool) {
+    /// gateway without SRTP); the old leg's dialog is forgotten. A gateway of another address
+    /// family gets media ports of its family; false (nothing changed) when there are none.
+    fn replace_b_leg(&mut self, now: Instant, id: u64, gateway: &str, srtp_allowed: bool) -> bool {
         let Some(call) = self.calls.get(&id) else {
-            return;
+            return false;
         };
-        let (direction, port) = (call.direction, call.b.port);
+        let (direction, old_family, mut port) =
+            (call.direction, call.b.local.family(), call.b.port);
+        let family = IpFamily::of(self.callee_address(direction, gateway));
+        if family != old_family {
+            let Some(new_port) = self.ports.allocate(family) else {
+                tracing::warn!(call = id, gateway, %family, "no media port pair for the gateway's address family");
+                return false;
+            };
+            self.ports.release(old_family, port);
+            port = new_port;
+        }
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
         let offer = call.a.offer.clone();
         let callee = call.callee.clone();
         let (b, invite) = self.b_leg(direction, gateway, &offer, port, &callee, srtp_allowed);
@@ -1775,6 +1809,7 @@ impl<P: PortAllocator> Engine<P> {
         self.by_b.insert(call_id, id);
         self.send(conn, invite);
         self.arm_failover(now, id);
+        true
     }
 
     /// With another gateway to try, gives the current one `failover_timeout` to answer with
@@ -1807,37 +1842,12 @@ impl<P: PortAllocator> Engine<P> {
             why,
             "failing over to the next gateway"
         );
-        self.metrics
-            .failovers
-            .with_label_values(&[&call.gateway.clone()])
-            .inc();
-        self.replace_b_leg(now, id, &next, true);
-        true
-    }
-
-    /// Our Via sent-by and Contact toward a peer.
-    fn local_for(&self, peer: &Peer, tls: bool) -> Local {
-        let port = match (peer, tls) {
-            (Peer::NextHop, _) => self.cfg.next_hop_port,
-            (Peer::Gateway(_), true) => self.cfg.gateway_tls_port,
-            (Peer::Gateway(_), false) if self.is_udp(peer) => self.cfg.gateway_udp_port,
-            (Peer::Gateway(_), false) => self.cfg.gateway_tcp_port,
-        };
-        let transport = self.uri_transport(peer, tls);
-        // RFC 3581: over UDP, ask for responses to come back to the port we sent from.
-        let (proto, rport) = match transport {
-            "tls" => ("TLS", ""),
-            "udp" => ("UDP", ";rport"),
-            _ => ("TCP", ""),
-        };
-        let host = match self.cfg.advertise {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        Local {
-            via: format!("SIP/2.0/{proto} {host}:{port}{rport}"),
-            contact: format!("<sip:mediation@{host}:{port};transport={transport}>"),
+        let from = call.gateway.clone();
+        if !self.replace_b_leg(now, id, &next, true) {
+            return false;
         }
+        self.metrics.failovers.with_label_values(&[&from]).inc();
+        true
     }
 
     /// True when `peer` is a gateway configured with `transport = "udp"`.
@@ -2061,8 +2071,8 @@ impl<P: PortAllocator> Engine<P> {
         // INVITE's Call-ID around and would take a second INVITE on it for a retransmission.
         let (conn, gateway) = (call.b.conn, call.gateway.clone());
         self.send(conn, ack);
-        self.replace_b_leg(now, id, &gateway, false);
-        true
+        // The same gateway, so the same family and ports: this does not fail.
+        self.replace_b_leg(now, id, &gateway, false)
     }
 
     fn on_answer(&mut self, now: Instant, id: u64, msg: &Message, s: &View) {
@@ -2308,7 +2318,7 @@ impl<P: PortAllocator> Engine<P> {
             &sdp::LegSdpParams {
                 session_id: call.a.sdp_session,
                 version: call.a.sdp_version,
-                address: self.cfg.advertise,
+                address: call.a.local.address,
                 port: call.a.port,
                 proto: a_audio.proto.clone(),
                 crypto: a_answer_crypto.clone(),
@@ -2569,8 +2579,8 @@ impl<P: PortAllocator> Engine<P> {
     fn release_ports(&mut self, id: u64) {
         if let Some(call) = self.calls.get_mut(&id) {
             if !call.media_started && call.a.port != 0 {
-                self.ports.release(call.a.port);
-                self.ports.release(call.b.port);
+                self.ports.release(call.a.local.family(), call.a.port);
+                self.ports.release(call.b.local.family(), call.b.port);
                 call.a.port = 0;
                 call.b.port = 0;
             }
@@ -2592,8 +2602,8 @@ impl<P: PortAllocator> Engine<P> {
             self.out
                 .push_back(Output::Media(MediaCommand::Stop { call: id }));
         } else if call.a.port != 0 {
-            self.ports.release(call.a.port);
-            self.ports.release(call.b.port);
+            self.ports.release(call.a.local.family(), call.a.port);
+            self.ports.release(call.b.local.family(), call.b.port);
         }
     }
 }

@@ -48,10 +48,20 @@ pub enum Phase {
 /// How our side of a dialog is written on the wire.
 #[derive(Debug, Clone)]
 pub struct Local {
+    /// Our address on this leg: the `[media] advertise` address of the peer's family, in our
+    /// SDP (`c=`, `o=`), Via and Contact; the leg's media ports come from that family's pool.
+    pub address: std::net::IpAddr,
     /// `SIP/2.0/TLS` or `SIP/2.0/TCP` host:port for Via.
     pub via: String,
     /// Our Contact value.
     pub contact: String,
+}
+
+impl Local {
+    /// The family of the leg's address, and of its media ports.
+    pub fn family(&self) -> crate::config::IpFamily {
+        crate::config::IpFamily::of(self.address)
+    }
 }
 
 /// The caller's leg.

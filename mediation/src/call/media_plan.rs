@@ -7,6 +7,7 @@ pub use crate::media::{MediaSources, Protection};
 
 use super::legs::{Call, Direction};
 use super::policy::LegMedia;
+use crate::config::IpFamily;
 use crate::sdp::{AudioStream, CryptoAttribute};
 
 /// One leg of the relay.
@@ -16,6 +17,8 @@ pub struct LegPlan {
     pub label: &'static str,
     /// Our RTP port (RTCP is the next one).
     pub port: u16,
+    /// The family of the pool the port came from.
+    pub family: IpFamily,
     /// Where the peer's SDP says to send RTP (the relay latches onto the real source).
     pub remote_rtp: Option<SocketAddr>,
     /// Where to send RTCP.
@@ -90,6 +93,7 @@ pub fn plans(
     let a = LegPlan {
         label: a_label,
         port: call.a.port,
+        family: call.a.local.family(),
         remote_rtp: a_rtp,
         remote_rtcp: a_rtcp,
         rtcp_mux: a_audio.rtcp_mux,
@@ -103,6 +107,7 @@ pub fn plans(
     let b = LegPlan {
         label: b_label,
         port: call.b.port,
+        family: call.b.local.family(),
         remote_rtp: b_rtp,
         remote_rtcp: b_rtcp,
         rtcp_mux: false,

@@ -6,30 +6,34 @@ use std::time::{Duration, Instant};
 
 use super::engine::{Engine, EngineConfig, Input, MediaCommand, Output, PortAllocator};
 use super::media_plan::Protection;
-use crate::config::{EncryptionLevel, GatewayConfig, GatewayTransport, SrtpMode, SrtpOfferStyle};
+use crate::config::{
+    EncryptionLevel, GatewayConfig, GatewayTransport, IpFamily, SrtpMode, SrtpOfferStyle,
+};
 use crate::metrics::Metrics;
 use crate::sip::outgoing::ReceivedRequest;
 use crate::srtp::SrtpSuite;
 use crate::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 
-/// Hands out even ports from 30000 (at most `limit` when set) and remembers what was given
-/// back.
+/// Hands out even ports from 30000 (at most `limit` when set), whatever the family, and
+/// remembers the families asked for and what was given back.
 #[derive(Default)]
 struct Ports {
     next: u16,
     released: Vec<u16>,
     limit: Option<u16>,
+    families: Vec<(IpFamily, u16)>,
 }
 
 impl PortAllocator for Ports {
-    fn allocate(&mut self) -> Option<u16> {
+    fn allocate(&mut self, family: IpFamily) -> Option<u16> {
         if self.limit.is_some_and(|limit| self.next / 2 >= limit) {
             return None;
         }
         self.next += 2;
+        self.families.push((family, 30000 + self.next));
         Some(30000 + self.next)
     }
-    fn release(&mut self, port: u16) {
+    fn release(&mut self, _family: IpFamily, port: u16) {
         self.released.push(port);
     }
 }
@@ -77,8 +81,17 @@ const MTLS: Signalling = Signalling::Mtls {
 
 impl Harness {
     fn new(encryption: EncryptionLevel, gateways: Vec<GatewayConfig>) -> Self {
+        Self::with(encryption, gateways, |_| {})
+    }
+
+    /// As [`Harness::new`], the configuration adjusted by `adjust`.
+    fn with(
+        encryption: EncryptionLevel,
+        gateways: Vec<GatewayConfig>,
+        adjust: impl FnOnce(&mut EngineConfig),
+    ) -> Self {
         let metrics = Metrics::new();
-        let cfg = EngineConfig {
+        let mut cfg = EngineConfig {
             advertise: "192.0.2.10".parse().unwrap(),
             next_hop_address: "frontend.example.test:5061".into(),
             next_hop_identity: "frontend.example.test".into(),
@@ -101,6 +114,7 @@ impl Harness {
             media_timeout: Some(Duration::from_secs(30)),
             gateway_udp_port: 5069,
         };
+        adjust(&mut cfg);
         Harness {
             engine: Engine::new(cfg, Ports::default(), metrics.clone()),
             now: Instant::now(),
@@ -2818,4 +2832,406 @@ fn a_gateway_at_its_max_calls_is_refused_and_routed_around() {
     let outs = h.feed(nh, &invite("g3", "sip:+15551234@anything", &offer));
     let (_, who, _) = invite_on_new_connection(&outs);
     assert_eq!(who, Peer::Gateway("gw2".into()), "gw1 is full: to gw2");
+}
+
+// IPv6: each leg in the family of its peer's signalling address (docs/design.md §3).
+
+/// A relay advertising 192.0.2.10 and 2001:db8::10 (`advertise`, in that order unless given),
+/// its next hop at `next_hop`.
+fn dual_stack(gateways: Vec<GatewayConfig>, next_hop: &str, advertise: &str) -> Harness {
+    Harness::with(EncryptionLevel::Required, gateways, |cfg| {
+        cfg.advertise = advertise.parse().unwrap();
+        cfg.next_hop_address = next_hop.into();
+    })
+}
+
+const BOTH: &str = "192.0.2.10, 2001:db8::10";
+
+/// `who` over `signalling`, connected from `remote`.
+fn peer_from(
+    who: Peer,
+    signalling: Signalling,
+    listener: Listener,
+    remote: &str,
+) -> Arc<PeerIdentity> {
+    Arc::new(PeerIdentity {
+        peer: who,
+        signalling,
+        listener,
+        remote: remote.parse().unwrap(),
+    })
+}
+
+/// The target of the connection the engine opened.
+fn target(outs: &[Output]) -> super::engine::Target {
+    outs.iter()
+        .find_map(|o| match o {
+            Output::Connect { target, .. } => Some(target.clone()),
+            _ => None,
+        })
+        .expect("a connection opened")
+}
+
+/// The families the engine drew media ports from, in order.
+fn port_families(h: &mut Harness) -> Vec<IpFamily> {
+    let ports = &h.engine.ports_mut().families;
+    ports.iter().map(|(f, _)| *f).collect()
+}
+
+fn o_line(msg: &str) -> &str {
+    msg.lines().find(|l| l.starts_with("o=")).unwrap()
+}
+
+#[test]
+fn an_ipv4_gateway_calls_an_ipv6_next_hop_each_leg_in_its_family() {
+    let mut h = dual_stack(
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+        "[2001:db8::5]:5061",
+        BOTH,
+    );
+    let offer = gw_offer();
+    let gw = h.open(
+        1,
+        peer_from(
+            Peer::Gateway("gw1".into()),
+            MTLS,
+            Listener::GatewayTls,
+            "10.0.0.1:40000",
+        ),
+    );
+    let outs = h.feed(gw, &invite("v6a", "sip:+15551234@192.0.2.10", &offer));
+    let t = target(&outs);
+    assert_eq!(
+        (t.address.as_str(), t.family),
+        ("[2001:db8::5]:5061", IpFamily::V6)
+    );
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    for needle in [
+        "INVITE sip:+15551234@[2001:db8::5]:5061;transport=tls SIP/2.0\r\n",
+        "Via: SIP/2.0/TLS [2001:db8::10]:5070;branch=",
+        "Contact: <sip:mediation@[2001:db8::10]:5070;transport=tls>\r\n",
+        "From: <sip:+15550001@[2001:db8::10]>;tag=",
+        "c=IN IP6 2001:db8::10\r\n",
+    ] {
+        assert!(b_invite.contains(needle), "{needle} not in:\n{b_invite}");
+    }
+    assert!(
+        o_line(&b_invite).ends_with(" IN IP6 2001:db8::10"),
+        "{b_invite}"
+    );
+    assert!(!b_invite.contains("192.0.2.10"), "{b_invite}");
+    assert_eq!(port_families(&mut h), [IpFamily::V4, IpFamily::V6]);
+
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer_from(
+                Peer::NextHop,
+                MTLS,
+                Listener::Outbound,
+                "[2001:db8::5]:5061",
+            ),
+        },
+    );
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    )
+    .replace("IN IP4 10.0.0.1", "IN IP6 2001:db8::5");
+    let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
+    let ack = &sent(&outs, nh)[0];
+    assert!(
+        ack.starts_with("ACK ") && ack.contains("Via: SIP/2.0/TLS [2001:db8::10]:5070;"),
+        "{ack}"
+    );
+    let ok = sent(&outs, gw).remove(0);
+    assert_eq!(status(&ok), 200);
+    assert!(ok.contains("c=IN IP4 192.0.2.10\r\n"), "{ok}");
+    assert!(o_line(&ok).ends_with(" IN IP4 192.0.2.10"), "{ok}");
+    assert!(
+        ok.contains("Contact: <sip:mediation@192.0.2.10:5067;transport=tls>\r\n"),
+        "{ok}"
+    );
+    assert!(!ok.contains("2001:db8"), "{ok}");
+    let legs = media_start(&outs).expect("media starts");
+    assert_eq!(
+        (legs[0].label, legs[0].family, legs[0].remote_rtp),
+        (
+            "gateway",
+            IpFamily::V4,
+            Some("10.0.0.1:4000".parse().unwrap())
+        )
+    );
+    assert_eq!(
+        (legs[1].label, legs[1].family, legs[1].remote_rtp),
+        (
+            "next_hop",
+            IpFamily::V6,
+            Some("[2001:db8::5]:5000".parse().unwrap())
+        )
+    );
+
+    // A hold from the gateway crosses to the next hop in IPv6 and is answered in IPv4.
+    let to = to_header(&ok);
+    h.feed(gw, &ack_and_bye("v6a", &to, "ACK", 1));
+    let hold = offer.replace("a=sendrecv", "a=sendonly");
+    let outs = h.feed(gw, &reinvite("v6a", &to, &hold, 2));
+    let relayed = sent(&outs, nh)[0].clone();
+    assert!(relayed.contains("c=IN IP6 2001:db8::10\r\n"), "{relayed}");
+    assert!(
+        relayed.contains("Via: SIP/2.0/TLS [2001:db8::10]:5070;"),
+        "{relayed}"
+    );
+    let held = answer.replace("a=sendrecv", "a=recvonly");
+    let outs = h.feed(nh, &respond(&relayed, 200, "OK", Some(&held)));
+    let held = &sent(&outs, gw)[0];
+    assert_eq!(status(held), 200, "{held}");
+    assert!(held.contains("c=IN IP4 192.0.2.10\r\n"), "{held}");
+
+    // The gateway hangs up: the BYE toward the next hop is ours in IPv6.
+    let outs = h.feed(gw, &ack_and_bye("v6a", &to, "BYE", 3));
+    let bye = &sent(&outs, nh)[0];
+    assert!(
+        bye.starts_with("BYE ") && bye.contains("Via: SIP/2.0/TLS [2001:db8::10]:5070;"),
+        "{bye}"
+    );
+}
+
+#[test]
+fn a_call_from_an_ipv6_next_hop_is_answered_in_ipv6_and_offered_to_the_gateway_in_ipv4() {
+    let mut g = gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional);
+    g.address = "10.0.0.1:5067".into();
+    let mut h = dual_stack(vec![g], "[2001:db8::5]:5061", BOTH);
+    let nh = h.open(
+        1,
+        peer_from(
+            Peer::NextHop,
+            MTLS,
+            Listener::NextHop,
+            "[2001:db8::5]:40000",
+        ),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    )
+    .replace("IN IP4 10.0.0.1", "IN IP6 2001:db8::5");
+    let outs = h.feed(nh, &invite("v6b", "sip:+15551234@gw1", &offer));
+    assert_eq!(target(&outs).family, IpFamily::V4);
+    let (gw, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, gw).remove(0);
+    assert!(b_invite.contains("c=IN IP4 192.0.2.10\r\n"), "{b_invite}");
+    assert!(
+        b_invite.contains("Via: SIP/2.0/TLS 192.0.2.10:5067;"),
+        "{b_invite}"
+    );
+    assert!(!b_invite.contains("2001:db8"), "{b_invite}");
+    assert_eq!(port_families(&mut h), [IpFamily::V6, IpFamily::V4]);
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: gw,
+            peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+        },
+    );
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    let outs = h.feed(gw, &respond(&b_invite, 200, "OK", Some(&answer)));
+    let ok = sent(&outs, nh).remove(0);
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert!(ok.contains("c=IN IP6 2001:db8::10\r\n"), "{ok}");
+    assert!(o_line(&ok).ends_with(" IN IP6 2001:db8::10"), "{ok}");
+    assert!(
+        ok.contains("Contact: <sip:mediation@[2001:db8::10]:5070;transport=tls>\r\n"),
+        "{ok}"
+    );
+    let legs = media_start(&outs).expect("media starts");
+    assert_eq!((legs[0].label, legs[0].family), ("gateway", IpFamily::V4));
+    assert_eq!((legs[1].label, legs[1].family), ("next_hop", IpFamily::V6));
+}
+
+#[test]
+fn a_peer_known_by_host_name_gets_the_first_advertise_address() {
+    let mut h = dual_stack(
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+        "frontend.example.test:5061",
+        "2001:db8::10, 192.0.2.10",
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(gw, &invite("v6c", "sip:+15551234@192.0.2.10", &gw_offer()));
+    assert_eq!(target(&outs).family, IpFamily::V6);
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    assert!(b_invite.contains("c=IN IP6 2001:db8::10\r\n"), "{b_invite}");
+    // The caller came from 10.0.0.1: its leg is IPv4 whatever the order.
+    assert_eq!(port_families(&mut h), [IpFamily::V4, IpFamily::V6]);
+}
+
+#[test]
+fn failover_to_a_gateway_of_the_other_family_moves_the_leg_and_its_ports() {
+    let mut g1 = gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional);
+    g1.address = "10.0.0.3:5067".into();
+    let mut g2 = gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional);
+    g2.address = "[2001:db8::6]:5068".into();
+    let mut h = dual_stack(vec![g1, g2], "frontend.example.test:5061", BOTH);
+    routed(&mut h);
+    let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    let outs = h.feed(nh, &invite("v6d", "sip:+15551234@anything", &offer));
+    let (gw1, _, first) = invite_on_new_connection(&outs);
+    assert!(first.contains("c=IN IP4 192.0.2.10\r\n"), "{first}");
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: gw1,
+            peer: peer(Peer::Gateway("gw1".into()), MTLS, Listener::Outbound),
+        },
+    );
+    let outs = h.feed(gw1, &respond(&first, 503, "Service Unavailable", None));
+    assert_eq!(target(&outs).family, IpFamily::V6);
+    let (_, who, second) = invite_on_new_connection(&outs);
+    assert_eq!(who, Peer::Gateway("gw2".into()));
+    for needle in [
+        "INVITE sip:+15551234@[2001:db8::6]:5068;transport=tcp SIP/2.0\r\n",
+        "Via: SIP/2.0/TCP [2001:db8::10]:5068;branch=",
+        "c=IN IP6 2001:db8::10\r\n",
+        "m=audio 30006 RTP/AVP",
+    ] {
+        assert!(second.contains(needle), "{needle} not in:\n{second}");
+    }
+    let ports = h.engine.ports_mut();
+    assert_eq!(ports.released, [30004], "the IPv4 pair goes back");
+    assert_eq!(ports.families.last(), Some(&(IpFamily::V6, 30006)));
+}
+
+#[test]
+fn our_via_with_either_address_is_a_loop() {
+    for ours in [
+        "192.0.2.10:5070",
+        "[2001:db8::10]:5070",
+        "[2001:db8::10]:5068",
+    ] {
+        let mut h = dual_stack(
+            vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+            "frontend.example.test:5061",
+            BOTH,
+        );
+        let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+        let looped = invite("loop6", "sip:+15551234@gw1", &gw_offer()).replace(
+            "Via: SIP/2.0/TLS 10.0.0.1:5067;branch=z9hG4bK-loop6\r\n",
+            &format!(
+                "Via: SIP/2.0/TLS 10.0.0.1:5067;branch=z9hG4bK-loop6\r\nVia: SIP/2.0/TLS {ours};branch=z9hG4bK-ours\r\n"
+            ),
+        );
+        let outs = h.feed(nh, &looped);
+        assert_eq!(status(&sent(&outs, nh)[0]), 482, "{ours}");
+        assert!(connected(&outs).is_none(), "{ours}");
+    }
+}
+
+#[test]
+fn options_probes_to_an_ipv6_gateway_are_written_in_ipv6() {
+    let mut g = gateway("gw6", GatewayTransport::Tls, SrtpMode::Optional);
+    g.address = "[2001:db8::6]:5067".into();
+    g.options_interval_secs = 30;
+    let mut h = dual_stack(vec![g], "frontend.example.test:5061", BOTH);
+    h.engine.start(h.now);
+    h.now += Duration::from_secs(1);
+    h.engine.handle_timeout(h.now);
+    let outs = h.drain();
+    assert_eq!(target(&outs).family, IpFamily::V6);
+    let (conn, _) = connected(&outs).unwrap();
+    let probe = sent(&outs, conn).remove(0);
+    for needle in [
+        "OPTIONS sip:[2001:db8::6];transport=tls SIP/2.0\r\n",
+        "Via: SIP/2.0/TLS [2001:db8::10]:5067;branch=",
+        "From: <sip:mediation@[2001:db8::10]>;tag=",
+        "To: <sip:[2001:db8::6]>\r\n",
+        "Contact: <sip:mediation@[2001:db8::10]:5067;transport=tls>\r\n",
+    ] {
+        assert!(probe.contains(needle), "{needle} not in:\n{probe}");
+    }
+    assert!(
+        probe
+            .lines()
+            .any(|l| l.starts_with("Call-ID: probe-") && l.ends_with("@[2001:db8::10]")),
+        "{probe}"
+    );
+}
+
+/// The next hop, over IPv6, ends the call with a BYE addressed to our IPv6 Contact.
+#[test]
+fn an_ipv6_next_hop_hangs_up_with_a_bye_to_our_ipv6_contact() {
+    let mut h = dual_stack(
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+        "[2001:db8::5]:5061",
+        BOTH,
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let outs = h.feed(gw, &invite("v6e", "sip:+15551234@192.0.2.10", &gw_offer()));
+    let (nh, _) = connected(&outs).unwrap();
+    let b_invite = sent(&outs, nh).remove(0);
+    h.engine.handle(
+        h.now,
+        Input::Opened {
+            conn: nh,
+            peer: peer_from(
+                Peer::NextHop,
+                MTLS,
+                Listener::Outbound,
+                "[2001:db8::5]:5061",
+            ),
+        },
+    );
+    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
+    let answer = sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    )
+    .replace("IN IP4 10.0.0.1", "IN IP6 2001:db8::5");
+    // The peer's own response, parsed from our INVITE as it is (IPv6 Request-URI and all).
+    let ok = respond(&b_invite, 200, "OK", Some(&answer)).replace(
+        "<sip:callee@10.0.0.2:5061;",
+        "<sip:callee@[2001:db8::5]:5061;",
+    );
+    let outs = h.feed(nh, &ok);
+    assert_eq!(status(&sent(&outs, gw)[0]), 200);
+    let call_id = b_invite
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID: "))
+        .unwrap();
+    let from = b_invite
+        .lines()
+        .find_map(|l| l.strip_prefix("From: "))
+        .unwrap();
+    let bye = format!(
+        "BYE sip:mediation@[2001:db8::10]:5070;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS [2001:db8::5]:5061;branch=z9hG4bK-bye6\r\nMax-Forwards: 70\r\n\
+         From: <sip:+15551234@[2001:db8::5]>;tag=callee\r\nTo: {from}\r\n\
+         Call-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let outs = h.feed(nh, &bye);
+    assert_eq!(status(&sent(&outs, nh)[0]), 200);
+    assert!(sent(&outs, gw)[0].starts_with("BYE "));
+    assert_eq!(h.engine.calls(), 0);
 }

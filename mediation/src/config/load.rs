@@ -4,10 +4,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::locate::{Locator, Seg};
-use super::model::{Config, EncryptionLevel, GatewayTransport, SrtpMode};
+use super::model::{AddressList, Config, EncryptionLevel, GatewayTransport, IpFamily, SrtpMode};
 
 /// Most media threads `[media] threads` may ask for (far beyond any core count a relay box has).
 const MAX_MEDIA_THREADS: usize = 1024;
@@ -135,6 +136,24 @@ pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
     (!host.is_empty() && port != 0 && !host.contains(char::is_whitespace)).then_some((host, port))
 }
 
+/// The host of `host:port` when it is an IP address.
+fn literal_ip(s: &str) -> Option<IpAddr> {
+    split_host_port(s).and_then(|(host, _)| host.parse().ok())
+}
+
+/// What is wrong with a `host:port` value, if anything: an IPv6 address must be bracketed
+/// (`[2001:db8::1]:5061`), as it is in the SIP URIs written from it.
+fn host_port_problem(s: &str) -> Option<String> {
+    let Some((host, port)) = split_host_port(s) else {
+        return Some(format!(
+            "expected \"host:port\" (\"[v6]:port\" for IPv6), got \"{s}\""
+        ));
+    };
+    (host.contains(':') && !s.starts_with('[')).then(|| {
+        format!("an IPv6 address is written in brackets: expected \"[{host}]:{port}\", got \"{s}\"")
+    })
+}
+
 struct Checker<'a, 's> {
     locator: &'a Locator<'s>,
     problems: Vec<Problem>,
@@ -253,11 +272,8 @@ impl<'a, 's> Checker<'a, 's> {
         }
 
         // [next_hop]
-        if split_host_port(&c.next_hop.address).is_none() {
-            self.problem(
-                &[Key("next_hop"), Key("address")],
-                format!("expected \"host:port\", got \"{}\"", c.next_hop.address),
-            );
+        if let Some(why) = host_port_problem(&c.next_hop.address) {
+            self.problem(&[Key("next_hop"), Key("address")], why);
         }
         if c.next_hop.identity.trim().is_empty() {
             self.problem(
@@ -289,11 +305,8 @@ impl<'a, 's> Checker<'a, 's> {
                     format!("gateway name \"{}\" is used twice", g.name),
                 );
             }
-            if split_host_port(&g.address).is_none() {
-                self.problem(
-                    &at("address"),
-                    format!("expected \"host:port\", got \"{}\"", g.address),
-                );
+            if let Some(why) = host_port_problem(&g.address) {
+                self.problem(&at("address"), why);
             }
             match g.transport {
                 GatewayTransport::Tcp if g.srtp == SrtpMode::Required => self.problem(
@@ -358,6 +371,7 @@ impl<'a, 's> Checker<'a, 's> {
                 ),
             );
         }
+        self.check_families(c);
         self.check_suites(&[Key("media")], &c.media.srtp_suites, c.tls.fips);
         if crate::srtp::ReplayWindow::new(c.media.replay_window).is_err() {
             self.problem(
@@ -457,6 +471,126 @@ impl<'a, 's> Checker<'a, 's> {
             );
         }
         self.problems
+    }
+
+    /// `[media] advertise` and `bind`: at least one address to advertise, at most one address
+    /// per family in each, a bind only for a family that is advertised; and every peer address
+    /// written as an IP address (next hop, gateways and their sources) of an advertised family,
+    /// reachable from the UDP socket for `udp` gateways.
+    fn check_families(&mut self, c: &Config) {
+        use Seg::{Index, Key};
+        let media = &c.media;
+        // A one-address list is written as a plain string: name the field without an index.
+        let at = |key: &'static str, list: &AddressList, i: usize| {
+            let mut path = vec![Key("media"), Key(key)];
+            if list.as_slice().len() > 1 {
+                path.push(Index(i));
+            }
+            path
+        };
+        if media.advertise.is_empty() {
+            self.problem(
+                &[Key("media"), Key("advertise")],
+                "expected the address peers send media to (one per family at most)",
+            );
+        }
+        for (key, list) in [("advertise", &media.advertise), ("bind", &media.bind)] {
+            for (i, family) in list.repeated_families() {
+                self.problem(
+                    &at(key, list, i),
+                    format!(
+                        "{} is a second {family} address: [media] {key} takes at most one address per family (one IPv4, one IPv6)",
+                        list.as_slice()[i]
+                    ),
+                );
+            }
+        }
+        for (i, ip) in media.advertise.as_slice().iter().enumerate() {
+            if ip.is_unspecified() || ip.is_multicast() {
+                self.problem(
+                    &at("advertise", &media.advertise, i),
+                    format!("{ip} is not an address peers can send media to"),
+                );
+            }
+        }
+        for (i, ip) in media.bind.as_slice().iter().enumerate() {
+            let family = IpFamily::of(*ip);
+            if media.advertise.get(family).is_none() {
+                self.problem(
+                    &at("bind", &media.bind, i),
+                    format!("{ip} is {family} but [media] advertise has no {family} address"),
+                );
+            }
+        }
+        if media.advertise.is_empty() {
+            return;
+        }
+        let unadvertised = |ip: IpAddr| {
+            let family = IpFamily::of(ip);
+            media.advertise.get(family).is_none().then_some(family)
+        };
+        if let Some(family) = literal_ip(&c.next_hop.address).and_then(unadvertised) {
+            self.problem(
+                &[Key("next_hop"), Key("address")],
+                format!(
+                    "next hop address {} is {family} but [media] advertise has no {family} address",
+                    c.next_hop.address
+                ),
+            );
+        }
+        let udp = c.gateway_listen.udp;
+        // A socket on `::` takes IPv4 too (dual stack); one on an IPv4 address or a given IPv6
+        // address reaches its own family only.
+        let udp_misses = |ip: IpAddr| {
+            udp.filter(|u| {
+                let dual = u.ip() == IpFamily::V6.unspecified();
+                !dual && IpFamily::of(u.ip()) != IpFamily::of(ip)
+            })
+        };
+        for (i, g) in c.gateways.iter().enumerate() {
+            let is_udp = g.transport == GatewayTransport::Udp;
+            if let Some(ip) = literal_ip(&g.address) {
+                let family = IpFamily::of(ip);
+                if unadvertised(ip).is_some() {
+                    self.problem(
+                        &[Key("gateway"), Index(i), Key("address")],
+                        format!(
+                            "gateway {} address {} is {family} but [media] advertise has no {family} address",
+                            g.name, g.address
+                        ),
+                    );
+                } else if let Some(u) = udp_misses(ip).filter(|_| is_udp) {
+                    self.problem(
+                        &[Key("gateway"), Index(i), Key("address")],
+                        format!(
+                            "gateway {} address {} is {family} but [gateway_listen] udp {u} cannot send to it: bind the UDP socket to \"[::]:{}\" (both families)",
+                            g.name, g.address, u.port()
+                        ),
+                    );
+                }
+            }
+            for (j, ip) in g.sources.iter().enumerate() {
+                let family = IpFamily::of(*ip);
+                let path = [Key("gateway"), Index(i), Key("sources"), Index(j)];
+                if unadvertised(*ip).is_some() {
+                    self.problem(
+                        &path,
+                        format!(
+                            "gateway {} source {ip} is {family} but [media] advertise has no {family} address",
+                            g.name
+                        ),
+                    );
+                } else if let Some(u) = udp_misses(*ip).filter(|_| is_udp) {
+                    self.problem(
+                        &path,
+                        format!(
+                            "gateway {} source {ip} is {family} but [gateway_listen] udp {u} does not receive {family}: bind the UDP socket to \"[::]:{}\" (both families)",
+                            g.name, u.port()
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     fn file(&mut self, path: &[Seg], file: &Path) {
@@ -725,6 +859,188 @@ ports = "40000-40009"
         let p = problems(&src);
         let fields: Vec<_> = p.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["gateway[0].identity", "gateway[1].name"]);
+    }
+
+    #[test]
+    fn advertise_is_one_address_or_one_per_family_and_binds_default_per_family() {
+        let c = load_str(&valid(), &base()).unwrap();
+        let v4: IpAddr = "192.0.2.10".parse().unwrap();
+        assert_eq!(c.media.advertise.as_slice(), [v4]);
+        assert_eq!(
+            c.media.bind_for(IpFamily::V4),
+            Some("0.0.0.0".parse().unwrap())
+        );
+        assert_eq!(c.media.bind_for(IpFamily::V6), None);
+
+        let src = valid().replace(
+            "advertise = \"192.0.2.10\"",
+            "advertise = [\"192.0.2.10\", \"2001:db8::10\"]\nbind = \"2001:db8::10\"",
+        );
+        let c = load_str(&src, &base()).unwrap();
+        assert_eq!(c.media.advertise.get(IpFamily::V4), Some(v4));
+        assert_eq!(
+            c.media.advertise.get(IpFamily::V6),
+            Some("2001:db8::10".parse().unwrap())
+        );
+        assert_eq!(
+            c.media.bind_for(IpFamily::V4),
+            Some("0.0.0.0".parse().unwrap())
+        );
+        assert_eq!(
+            c.media.bind_for(IpFamily::V6),
+            Some("2001:db8::10".parse().unwrap())
+        );
+        let src = valid().replace("advertise = \"192.0.2.10\"", "advertise = [\"::1\"]");
+        let c = load_str(&src, &base()).unwrap();
+        assert_eq!(c.media.bind_for(IpFamily::V6), Some("::".parse().unwrap()));
+        assert_eq!(c.media.bind_for(IpFamily::V4), None);
+    }
+
+    #[test]
+    fn two_addresses_of_a_family_are_refused_with_field_and_line() {
+        let src = valid().replace(
+            "advertise = \"192.0.2.10\"",
+            "advertise = [\"192.0.2.10\", \"192.0.2.11\"]\nbind = [\"::1\", \"::2\"]",
+        );
+        let p = problems(&src);
+        let fields: Vec<_> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "media.advertise[1]",
+                "media.bind[1]",
+                "media.bind[0]",
+                "media.bind[1]"
+            ],
+            "{p:?}"
+        );
+        assert_eq!(p[0].line, Some(21));
+        assert!(
+            p[0].message.contains("192.0.2.11 is a second IPv4 address")
+                && p[0]
+                    .message
+                    .contains("[media] advertise takes at most one address per family"),
+            "{}",
+            p[0]
+        );
+        assert_eq!(p[1].line, Some(22));
+        assert!(p[1].message.contains("second IPv6"), "{}", p[1]);
+        assert!(
+            p[2].message
+                .contains("::1 is IPv6 but [media] advertise has no IPv6 address"),
+            "{}",
+            p[2]
+        );
+        let p = problems(&valid().replace("\"192.0.2.10\"", "[]"));
+        assert_eq!(p[0].field, "media.advertise");
+        let p = problems(&valid().replace("\"192.0.2.10\"", "\"0.0.0.0\""));
+        assert_eq!(p[0].field, "media.advertise");
+        assert!(
+            p[0].message.contains("not an address peers can send"),
+            "{}",
+            p[0]
+        );
+        let p = problems(&valid().replace("\"192.0.2.10\"", "\"media.example\""));
+        assert_eq!(p[0].field, "media.advertise");
+        assert_eq!(p[0].line, Some(21));
+    }
+
+    #[test]
+    fn peers_of_a_family_we_do_not_advertise_are_refused_with_field_and_line() {
+        let src = valid()
+            .replace("frontend.example.test:5061", "[2001:db8::5]:5061")
+            .replace(
+                "name = \"gw1\"\naddress = \"gw1.example.test:5067\"",
+                "name = \"gw6\"\naddress = \"[::1]:5998\"",
+            )
+            + "\n[[gateway]]\nname = \"gw7\"\naddress = \"gw7.example.test:5068\"\ntransport = \"tcp\"\nsources = [\"192.0.2.7\", \"2001:db8::7\"]\n";
+        let p = problems(&src);
+        let fields: Vec<_> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "next_hop.address",
+                "gateway[0].address",
+                "gateway[1].sources[1]"
+            ],
+            "{p:?}"
+        );
+        assert_eq!(p[0].line, Some(11));
+        assert!(
+            p[0].message.contains(
+                "next hop address [2001:db8::5]:5061 is IPv6 but [media] advertise has no IPv6 address"
+            ),
+            "{}",
+            p[0]
+        );
+        assert_eq!(p[1].line, Some(16));
+        assert_eq!(
+            p[1].message,
+            "gateway gw6 address [::1]:5998 is IPv6 but [media] advertise has no IPv6 address"
+        );
+        assert!(p[2].line.is_some());
+        assert!(
+            p[2].message
+                .contains("gateway gw7 source 2001:db8::7 is IPv6"),
+            "{}",
+            p[2]
+        );
+        // With an IPv6 address to advertise, the same peers are fine.
+        let both = src.replace(
+            "advertise = \"192.0.2.10\"",
+            "advertise = [\"192.0.2.10\", \"2001:db8::10\"]",
+        );
+        load_str(&both, &base()).unwrap();
+        // And an IPv6-only relay refuses its IPv4 source.
+        let v6_only = src.replace("advertise = \"192.0.2.10\"", "advertise = \"2001:db8::10\"");
+        let p = problems(&v6_only);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "gateway[1].sources[0]");
+        assert!(p[0].message.contains("is IPv4 but"), "{}", p[0]);
+    }
+
+    #[test]
+    fn ipv6_host_ports_need_brackets_and_udp_gateways_a_socket_that_reaches_them() {
+        let p = problems(&valid().replace("frontend.example.test:5061", "2001:db8::5:5061"));
+        assert_eq!(p[0].field, "next_hop.address");
+        assert!(
+            p[0].message.contains("expected \"[2001:db8::5]:5061\""),
+            "{}",
+            p[0]
+        );
+        let udp = |listen: &str| {
+            valid()
+                .replace(
+                    "address = \"gw1.example.test:5067\"\ntransport = \"tls\"\nidentity = \"gw1.example.test\"",
+                    "address = \"[2001:db8::9]:5060\"\ntransport = \"udp\"",
+                )
+                .replace(
+                    "advertise = \"192.0.2.10\"",
+                    "advertise = [\"192.0.2.10\", \"2001:db8::10\"]",
+                )
+                .replace(
+                    "[media]",
+                    &format!("[gateway_listen]\nudp = \"{listen}\"\n\n[media]"),
+                )
+        };
+        let p = problems(&udp("0.0.0.0:5069"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "gateway[0].address");
+        assert!(p[0].message.contains("\"[::]:5069\""), "{}", p[0]);
+        load_str(&udp("[::]:5069"), &base()).unwrap();
+        load_str(&udp("[2001:db8::10]:5069"), &base()).unwrap();
+    }
+
+    #[test]
+    fn listeners_and_metrics_may_be_ipv6() {
+        let src = valid().replace("127.0.0.1:5070", "[::1]:5070").replace(
+            "[media]",
+            "[gateway_listen]\ntls = \"[::]:5067\"\ntcp = \"[::1]:5068\"\nudp = \"[::]:5069\"\n\n[metrics]\nlisten = \"[::1]:9464\"\n\n[media]",
+        );
+        let c = load_str(&src, &base()).unwrap();
+        assert_eq!(c.next_hop.listen, "[::1]:5070".parse().unwrap());
+        assert_eq!(c.metrics.listen, "[::1]:9464".parse().unwrap());
+        assert_eq!(c.gateway_listen.udp, Some("[::]:5069".parse().unwrap()));
     }
 
     #[test]

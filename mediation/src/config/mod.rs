@@ -1,8 +1,10 @@
 //! The service configuration: one TOML file whose shape is a contract with operators
 //! (docs/design.md §3). `model` holds the typed fields, `load` parses and validates a file and
 //! reports every problem with its field and line, `locate` maps fields to lines, `warnings`
-//! names the allowed settings that weaken a promise.
+//! names the allowed settings that weaken a promise, `address_list` holds addresses given once
+//! per IP family.
 
+mod address_list;
 mod ip_net;
 mod load;
 mod locate;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use super::address_list::{AddressList, IpFamily};
 pub use crate::media::MediaSources;
 
 use crate::srtp::SrtpSuite;
@@ -302,11 +303,15 @@ pub enum SrtpMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaConfig {
-    /// Local address the media sockets bind to.
-    #[serde(default = "default_media_bind")]
-    pub bind: IpAddr,
-    /// Address written into SDP, the one peers send media to.
-    pub advertise: IpAddr,
+    /// Local addresses the media sockets bind to, at most one per family (`"192.0.2.10"` or
+    /// `["192.0.2.10", "2001:db8::10"]`); a family not given binds to `0.0.0.0` or `::`. Each
+    /// family needs an `advertise` address.
+    #[serde(default)]
+    pub bind: AddressList,
+    /// Addresses written into SDP (the ones peers send media to) and into our Via and Contact,
+    /// at most one per family. Each leg uses the one of its peer's family; a peer known only by
+    /// host name gets the first one's.
+    pub advertise: AddressList,
     /// UDP port range for RTP/RTCP pairs, `first-last`.
     #[serde(default = "default_ports")]
     pub ports: PortRange,
@@ -336,8 +341,13 @@ fn default_media_timeout() -> u64 {
     30
 }
 
-fn default_media_bind() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
+impl MediaConfig {
+    /// The address media sockets of `family` bind to: `bind`'s of that family, else the
+    /// family's unspecified address; `None` when `advertise` has no address of that family.
+    pub fn bind_for(&self, family: IpFamily) -> Option<IpAddr> {
+        self.advertise.get(family)?;
+        Some(self.bind.get(family).unwrap_or(family.unspecified()))
+    }
 }
 
 fn default_ports() -> PortRange {

@@ -35,6 +35,12 @@ pub enum PortError {
         /// Pairs held by calls.
         in_use: usize,
     },
+    /// No pool serves this address family (`[media] advertise` has no address of it).
+    #[error("no media ports for {family}: [media] advertise has no {family} address")]
+    NoFamily {
+        /// The family asked for.
+        family: crate::config::IpFamily,
+    },
     /// Binding failed for a reason other than the port being taken (e.g. the bind address is
     /// not local), so trying other ports would not help.
     #[error("cannot bind media sockets on {addr}: {source}")]
@@ -226,11 +232,29 @@ fn is_taken(e: &io::Error) -> bool {
 }
 
 fn bind_pair(ip: IpAddr, rtp_port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
-    let rtp = UdpSocket::bind(SocketAddr::new(ip, rtp_port))?;
-    let rtcp = UdpSocket::bind(SocketAddr::new(ip, rtp_port + 1))?;
+    let rtp = bind_one(SocketAddr::new(ip, rtp_port))?;
+    let rtcp = bind_one(SocketAddr::new(ip, rtp_port + 1))?;
     rtp.set_nonblocking(true)?;
     rtcp.set_nonblocking(true)?;
     Ok((rtp, rtcp))
+}
+
+/// One UDP socket on `addr`. IPv6 sockets are IPv6 only (`IPV6_V6ONLY`): a socket on `::` would
+/// otherwise take IPv4 too and claim the port from the IPv4 pool, which uses the same range.
+fn bind_one(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    if addr.is_ipv4() {
+        return UdpSocket::bind(addr);
+    }
+    let fd = rustix::net::socket_with(
+        AddressFamily::INET6,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    sockopt::set_ipv6_v6only(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    Ok(UdpSocket::from(fd))
 }
 
 /// The claim on one pair of the pool; dropping it returns the pair. Held by whoever holds the
@@ -412,6 +436,54 @@ mod tests {
         // TEST-NET-1: never a local address.
         let pool = PortPool::new("192.0.2.1".parse().unwrap(), free_range(2)).unwrap();
         assert!(matches!(pool.allocate(), Err(PortError::Bind { .. })));
+    }
+
+    /// IPv6 loopback pairs, bound IPv6 only: the same ports stay free for the IPv4 pool.
+    #[test]
+    fn ipv6_pairs_bind_on_ipv6_only() {
+        let v6: IpAddr = "::1".parse().unwrap();
+        let range = free_range(8);
+        let pool = PortPool::new(v6, range.clone()).unwrap();
+        let leg = pool.allocate().unwrap();
+        assert_eq!(leg.rtp.local_addr().unwrap().ip(), v6);
+        assert_eq!(leg.rtcp.local_addr().unwrap().port(), leg.rtcp_port());
+        assert!(range.contains(&leg.rtp_port()));
+        // A pool on `::` beside one on 0.0.0.0 over the same range: a port is taken in both.
+        let any6 = PortPool::new("::".parse().unwrap(), range.clone()).unwrap();
+        let any4 = PortPool::new("0.0.0.0".parse().unwrap(), range).unwrap();
+        let six: Vec<_> = std::iter::from_fn(|| any6.allocate().ok()).collect();
+        let four: Vec<_> = std::iter::from_fn(|| any4.allocate().ok()).collect();
+        let ports = |legs: &[LegSockets]| {
+            let mut p: Vec<u16> = legs.iter().map(|l| l.rtp_port()).collect();
+            p.sort_unstable();
+            p
+        };
+        let both: Vec<u16> = ports(&six)
+            .into_iter()
+            .filter(|p| ports(&four).contains(p))
+            .collect();
+        assert!(
+            !both.is_empty(),
+            "v6 {:?} v4 {:?}",
+            ports(&six),
+            ports(&four)
+        );
+        // Each socket hears its own family only.
+        let leg6 = six.iter().find(|l| l.rtp_port() == both[0]).unwrap();
+        let leg4 = four.iter().find(|l| l.rtp_port() == both[0]).unwrap();
+        let sender = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+        sender.send_to(b"v4", (LOOPBACK, both[0])).unwrap();
+        let mut buf = [0u8; 4];
+        // Non-blocking sockets: wait for the datagram by polling briefly.
+        let got = (0..200).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            leg4.rtp.recv_from(&mut buf).ok()
+        });
+        assert_eq!(got.map(|(n, _)| n), Some(2));
+        assert!(
+            leg6.rtp.recv_from(&mut buf).is_err(),
+            "nothing on the IPv6 socket"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `transport = "udp"` gateway there is no connection to make: the UDP task opens a flow.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 use super::connection::{serve, ConnId, SipEvent};
 use super::peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 use super::udp::UdpHandle;
+use crate::config::IpFamily;
 use crate::metrics::Metrics;
 use crate::sip::FramingLimits;
 
@@ -38,13 +40,21 @@ pub struct Connector {
 
 impl Connector {
     /// Connects in the background as `conn`; on success the connection is served like an
-    /// accepted one (its first event is `Opened`), on failure `Closed` is sent.
-    pub fn spawn(&self, conn: ConnId, peer: Peer, address: String, tls_identity: Option<String>) {
+    /// accepted one (its first event is `Opened`), on failure `Closed` is sent. A host name's
+    /// addresses of `family` (the one our leg toward the peer advertises) are tried first.
+    pub fn spawn(
+        &self,
+        conn: ConnId,
+        peer: Peer,
+        address: String,
+        tls_identity: Option<String>,
+        family: IpFamily,
+    ) {
         let this = self.clone();
         tokio::spawn(async move {
             let attempt = tokio::time::timeout(
                 this.timeout,
-                this.connect(conn, peer.clone(), &address, tls_identity),
+                this.connect(conn, peer.clone(), &address, tls_identity, family),
             )
             .await;
             let failure = match attempt {
@@ -63,13 +73,16 @@ impl Connector {
         peer: Peer,
         address: &str,
         tls_identity: Option<String>,
+        family: IpFamily,
     ) -> Result<(), String> {
+        let remotes = resolve(address, family).await?;
         if let Peer::Gateway(name) = &peer {
             if self.udp_gateways.contains(name) {
-                return self.open_udp(conn, peer.clone(), address).await;
+                let first = *remotes.first().ok_or("resolves to no address")?;
+                return self.open_udp(conn, peer.clone(), first).await;
             }
         }
-        let tcp = TcpStream::connect(address)
+        let tcp = TcpStream::connect(&remotes[..])
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
         let _ = tcp.set_nodelay(true);
@@ -132,17 +145,47 @@ impl Connector {
     }
 
     /// Asks the UDP task for a flow toward the gateway's resolved address.
-    async fn open_udp(&self, conn: ConnId, peer: Peer, address: &str) -> Result<(), String> {
+    async fn open_udp(&self, conn: ConnId, peer: Peer, remote: SocketAddr) -> Result<(), String> {
         let udp = self.udp.as_ref().ok_or("no [gateway_listen] udp socket")?;
-        let remote = tokio::net::lookup_host(address)
-            .await
-            .map_err(|e| format!("cannot resolve: {e}"))?
-            .next()
-            .ok_or("resolves to no address")?;
         if udp.open(conn, peer, remote).await {
             Ok(())
         } else {
             Err("the UDP socket is closed".into())
+        }
+    }
+}
+
+/// The addresses of `host:port`, those of `family` first (in the resolver's order otherwise);
+/// an error when there is none.
+async fn resolve(address: &str, family: IpFamily) -> Result<Vec<SocketAddr>, String> {
+    let mut remotes: Vec<SocketAddr> = tokio::net::lookup_host(address)
+        .await
+        .map_err(|e| format!("cannot resolve: {e}"))?
+        .collect();
+    // Stable: the resolver's order within each family.
+    remotes.sort_by_key(|a| IpFamily::of(a.ip()) != family);
+    if remotes.is_empty() {
+        return Err("resolves to no address".into());
+    }
+    Ok(remotes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn addresses_of_the_leg_family_come_first() {
+        let v6 = resolve("[::1]:5061", IpFamily::V4).await.unwrap();
+        assert_eq!(v6, ["[::1]:5061".parse().unwrap()]);
+        // "localhost" may resolve to both families, in either order.
+        for family in IpFamily::ALL {
+            let all = resolve("localhost:5061", family).await.unwrap();
+            let first_other = all.iter().position(|a| IpFamily::of(a.ip()) != family);
+            let last_same = all.iter().rposition(|a| IpFamily::of(a.ip()) == family);
+            if let (Some(other), Some(same)) = (first_other, last_same) {
+                assert!(same < other, "{family}: {all:?}");
+            }
         }
     }
 }

@@ -104,6 +104,9 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => return,
         };
+        // A listener on `::` takes IPv4 too and names such a peer `::ffff:192.0.2.1`: the
+        // peer is known (admission, limits, its leg's family) by its IPv4 address.
+        let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
         let slot = match connections.acquire(remote.ip()) {
             Ok(slot) => slot,
             Err(hit) => {

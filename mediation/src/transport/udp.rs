@@ -131,7 +131,13 @@ impl Endpoint {
             };
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, remote)) => self.on_datagram(remote, &buf[..n]).await,
+                    // A socket on `::` names an IPv4 peer `::ffff:192.0.2.1`: its flow is
+                    // keyed, admitted and answered by its IPv4 address (Linux sends to an IPv4
+                    // address from a dual-stack socket), as the flows we open are.
+                    Ok((n, remote)) => {
+                        let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+                        self.on_datagram(remote, &buf[..n]).await
+                    }
                     // ICMP port unreachable surfaces here on some systems; keep serving.
                     Err(e) => tracing::debug!(error = %e, "UDP receive failed"),
                 },

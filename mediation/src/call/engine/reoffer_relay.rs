@@ -93,11 +93,16 @@ impl<P: PortAllocator> Engine<P> {
             return;
         };
         let is_update = r.msg.method() == Some(&Method::Update);
-        let advertise = self.cfg.advertise;
         let Some(call) = self.calls.get_mut(&r.id) else {
             return;
         };
-        // The far leg: its key in use (ours), session, port, profile and SDP version.
+        // The far leg: our address there, its key in use (ours), session, port, profile and SDP
+        // version.
+        let address = if r.from_b {
+            call.a.local.address
+        } else {
+            call.b.local.address
+        };
         let (current_key, session_id, version, port, proto, rtcp_mux, allows_update, lync_style) =
             if r.from_b {
                 let a = &call.a;
@@ -131,7 +136,7 @@ impl<P: PortAllocator> Engine<P> {
             &sdp::LegSdpParams {
                 session_id,
                 version,
-                address: advertise,
+                address,
                 port,
                 proto,
                 crypto: our_key.iter().cloned().collect(),
@@ -301,15 +306,16 @@ impl<P: PortAllocator> Engine<P> {
         // Either party may have moved its media: the first in its offer, the other in its answer.
         self.follow_remote_sdp(id, relayed.from_b, &relayed.offer);
         self.follow_remote_sdp(id, far, &answer);
-        let advertise = self.cfg.advertise;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let offer_audio = relayed.offer.audio();
-        let (session_id, version, port) = if relayed.from_b {
-            (call.b.sdp_session, call.b.sdp_version + 1, call.b.port)
+        let (session_id, version, port, address) = if relayed.from_b {
+            let b = &call.b;
+            (b.sdp_session, b.sdp_version + 1, b.port, b.local.address)
         } else {
-            (call.a.sdp_session, call.a.sdp_version + 1, call.a.port)
+            let a = &call.a;
+            (a.sdp_session, a.sdp_version + 1, a.port, a.local.address)
         };
         let ours = sdp::answer_sdp(
             &relayed.offer,
@@ -317,7 +323,7 @@ impl<P: PortAllocator> Engine<P> {
             &sdp::LegSdpParams {
                 session_id,
                 version,
-                address: advertise,
+                address,
                 port,
                 proto: offer_audio.as_ref().map_or(Proto::Avp, |a| a.proto.clone()),
                 crypto: our_answer_key.into_iter().collect(),

@@ -24,9 +24,9 @@ impl<P: PortAllocator> Engine<P> {
         self.cfg.gateways.iter().find(|g| g.name == name)
     }
 
-    /// A request that already went through us (one of our Via sent-by values is in it) has
-    /// looped (RFC 3261 §16.3 item 4 applies to proxies; a B2BUA that relayed it would
-    /// otherwise relay it again and again).
+    /// A request that already went through us (one of our Via sent-by values, with any of our
+    /// advertise addresses, is in it) has looped (RFC 3261 §16.3 item 4 applies to proxies; a
+    /// B2BUA that relayed it would otherwise relay it again and again).
     pub(super) fn is_loop(&self, msg: &Message) -> bool {
         let ports = [
             self.cfg.next_hop_port,
@@ -34,11 +34,11 @@ impl<P: PortAllocator> Engine<P> {
             self.cfg.gateway_tcp_port,
             self.cfg.gateway_udp_port,
         ];
-        let ours = Host::from(self.cfg.advertise);
-        msg.view()
-            .vias
-            .iter()
-            .any(|via| via.host == ours && via.port.is_some_and(|p| p != 0 && ports.contains(&p)))
+        let ours = self.cfg.advertise.as_slice();
+        msg.view().vias.iter().any(|via| {
+            via.host.ip().is_some_and(|ip| ours.contains(&ip))
+                && via.port.is_some_and(|p| p != 0 && ports.contains(&p))
+        })
     }
 
     /// The gateways a call from the next hop goes to, in order: the first `[[route]]` whose

@@ -29,6 +29,15 @@ async fn rig(allowed: SocketAddr) -> Rig {
 
 /// A UDP door that admits as gateway `gw3` whatever `admit` accepts, with this T1.
 async fn rig_with(admit: impl Fn(SocketAddr) -> bool + Send + Sync + 'static, t1: Duration) -> Rig {
+    rig_on("127.0.0.1:0", admit, t1).await
+}
+
+/// As [`rig_with`], the socket bound to `bind`.
+async fn rig_on(
+    bind: &str,
+    admit: impl Fn(SocketAddr) -> bool + Send + Sync + 'static,
+    t1: Duration,
+) -> Rig {
     let (tx, events) = mpsc::channel(64);
     let (shutdown, rx) = watch::channel(false);
     let metrics = Metrics::new();
@@ -50,9 +59,7 @@ async fn rig_with(admit: impl Fn(SocketAddr) -> bool + Send + Sync + 'static, t1
         max_message_bytes: 65_535,
         metrics: metrics.clone(),
     };
-    let (addr, handle) = bind_udp("127.0.0.1:0".parse().unwrap(), ctx, rx)
-        .await
-        .unwrap();
+    let (addr, handle) = bind_udp(bind.parse().unwrap(), ctx, rx).await.unwrap();
     Rig {
         addr,
         handle,
@@ -398,4 +405,45 @@ async fn a_call_flow_outlives_idleness_and_the_bye_goes_out_on_the_same_connecti
     out.send(Bytes::from(bye)).await.unwrap();
     assert!(recv_text(&gw).await.starts_with("BYE "));
     let _ = conn;
+}
+
+/// `[gateway_listen] udp = "[::]:5069"` takes IPv4 gateways too: one is admitted, answered and
+/// keeps one flow by its IPv4 address (not the `::ffff:` form the socket reports), the same flow
+/// an outbound request toward that address opens.
+#[tokio::test]
+async fn a_dual_stack_socket_knows_ipv4_gateways_by_their_ipv4_address() {
+    let gw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let allowed = gw.local_addr().unwrap();
+    let mut r = rig_on("[::]:0", move |a| a == allowed, Duration::from_millis(50)).await;
+    assert!(r.addr.is_ipv6());
+    let door: SocketAddr = ([127, 0, 0, 1], r.addr.port()).into();
+    gw.send_to(invite("z9hG4bK6").as_bytes(), door)
+        .await
+        .unwrap();
+    let SipEvent::Opened { peer, out, .. } = next(&mut r.events).await else {
+        panic!("admitted by its IPv4 address");
+    };
+    assert_eq!(peer.remote, allowed);
+    assert!(matches!(
+        next(&mut r.events).await,
+        SipEvent::Message { .. }
+    ));
+    let busy = "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK6\r\n\
+                From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\n\
+                Call-ID: udp-test\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    out.send(Bytes::from_static(busy.as_bytes())).await.unwrap();
+    assert!(recv_text(&gw).await.starts_with("SIP/2.0 486"));
+
+    // An IPv6 gateway on the same socket.
+    let gw6 = UdpSocket::bind("[::1]:0").await.unwrap();
+    let allowed6 = gw6.local_addr().unwrap();
+    let mut r6 = rig_on("[::]:0", move |a| a == allowed6, Duration::from_millis(50)).await;
+    let door6: SocketAddr = format!("[::1]:{}", r6.addr.port()).parse().unwrap();
+    gw6.send_to(invite("z9hG4bK7").as_bytes(), door6)
+        .await
+        .unwrap();
+    let SipEvent::Opened { peer, .. } = next(&mut r6.events).await else {
+        panic!("admitted by its IPv6 address");
+    };
+    assert_eq!(peer.remote, allowed6);
 }

@@ -145,6 +145,20 @@ pub struct Setup {
     pub log_level: &'static str,
     /// `[media] threads` (0: one per core).
     pub media_threads: usize,
+    /// The loopback address of the gateway side: our gateway listeners and both gateways'
+    /// addresses (`"::1"` for an IPv6 gateway side).
+    pub gateway_host: &'static str,
+    /// The loopback address of the next-hop side: our next-hop listener and the next hop.
+    pub next_hop_host: &'static str,
+}
+
+/// `host:port` with an IPv6 host in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 impl Default for Setup {
@@ -167,6 +181,8 @@ impl Default for Setup {
             gw1_extra: String::new(),
             log_level: "info",
             media_threads: 0,
+            gateway_host: "127.0.0.1",
+            next_hop_host: "127.0.0.1",
         }
     }
 }
@@ -199,19 +215,19 @@ trusted_cas = "ca.pem"
 crls = ["crl.pem"]
 
 [next_hop]
-listen = "127.0.0.1:{nh}"
-address = "127.0.0.1:{nh_target}"
+listen = "{nh_listen}"
+address = "{nh_address}"
 identity = "frontend.example.test"
 encryption = "{encryption}"
 
 [gateway_listen]
-tls = "127.0.0.1:{gtls}"
-tcp = "127.0.0.1:{gtcp}"
+tls = "{gtls}"
+tcp = "{gtcp}"
 {udp}
 
 [[gateway]]
 name = "gw1"
-address = "127.0.0.1:{gw1}"
+address = "{gw1}"
 transport = "tls"
 identity = "gw1.example.test"
 srtp = "{gw1_srtp}"
@@ -220,14 +236,14 @@ options_interval_secs = {options}
 
 [[gateway]]
 name = "gw2"
-address = "127.0.0.1:{gw2}"
+address = "{gw2}"
 transport = "tcp"
 srtp = "{gw2_srtp}"
 options_interval_secs = {options}
 
 [media]
-bind = "127.0.0.1"
-advertise = "127.0.0.1"
+bind = {media_addresses}
+advertise = {media_addresses}
 ports = "{m0}-{m1}"
 media_timeout_secs = {media_timeout}
 threads = {media_threads}
@@ -247,14 +263,20 @@ level = "{log_level}"
 
 {extra}
 "#,
-            nh = ports.next_hop,
-            nh_target = setup.next_hop_port,
+            nh_listen = host_port(setup.next_hop_host, ports.next_hop),
+            nh_address = host_port(setup.next_hop_host, setup.next_hop_port),
             encryption = setup.encryption,
-            gtls = ports.gateway_tls,
-            gtcp = ports.gateway_tcp,
-            gw1 = setup.gw1_port,
+            gtls = host_port(setup.gateway_host, ports.gateway_tls),
+            gtcp = host_port(setup.gateway_host, ports.gateway_tcp),
+            gw1 = host_port(setup.gateway_host, setup.gw1_port),
+            gw2 = host_port(setup.gateway_host, setup.gw2_port),
+            media_addresses =
+                if setup.gateway_host.contains(':') || setup.next_hop_host.contains(':') {
+                    r#"["127.0.0.1", "::1"]"#
+                } else {
+                    r#""127.0.0.1""#
+                },
             gw1_srtp = setup.gw1_srtp,
-            gw2 = setup.gw2_port,
             gw2_srtp = setup.gw2_srtp,
             m0 = ports.media,
             m1 = ports.media + setup.media_ports - 1,
@@ -289,14 +311,14 @@ level = "{log_level}"
             log,
             config,
         };
-        m.wait_listening(ports.gateway_tcp);
+        m.wait_listening(setup.gateway_host, ports.gateway_tcp);
         m
     }
 
-    fn wait_listening(&self, port: u16) {
+    fn wait_listening(&self, host: &str, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if TcpStream::connect(host_port(host, port)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

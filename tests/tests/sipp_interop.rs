@@ -2,66 +2,16 @@
 //! plain-TCP gateway: the call flows gateways use, through a real `mediation` process, with a
 //! `gateway-sim` next hop over MTLS. SIPp's own statistics must show zero failed calls.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use e2e::sipp::scenario;
 use e2e::{free_port, Caller, Lab, Mediation, Setup, Sim};
 
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("sipp")
-        .join(name)
-}
-
-/// Runs SIPp to completion; returns (exit ok, successful calls, failed calls, output).
+/// Runs SIPp over TCP from 127.0.0.1; returns (exit ok, successful calls, failed calls,
+/// output).
 fn sipp(lab: &Lab, name: &str, args: &[String]) -> (bool, u64, u64, String) {
-    let stats = lab.path(&format!("{name}.csv"));
-    let out = Command::new("sipp")
-        .args(args)
-        .args([
-            "-t",
-            "t1",
-            "-i",
-            "127.0.0.1",
-            "-nostdin",
-            "-timeout",
-            "60s",
-            "-trace_stat",
-            "-stf",
-        ])
-        .arg(&stats)
-        .arg("-trace_err")
-        .arg("-error_file")
-        .arg(lab.path(&format!("{name}-errors.log")))
-        .stdin(Stdio::null())
-        .output()
-        .expect("sipp must be installed (tests/run.sh installs sip-tester)");
-    let text = std::fs::read_to_string(&stats).unwrap_or_default();
-    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(';').collect()).collect();
-    let field = |name: &str| -> u64 {
-        let Some(head) = rows.first() else { return 0 };
-        let Some(i) = head.iter().position(|h| *h == name) else {
-            return 0;
-        };
-        rows.last()
-            .and_then(|r| r.get(i))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let errors =
-        std::fs::read_to_string(lab.path(&format!("{name}-errors.log"))).unwrap_or_default();
-    let output = format!(
-        "{}\n{}\nerrors:\n{errors}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.success(),
-        field("SuccessfulCall(C)"),
-        field("FailedCall(C)"),
-        output,
-    )
+    let run = e2e::sipp::run(lab, name, "t1", "127.0.0.1", args);
+    (run.ok, run.good, run.failed, run.output)
 }
 
 /// SIPp as the TCP gateway calling in; `next_hop` options for the answering simulator.
@@ -227,4 +177,52 @@ fn sipp_gateway_gets_session_refreshes_when_the_trunk_enables_session_timers() {
         "{report:#}"
     );
     assert!(!log.contains("session timer expired"), "{log}");
+}
+
+/// SIPp as a TCP gateway on IPv6 (`-i ::1`) calling through to the IPv4 next hop: each leg in
+/// its own family. SIPp's own statistics show the calls complete, and the answer it got
+/// offers our media on IPv6.
+#[test]
+fn sipp_gateway_over_ipv6_calls_an_ipv4_next_hop() {
+    let lab = Lab::new();
+    let setup = Setup {
+        gateway_host: "::1",
+        ..Setup::default()
+    };
+    let nh = Sim::answer(
+        &lab,
+        "v6-nexthop",
+        setup.next_hop_port,
+        Some("nexthop"),
+        "offer",
+    );
+    let m = Mediation::start(&lab, &setup);
+    let args: Vec<String> = vec![
+        "-sn".into(),
+        "uac".into(),
+        format!("[::1]:{}", m.ports.gateway_tcp),
+        "-s".into(),
+        "+15551234".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        "3".into(),
+    ];
+    let run = e2e::sipp::run(&lab, "uac-v6", "t1", "::1", &args);
+    assert!(
+        run.ok && run.good == 3 && run.failed == 0,
+        "SIPp over IPv6: {} good, {} failed\n{}\nmediation:\n{}",
+        run.good,
+        run.failed,
+        run.output,
+        m.log_text()
+    );
+    assert!(run.messages.contains("c=IN IP6 ::1"), "{}", run.messages);
+    assert!(!run.messages.contains("c=IN IP4"), "{}", run.messages);
+    let report = nh.stop();
+    assert_eq!(
+        report["calls"].as_array().map(Vec::len),
+        Some(3),
+        "{report:#}"
+    );
 }

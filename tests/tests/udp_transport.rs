@@ -5,69 +5,14 @@
 //! plain, so the gateway leg never carries `a=crypto`.
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use e2e::sipp::{scenario, SippRun};
 use e2e::{free_port, Caller, Lab, Mediation, Setup, Sim};
 
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("sipp")
-        .join(name)
-}
-
-/// What a SIPp run left behind.
-struct SippRun {
-    ok: bool,
-    good: u64,
-    failed: u64,
-    /// Every message SIPp sent and received (`-trace_msg`).
-    messages: String,
-    output: String,
-}
-
-/// Runs SIPp over UDP to completion.
+/// Runs SIPp over UDP from 127.0.0.1 to completion.
 fn sipp(lab: &Lab, name: &str, args: &[String]) -> SippRun {
-    let stats = lab.path(&format!("{name}.csv"));
-    let messages = lab.path(&format!("{name}-messages.log"));
-    let errors = lab.path(&format!("{name}-errors.log"));
-    let out = Command::new("sipp")
-        .args(args)
-        .args(["-t", "u1", "-i", "127.0.0.1", "-nostdin", "-timeout", "60s"])
-        .args(["-trace_stat", "-stf"])
-        .arg(&stats)
-        .args(["-trace_msg", "-message_file"])
-        .arg(&messages)
-        .args(["-trace_err", "-error_file"])
-        .arg(&errors)
-        .stdin(Stdio::null())
-        .output()
-        .expect("sipp must be installed (apt-get install sip-tester)");
-    let text = std::fs::read_to_string(&stats).unwrap_or_default();
-    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(';').collect()).collect();
-    let field = |name: &str| -> u64 {
-        let Some(i) = rows.first().and_then(|h| h.iter().position(|c| *c == name)) else {
-            return 0;
-        };
-        rows.last()
-            .and_then(|r| r.get(i))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let output = format!(
-        "{}\n{}\nerrors:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&errors).unwrap_or_default()
-    );
-    SippRun {
-        ok: out.status.success(),
-        good: field("SuccessfulCall(C)"),
-        failed: field("FailedCall(C)"),
-        messages: std::fs::read_to_string(&messages).unwrap_or_default(),
-        output,
-    }
+    e2e::sipp::run(lab, name, "u1", "127.0.0.1", args)
 }
 
 /// A setup with a UDP socket and a `transport = "udp"` gateway `gw3` at `gw3_port`.

@@ -1792,6 +1792,103 @@ fn p_asserted_identity_and_privacy_pass_through() {
     assert!(b.contains("Max-Forwards: 69\r\n"), "decremented: {b}");
 }
 
+#[test]
+fn vendor_headers_pass_through_byte_for_byte_as_configured_and_others_stay() {
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional)],
+    );
+    let gw = h.open(
+        1,
+        peer(Peer::Gateway("gw1".into()), MTLS, Listener::GatewayTls),
+    );
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", GW_KEY)),
+    );
+    // The harness passes `X-*` and `User-to-User`; folding and odd spacing are kept.
+    let inv = invite("vendor", "sip:+15551234@192.0.2.10", &offer).replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nx-carrier-route :  trunk-7\r\n  ;q=1\r\nUser-to-User: 00FA;encoding=hex\r\n\
+         ms-call-source: ms-tenant\r\nSubject: not passed\r\n",
+    );
+    let outs = h.feed(gw, &inv);
+    let (nh, _) = connected(&outs).unwrap();
+    let b = sent(&outs, nh).remove(0);
+    assert!(
+        b.contains("\r\nx-carrier-route :  trunk-7\r\n  ;q=1\r\n"),
+        "{b}"
+    );
+    assert!(b.contains("\r\nUser-to-User: 00FA;encoding=hex\r\n"), "{b}");
+    assert!(
+        !b.contains("ms-call-source") && !b.contains("Subject:"),
+        "{b}"
+    );
+}
+
+#[test]
+fn a_tel_request_uri_is_routed_by_its_number_and_sent_on_with_user_phone() {
+    let mut gw2 = gateway("gw2", GatewayTransport::Tcp, SrtpMode::Optional);
+    gw2.user_phone = false;
+    let mut h = Harness::new(
+        EncryptionLevel::Required,
+        vec![
+            gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional),
+            gw2,
+        ],
+    );
+    h.engine.set_routes(vec![
+        super::engine::Route {
+            pattern: regex::Regex::new(r"^\+1555").unwrap(),
+            gateways: vec!["gw1".into()],
+        },
+        super::engine::Route {
+            pattern: regex::Regex::new(r"^\+44").unwrap(),
+            gateways: vec!["gw2".into()],
+        },
+    ]);
+    let offer = sdp(
+        4000,
+        "RTP/SAVP",
+        Some((1, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    );
+    for (call, uri, expected) in [
+        // Visual separators go; the route matches the digits; gw1 keeps user=phone.
+        (
+            "t1",
+            "tel:+1-555-123-4567;npdi",
+            "INVITE sip:+15551234567@gw1.example.test:5067;transport=tls;user=phone SIP/2.0",
+        ),
+        // gw2 says user_phone = false.
+        (
+            "t2",
+            "tel:+44-20-7946-0000",
+            "INVITE sip:+442079460000@gw2.example.test:5067;transport=tcp SIP/2.0",
+        ),
+        // A sip: URI's user part is matched as before, and gets no user=phone.
+        (
+            "t3",
+            "sip:+15557654321@192.0.2.10",
+            "INVITE sip:+15557654321@gw1.example.test:5067;transport=tls SIP/2.0",
+        ),
+    ] {
+        let nh = h.open(1, peer(Peer::NextHop, MTLS, Listener::NextHop));
+        let outs = h.feed(nh, &invite(call, uri, &offer));
+        // The first call to gw1 opens its connection; the third reuses it.
+        let b = outs
+            .iter()
+            .find_map(|o| match o {
+                Output::Send { bytes, .. } if bytes.starts_with(b"INVITE ") => {
+                    Some(String::from_utf8(bytes.to_vec()).unwrap())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{uri}: no INVITE toward a gateway: {:?}", sent(&outs, nh)));
+        assert!(b.starts_with(&format!("{expected}\r\n")), "{uri}: {b}");
+    }
+}
+
 fn routed(h: &mut Harness) {
     h.engine.set_routes(vec![super::engine::Route {
         pattern: regex::Regex::new(r"^\+1").unwrap(),

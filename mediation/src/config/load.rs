@@ -433,6 +433,36 @@ impl<'a, 's> Checker<'a, 's> {
             }
         }
 
+        // [sip] pass_headers: never a header the B2BUA writes itself on the far leg (a second
+        // Via or Call-ID would break the dialog), and names or `prefix*` only.
+        for (i, name) in c.sip.pass_headers.iter().enumerate() {
+            let at = [Key("sip"), Key("pass_headers"), Index(i)];
+            let bare = name.strip_suffix('*').unwrap_or(name);
+            let token = !bare.is_empty()
+                && bare
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.!%_+`'~".contains(&b));
+            if !token {
+                self.problem(
+                    &at,
+                    format!("{name:?}: expected a header name or a prefix ending in *"),
+                );
+            } else if let Some(managed) = crate::sip::outgoing::MANAGED_HEADERS.iter().find(|m| {
+                if name.ends_with('*') {
+                    m.len() >= bare.len() && m[..bare.len()].eq_ignore_ascii_case(bare)
+                } else {
+                    m.eq_ignore_ascii_case(bare)
+                }
+            }) {
+                self.problem(
+                    &at,
+                    format!(
+                        "{name:?} would pass {managed}, which the B2BUA writes itself on each leg"
+                    ),
+                );
+            }
+        }
+
         // Listeners must not collide (port 0 asks the system for a free port each).
         let mut listeners = vec![("next_hop.listen", c.next_hop.listen)];
         listeners.extend(c.gateway_listen.tls.map(|a| ("gateway_listen.tls", a)));
@@ -696,6 +726,29 @@ ports = "40000-40009"
         assert_eq!(p[0].field, "gateway[0].srtp");
         assert_eq!(p[0].line, Some(18));
         assert!(p[0].message.contains("plain UDP"), "{}", p[0]);
+    }
+
+    #[test]
+    fn pass_headers_cannot_name_what_the_b2bua_writes() {
+        let src = format!(
+            "{}\n[sip]\npass_headers = [\"X-*\", \"ms-*\", \"User-to-User\", \"via\", \"Call*\", \"*\", \"bad name\"]\n",
+            valid()
+        );
+        let p = problems(&src);
+        let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "sip.pass_headers[3]",
+                "sip.pass_headers[4]",
+                "sip.pass_headers[5]",
+                "sip.pass_headers[6]"
+            ],
+            "{p:?}"
+        );
+        assert!(p[0].message.contains("would pass Via"), "{}", p[0]);
+        assert!(p[1].message.contains("would pass Call-ID"), "{}", p[1]);
+        assert!(p.iter().all(|p| p.line.is_some()), "{p:?}");
     }
 
     /// Security review, low findings: plain HTTP (with `/reload`) beyond loopback only when

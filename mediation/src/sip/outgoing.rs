@@ -11,6 +11,34 @@ use super::trace::Redacted;
 use super::Header;
 use super::{Message, SERVER};
 
+/// The headers the B2BUA writes itself on each leg, which are never passed through from the
+/// other leg (`[sip] pass_headers` cannot name them): a second Via, Call-ID or Content-Length
+/// would break the dialog or the framing.
+pub const MANAGED_HEADERS: &[&str] = &[
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Max-Forwards",
+    "Contact",
+    "Route",
+    "Record-Route",
+    "Content-Type",
+    "Content-Length",
+    "Content-Encoding",
+    "Supported",
+    "Require",
+    "Proxy-Require",
+    "Allow",
+    "Session-Expires",
+    "Min-SE",
+    "RSeq",
+    "RAck",
+    "Server",
+    "User-Agent",
+];
+
 /// A message being written: start line, headers in order, optional SDP body. `Debug` shows
 /// the body with its keys redacted.
 #[derive(Clone)]

@@ -124,7 +124,14 @@ impl ParseError {
 pub struct Header {
     raw: Box<str>,
     name: Cow<'static, str>,
-    value: Box<str>,
+    value: Value,
+}
+
+/// Where a header's value is: a range of its raw text, or (folded over lines) its own copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    In(usize, usize),
+    Unfolded(Box<str>),
 }
 
 impl Header {
@@ -135,7 +142,10 @@ impl Header {
 
     /// The value, folding replaced by a space and outer white space trimmed.
     pub fn value(&self) -> &str {
-        &self.value
+        match &self.value {
+            Value::In(start, end) => self.raw.get(*start..*end).unwrap_or(""),
+            Value::Unfolded(v) => v,
+        }
     }
 
     /// The whole field as received (name, colon, value, continuation lines).
@@ -548,7 +558,7 @@ fn make_header(raw: &str) -> Result<Header, ParseError> {
         .find(|k| k.eq_ignore_ascii_case(long))
         .map_or_else(|| Cow::Owned(written.to_string()), |k| Cow::Borrowed(*k));
     let after = text(raw, field.after_colon);
-    let value: Box<str> = if after.contains('\n') {
+    let value = if after.contains('\n') {
         // Folded: each line ending and the white space around it become one space (§7.3.1).
         let mut v = String::with_capacity(after.len());
         for part in after.split('\n') {
@@ -560,9 +570,11 @@ fn make_header(raw: &str) -> Result<Header, ParseError> {
                 v.push_str(part);
             }
         }
-        v.into()
+        Value::Unfolded(v.into())
     } else {
-        after.trim_matches([' ', '\t']).into()
+        let trimmed = after.trim_matches([' ', '\t']);
+        let start = (trimmed.as_ptr() as usize).saturating_sub(raw.as_ptr() as usize);
+        Value::In(start, start + trimmed.len())
     };
     Ok(Header {
         raw: raw.into(),
@@ -585,20 +597,20 @@ fn single<'a>(headers: &'a [Header], name: &'static str) -> Result<&'a str, Pars
     if found.next().is_some() {
         return Err(ParseError::DuplicateHeader(name));
     }
-    if first.value.is_empty() {
+    if first.value().is_empty() {
         return Err(invalid(name, "empty value"));
     }
-    Ok(&first.value)
+    Ok(first.value())
 }
 
 /// The items of every header named `name`, split at list commas.
 fn list<'a>(headers: &'a [Header], name: &'static str) -> Result<Vec<&'a str>, ParseError> {
     let mut out = Vec::new();
     for h in headers.iter().filter(|h| h.is(name)) {
-        if h.value.is_empty() {
+        if h.value().is_empty() {
             continue;
         }
-        out.extend(split_list(&h.value).map_err(|e| invalid(name, e))?);
+        out.extend(split_list(h.value()).map_err(|e| invalid(name, e))?);
     }
     Ok(out)
 }
@@ -664,7 +676,7 @@ fn build_view(start: &Start, headers: &[Header]) -> Result<View, ParseError> {
     }
     let star = headers
         .iter()
-        .any(|h| h.is("Contact") && h.value.as_ref() == "*");
+        .any(|h| h.is("Contact") && h.value() == "*");
     let contacts = if star {
         Vec::new()
     } else {
@@ -681,7 +693,7 @@ fn build_view(start: &Start, headers: &[Header]) -> Result<View, ParseError> {
         headers
             .iter()
             .find(|h| h.is(name))
-            .map(|h| h.value.to_string())
+            .map(|h| h.value().to_string())
     };
     Ok(View {
         call_id: call_id.to_string(),
@@ -707,7 +719,7 @@ fn body_within_length<'a>(headers: &[Header], body: &'a [u8]) -> Result<&'a [u8]
     let mut declared: Option<usize> = None;
     for h in headers.iter().filter(|h| h.is("Content-Length")) {
         let n =
-            parse_decimal(h.value.as_bytes()).ok_or(invalid("Content-Length", "not a number"))?;
+            parse_decimal(h.value().as_bytes()).ok_or(invalid("Content-Length", "not a number"))?;
         if declared.is_some_and(|d| d != n) {
             return Err(ParseError::DuplicateHeader("Content-Length"));
         }

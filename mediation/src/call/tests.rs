@@ -2969,6 +2969,25 @@ fn target(outs: &[Output]) -> super::engine::Target {
         .expect("a connection opened")
 }
 
+/// The IPv6 next hop at [2001:db8::5] takes the connection the engine opened; returns its SDP
+/// answer to `b_invite` (SRTP with the suite offered).
+fn v6_next_hop_connects(h: &mut Harness, nh: ConnId, b_invite: &str) -> String {
+    let peer = peer_from(
+        Peer::NextHop,
+        MTLS,
+        Listener::Outbound,
+        "[2001:db8::5]:5061",
+    );
+    h.engine.handle(h.now, Input::Opened { conn: nh, peer });
+    let tag = offered_tag(b_invite, "AES_CM_128_HMAC_SHA1_80");
+    sdp(
+        5000,
+        "RTP/SAVP",
+        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
+    )
+    .replace("IN IP4 10.0.0.1", "IN IP6 2001:db8::5")
+}
+
 /// The families the engine drew media ports from, in order.
 fn port_families(h: &mut Harness) -> Vec<IpFamily> {
     let ports = &h.engine.ports_mut().families;
@@ -3020,25 +3039,7 @@ fn an_ipv4_gateway_calls_an_ipv6_next_hop_each_leg_in_its_family() {
     assert!(!b_invite.contains("192.0.2.10"), "{b_invite}");
     assert_eq!(port_families(&mut h), [IpFamily::V4, IpFamily::V6]);
 
-    h.engine.handle(
-        h.now,
-        Input::Opened {
-            conn: nh,
-            peer: peer_from(
-                Peer::NextHop,
-                MTLS,
-                Listener::Outbound,
-                "[2001:db8::5]:5061",
-            ),
-        },
-    );
-    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
-    let answer = sdp(
-        5000,
-        "RTP/SAVP",
-        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
-    )
-    .replace("IN IP4 10.0.0.1", "IN IP6 2001:db8::5");
+    let answer = v6_next_hop_connects(&mut h, nh, &b_invite);
     let outs = h.feed(nh, &respond(&b_invite, 200, "OK", Some(&answer)));
     let ack = &sent(&outs, nh)[0];
     assert!(
@@ -3287,25 +3288,7 @@ fn an_ipv6_next_hop_hangs_up_with_a_bye_to_our_ipv6_contact() {
     let outs = h.feed(gw, &invite("v6e", "sip:+15551234@192.0.2.10", &gw_offer()));
     let (nh, _) = connected(&outs).unwrap();
     let b_invite = sent(&outs, nh).remove(0);
-    h.engine.handle(
-        h.now,
-        Input::Opened {
-            conn: nh,
-            peer: peer_from(
-                Peer::NextHop,
-                MTLS,
-                Listener::Outbound,
-                "[2001:db8::5]:5061",
-            ),
-        },
-    );
-    let tag = offered_tag(&b_invite, "AES_CM_128_HMAC_SHA1_80");
-    let answer = sdp(
-        5000,
-        "RTP/SAVP",
-        Some((tag, "AES_CM_128_HMAC_SHA1_80", NH_KEY)),
-    )
-    .replace("IN IP4 10.0.0.1", "IN IP6 2001:db8::5");
+    let answer = v6_next_hop_connects(&mut h, nh, &b_invite);
     // The peer's own response, parsed from our INVITE as it is (IPv6 Request-URI and all).
     let ok = respond(&b_invite, 200, "OK", Some(&answer)).replace(
         "<sip:callee@10.0.0.2:5061;",

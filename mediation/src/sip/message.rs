@@ -674,9 +674,7 @@ fn build_view(start: &Start, headers: &[Header]) -> Result<View, ParseError> {
             }
         };
     }
-    let star = headers
-        .iter()
-        .any(|h| h.is("Contact") && h.value() == "*");
+    let star = headers.iter().any(|h| h.is("Contact") && h.value() == "*");
     let contacts = if star {
         Vec::new()
     } else {

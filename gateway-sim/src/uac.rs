@@ -349,7 +349,7 @@ async fn run_call(
         report.record_keys(&plan);
     }
     let cname = format!("gateway-sim@{}", local_media.ip);
-    let media = match rtp_stream::start(sockets, &plan, cname) {
+    let media = match rtp_stream::start(sockets, &plan, cname, false) {
         Ok(m) => m,
         Err(reason) => {
             report.fail(format!("SRTP context: {reason}"));

@@ -87,6 +87,10 @@ struct AnswerArgs {
     /// Ring this long between 180 and 200 (a CANCEL meanwhile gets 487).
     #[arg(long, default_value = "0", value_name = "SECS", value_parser = seconds)]
     ring: Duration,
+    /// The caller is a real UA, not gateway-sim: count every authentic RTP packet by its RTP
+    /// sequence number instead of checking gateway-sim's marker and tone (no latency, jitter).
+    #[arg(long)]
+    any_payload: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -207,6 +211,7 @@ async fn answer(args: AnswerArgs) -> anyhow::Result<ExitCode> {
         timeout: args.common.timeout,
         rekey: args.common.rekey,
         report_keys: args.common.report_keys,
+        any_payload: args.any_payload,
     };
     let server = AnswerServer::bind(opts).await?;
     println!(

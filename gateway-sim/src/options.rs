@@ -155,6 +155,10 @@ pub struct AnswerOptions {
     pub rekey: bool,
     /// Put each call's SRTP keys in the report (tests only).
     pub report_keys: bool,
+    /// The caller is not a gateway-sim (a real UA such as baresip): count every authentic RTP
+    /// packet as received, by its RTP sequence number, instead of checking our marker and
+    /// tone in its payload. Latency and jitter are then unknown.
+    pub any_payload: bool,
 }
 
 impl AnswerOptions {
@@ -171,6 +175,7 @@ impl AnswerOptions {
             timeout: Duration::from_secs(10),
             rekey: false,
             report_keys: false,
+            any_payload: false,
         }
     }
 }

@@ -123,6 +123,8 @@ pub struct MediaResult {
     pub received_after_resume: u64,
     /// Packets lost outside the hold segments (see [`ReceiveStats::lost_outside_hold`]).
     pub lost_outside_hold: u64,
+    /// Packets counted by RTP sequence number, their payload not ours (`--any-payload`).
+    pub foreign_payloads: u64,
 }
 
 impl MediaResult {
@@ -178,11 +180,13 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts sending and receiving. `cname` goes into RTCP SDES.
+/// Starts sending and receiving. `cname` goes into RTCP SDES. `any_payload`: the far end is
+/// not a gateway-sim, so its packets are counted by RTP sequence number instead of our marker.
 pub fn start(
     sockets: MediaSockets,
     plan: &MediaPlan,
     cname: String,
+    any_payload: bool,
 ) -> Result<MediaHandle, String> {
     let (tx_ctx, rx_ctx) = match &plan.srtp {
         Some(keys) => (
@@ -211,6 +215,7 @@ pub fn start(
             tone: Tone::new(),
             stats: ReceiveStats::default(),
             result: MediaResult::default(),
+            foreign: any_payload.then(ForeignSequence::default),
         },
         cname,
     };
@@ -287,6 +292,33 @@ struct Receiver {
     tone: Tone,
     stats: ReceiveStats,
     result: MediaResult,
+    /// `--any-payload`: packets without our marker are counted by RTP sequence number.
+    foreign: Option<ForeignSequence>,
+}
+
+/// The RTP sequence numbers of a far end that is not a gateway-sim, as indexes from its first
+/// packet received (0) extended across the 16-bit wrap (RFC 3550 §A.1), so that the marker
+/// statistics (received, lost, reordered, duplicates) apply to them.
+#[derive(Debug, Default)]
+struct ForeignSequence {
+    first: Option<u16>,
+    highest: u32,
+}
+
+impl ForeignSequence {
+    /// The index of `sequence`: the one nearest the highest so far.
+    fn index(&mut self, sequence: u16) -> u32 {
+        let first = *self.first.get_or_insert(sequence);
+        let offset = u32::from(sequence.wrapping_sub(first));
+        let mut index = (self.highest & !0xFFFF) | offset;
+        if index + 0x8000 < self.highest {
+            index += 0x1_0000;
+        } else if index > self.highest + 0x8000 && index >= 0x1_0000 {
+            index -= 0x1_0000;
+        }
+        self.highest = self.highest.max(index);
+        index
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -388,8 +420,24 @@ impl Receiver {
                 true
             }
             PayloadCheck::Corrupted(_) | PayloadCheck::NoMarker | PayloadCheck::WrongLength(_) => {
-                self.result.bad_payloads += 1;
-                false
+                let Some(foreign) = &mut self.foreign else {
+                    self.result.bad_payloads += 1;
+                    return false;
+                };
+                // Not our payload: authentic (or, on a plain leg, read as sent) all the same.
+                if self.unprotector.is_none() {
+                    self.result.plaintext_datagrams += 1;
+                }
+                let sequence = u16::from_be_bytes([packet[2], packet[3]]);
+                self.stats
+                    .record(foreign.index(sequence), arrived_us, arrived_us);
+                self.result.foreign_payloads += 1;
+                if self.held {
+                    self.result.received_while_held += 1;
+                } else if self.resumed {
+                    self.result.received_after_resume += 1;
+                }
+                true
             }
         }
     }
@@ -416,10 +464,13 @@ impl Receiver {
         result.lost_outside_hold = stats.lost_outside_hold();
         result.duplicates += stats.duplicates();
         result.reordered = stats.reordered();
-        result.jitter_ms = stats.jitter_ms();
-        if let Some((p50, p99)) = stats.latency_ms() {
-            result.latency_ms_p50 = Some(p50);
-            result.latency_ms_p99 = Some(p99);
+        // A foreign payload carries no send time: no latency or jitter to report.
+        if result.foreign_payloads == 0 {
+            result.jitter_ms = stats.jitter_ms();
+            if let Some((p50, p99)) = stats.latency_ms() {
+                result.latency_ms_p50 = Some(p50);
+                result.latency_ms_p99 = Some(p99);
+            }
         }
         result
     }
@@ -552,6 +603,7 @@ mod tests {
             tone: Tone::new(),
             stats: ReceiveStats::default(),
             result: MediaResult::default(),
+            foreign: None,
         }
     }
 
@@ -632,6 +684,59 @@ mod tests {
         assert_eq!(r.wire_encrypted(), Some(true));
         assert_eq!(r.bad_payloads, 1);
         assert!(!r.payload_ok());
+    }
+
+    /// A packet as a UA that is not a gateway-sim sends it: silence, no marker.
+    fn foreign_packet(sequence: u16, protector: &mut Protector) -> Vec<u8> {
+        let mut packet = [0xFFu8; PACKET_LEN];
+        rtp_packet::write_header(&mut packet, false, sequence, 160 * u32::from(sequence), 7);
+        protector.protect_rtp(&packet).unwrap().to_vec()
+    }
+
+    #[test]
+    fn any_payload_counts_a_foreign_srtp_stream_by_sequence_number_across_a_wrap() {
+        let key = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        let mut tx = Protector::new(&key).unwrap();
+        let unprotector = || Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap();
+        let mut rx = Receiver {
+            foreign: Some(ForeignSequence::default()),
+            ..receiver(Some(unprotector()))
+        };
+        // 65530 .. 65535, 0 .. 5 with 3 missing and 1 arriving late.
+        let sequences = (65_530..=u16::MAX).chain([0, 2, 1, 4, 5]);
+        for sequence in sequences {
+            assert!(rx.on_rtp(&foreign_packet(sequence, &mut tx), now_us()));
+        }
+        let r = rx.into_result();
+        assert_eq!(r.packets_received, 11);
+        assert_eq!(r.packets_lost, 1, "sequence 3");
+        assert_eq!(r.reordered, 1, "sequence 1");
+        assert_eq!(r.foreign_payloads, 11);
+        assert_eq!(r.wire_encrypted(), Some(true));
+        assert!(r.payload_ok());
+        assert_eq!(r.latency_ms_p50, None, "a foreign payload has no send time");
+
+        // Without --any-payload the same stream is refused as not ours.
+        let mut tx = Protector::new(&key).unwrap();
+        let mut rx = receiver(Some(unprotector()));
+        assert!(!rx.on_rtp(&foreign_packet(1, &mut tx), now_us()));
+        let r = rx.into_result();
+        assert_eq!((r.packets_received, r.bad_payloads), (0, 1));
+        assert!(!r.payload_ok());
+    }
+
+    #[test]
+    fn any_payload_still_refuses_what_does_not_authenticate() {
+        let key = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        let other = MasterKey::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        let mut rx = Receiver {
+            foreign: Some(ForeignSequence::default()),
+            ..receiver(Some(Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap()))
+        };
+        let mut wrong = Protector::new(&other).unwrap();
+        assert!(!rx.on_rtp(&foreign_packet(9, &mut wrong), now_us()));
+        let r = rx.into_result();
+        assert_eq!((r.packets_received, r.srtp_auth_failures), (0, 1));
     }
 
     #[tokio::test]

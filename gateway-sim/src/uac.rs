@@ -132,6 +132,15 @@ fn host_of(target: &str) -> &str {
     }
 }
 
+/// Our From URI when none is given: `sip:gateway-sim@<local address>`, an IPv6 address in
+/// brackets (RFC 3261 §25.1 `IPv6reference`).
+fn default_from(local: SocketAddr) -> String {
+    match local.ip() {
+        std::net::IpAddr::V6(ip) => format!("sip:gateway-sim@[{ip}]"),
+        ip => format!("sip:gateway-sim@{ip}"),
+    }
+}
+
 fn new_call_id(local: Option<SocketAddr>) -> String {
     match local {
         Some(addr) => format!("{}@{}", sip_msg::token(24), addr.ip()),
@@ -225,10 +234,7 @@ async fn run_call(
 
     let local = conn.local_addr();
     let transport = conn.transport();
-    let from_uri = opts
-        .from
-        .clone()
-        .unwrap_or_else(|| format!("sip:gateway-sim@{}", local.ip()));
+    let from_uri = opts.from.clone().unwrap_or_else(|| default_from(local));
     let invite_via = dialog::via(transport, local, &sip_msg::branch());
     let from = format!("<{from_uri}>;tag={}", sip_msg::token(10));
     let to = format!("<{}>", opts.to);
@@ -343,7 +349,7 @@ async fn run_call(
         report.record_keys(&plan);
     }
     let cname = format!("gateway-sim@{}", local_media.ip);
-    let media = match rtp_stream::start(sockets, &plan, cname) {
+    let media = match rtp_stream::start(sockets, &plan, cname, false) {
         Ok(m) => m,
         Err(reason) => {
             report.fail(format!("SRTP context: {reason}"));
@@ -414,5 +420,18 @@ mod tests {
         assert_eq!(host_of("127.0.0.1:5068"), "127.0.0.1");
         assert_eq!(host_of("[::1]:5068"), "::1");
         assert_eq!(host_of("localhost"), "localhost");
+    }
+
+    #[test]
+    fn default_from_brackets_an_ipv6_host() {
+        let v4: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let v6: SocketAddr = "[::1]:40000".parse().unwrap();
+        assert_eq!(default_from(v4), "sip:gateway-sim@127.0.0.1");
+        assert_eq!(default_from(v6), "sip:gateway-sim@[::1]");
+        // Via and Contact take the socket address, which prints IPv6 in brackets already.
+        let via = crate::dialog::via(crate::options::Transport::Tls, v6, "z9hG4bKx");
+        assert_eq!(via, "SIP/2.0/TLS [::1]:40000;branch=z9hG4bKx;rport");
+        let contact = crate::dialog::contact(crate::options::Transport::Tls, v6);
+        assert_eq!(contact, "<sip:gateway-sim@[::1]:40000;transport=tls>");
     }
 }

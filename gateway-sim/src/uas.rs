@@ -364,7 +364,8 @@ pub async fn answer_call(
         report.record_keys(&plan);
     }
 
-    let media = match rtp_stream::start(sockets, &plan, format!("gateway-sim@{}", local_media.ip)) {
+    let cname = format!("gateway-sim@{}", local_media.ip);
+    let media = match rtp_stream::start(sockets, &plan, cname, opts.any_payload) {
         Ok(m) => m,
         Err(reason) => {
             report.fail(format!("SRTP context: {reason}"));

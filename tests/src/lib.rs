@@ -413,10 +413,25 @@ impl Sim {
         srtp: &str,
         extra: &[&str],
     ) -> Sim {
+        Sim::answer_on(lab, name, "127.0.0.1", port, tls_cert, srtp, extra)
+    }
+
+    /// [`Sim::answer_with`] listening on `host` (`"::1"`: IPv6), its media on that address too.
+    pub fn answer_on(
+        lab: &Lab,
+        name: &str,
+        host: &str,
+        port: u16,
+        tls_cert: Option<&str>,
+        srtp: &str,
+        extra: &[&str],
+    ) -> Sim {
         let mut args: Vec<String> = vec![
             "answer".into(),
             "--listen".into(),
-            format!("127.0.0.1:{port}"),
+            host_port(host, port),
+            "--media-ip".into(),
+            host.into(),
             "--srtp".into(),
             srtp.into(),
         ];
@@ -433,7 +448,7 @@ impl Sim {
         }
         args.extend(extra.iter().map(|a| a.to_string()));
         let sim = Sim::spawn(lab, name, &args);
-        wait_port(port);
+        wait_port_on(host, port);
         sim
     }
 
@@ -509,14 +524,19 @@ fn sigterm(child: &Child) {
 
 /// Waits until something listens on a loopback TCP port.
 pub fn wait_port(port: u16) {
+    wait_port_on("127.0.0.1", port)
+}
+
+/// Waits until something listens on `host`'s TCP `port`.
+pub fn wait_port_on(host: &str, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if TcpStream::connect(host_port(host, port)).is_ok() {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("nothing listens on {port}");
+    panic!("nothing listens on {}", host_port(host, port));
 }
 
 /// A simulator placing calls (`gateway-sim call`) through the mediation server.
@@ -543,10 +563,17 @@ pub struct Caller<'a> {
 impl Caller<'_> {
     /// Runs the calls to completion; returns (exit success, report).
     pub fn run(&self, name: &str) -> (bool, serde_json::Value) {
+        self.run_on("127.0.0.1", name)
+    }
+
+    /// [`Caller::run`] from and to `host` (`"::1"`: IPv6 signalling, media on that address).
+    pub fn run_on(&self, host: &str, name: &str) -> (bool, serde_json::Value) {
         let mut args: Vec<String> = vec![
             "call".into(),
             "--target".into(),
-            format!("127.0.0.1:{}", self.port),
+            host_port(host, self.port),
+            "--media-ip".into(),
+            host.into(),
             "--to".into(),
             self.to.into(),
             "--transport".into(),

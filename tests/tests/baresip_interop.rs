@@ -3,18 +3,33 @@
 //! and a second baresip plays the internal next hop. The call must complete through the
 //! mediation server with SRTP on both legs and audio flowing both ways. A second test puts
 //! such a call on hold and resumes it by re-INVITE (baresip's `hold` and `resume` commands,
-//! sent over its `ctrl_tcp` module), from either side.
+//! sent over its `ctrl_tcp` module), from either side. A third puts baresip on IPv6 only
+//! (`[::1]`, MTLS, SRTP) calling an IPv6 next hop (gateway-sim on `[::1]`, `--any-payload`
+//! to count baresip's audio by RTP sequence number).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{free_port, Lab, Mediation, Setup};
+use e2e::{free_port, http_get, sample, Lab, Mediation, Setup, Sim};
 
 /// A baresip config directory: listens on `port` (TLS on `port + 1`), presents `bundle`.
 fn baresip_dir(
     lab: &Lab,
     name: &str,
+    port: u16,
+    bundle: &str,
+    account: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    baresip_dir_on(lab, name, "127.0.0.1", port, bundle, account, extra)
+}
+
+/// [`baresip_dir`] on `host` (`"::1"`: SIP and media on IPv6 only).
+fn baresip_dir_on(
+    lab: &Lab,
+    name: &str,
+    host: &str,
     port: u16,
     bundle: &str,
     account: &str,
@@ -26,16 +41,17 @@ fn baresip_dir(
         dir.join("config"),
         format!(
             "module_path /usr/lib/baresip/modules\n\
-             sip_listen 127.0.0.1:{port}\n\
+             sip_listen {listen}\n\
              sip_certificate {bundle}\n\
              sip_cafile {ca}\n\
-             net_interface 127.0.0.1\n\
+             net_interface {host}\n\
              audio_player alsa,null\n\
              audio_source ausine,440\n\
              ausrc_srate 48000\n\
              ausrc_channels 2\n\
              module stdio.so\nmodule g711.so\nmodule ausine.so\nmodule alsa.so\nmodule srtp.so\n\
              module_app account.so\nmodule_app menu.so\n{extra}",
+            listen = e2e::host_port(host, port),
             bundle = lab.arg(bundle),
             ca = lab.arg("ca.pem"),
         ),
@@ -49,7 +65,11 @@ fn baresip_dir(
 fn port_pair() -> u16 {
     loop {
         let p = free_port();
-        if p < 65000 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+        let free = |host: &str| {
+            std::net::TcpListener::bind((host, p)).is_ok()
+                && std::net::TcpListener::bind((host, p + 1)).is_ok()
+        };
+        if p < 65000 && free("127.0.0.1") && free("::1") {
             return p;
         }
     }
@@ -240,6 +260,8 @@ struct Traced {
     start: String,
     cseq: String,
     direction: Option<String>,
+    /// The whole message as traced (headers and SDP).
+    text: String,
 }
 
 /// The SIP messages in a baresip log: each is printed between `ESC[36;1m#` and `ESC[;m`,
@@ -249,6 +271,7 @@ fn sip_trace(log: &str) -> Vec<Traced> {
         .skip(1)
         .filter_map(|block| {
             let block = block.split("\x1b[;m").next()?;
+            let text = block.to_string();
             let mut lines = block.lines().map(str::trim).filter(|l| !l.is_empty());
             let _addresses = lines.next()?;
             let start = lines.next()?.to_string();
@@ -267,6 +290,7 @@ fn sip_trace(log: &str) -> Vec<Traced> {
                 start,
                 cseq,
                 direction,
+                text,
             })
         })
         .collect()
@@ -530,4 +554,196 @@ fn baresip_gateway_holds_and_resumes_a_call_to_baresip_next_hop_over_mtls_with_s
 #[test]
 fn baresip_next_hop_holds_and_resumes_a_call_from_baresip_gateway_over_mtls_with_srtp() {
     hold_and_resume(Holder::NextHop);
+}
+
+/// The `m=audio` line of a traced message and whether it carries an `a=crypto`.
+fn audio_of(message: &Traced) -> (Option<&str>, bool) {
+    let lines = || message.text.lines().map(str::trim);
+    (
+        lines().find(|l| l.starts_with("m=audio ")),
+        lines().any(|l| l.starts_with("a=crypto:")),
+    )
+}
+
+/// baresip as the TLS gateway (gw1) on `::1` only — SIP over MTLS from `[::1]`, its media on
+/// `::1` — calls in through mediation's IPv6 gateway listener to an IPv6 next hop (a
+/// gateway-sim answering on `[::1]` over MTLS, SRTP required, counting baresip's audio by RTP
+/// sequence number). SRTP on both legs as baresip's trace, mediation's log and metrics and the
+/// next hop's wire all show; the answer baresip gets is `c=IN IP6 ::1`; audio both ways; and
+/// baresip's hang-up ends the call at the far end too.
+#[test]
+fn baresip_gateway_on_ipv6_calls_an_ipv6_next_hop_over_mtls_with_srtp_on_both_legs() {
+    let lab = Lab::new();
+    let gw_port = port_pair();
+    let gw_ctrl = free_port();
+    let setup = Setup {
+        gateway_host: "::1",
+        next_hop_host: "::1",
+        gw1_port: gw_port + 1,
+        ..Setup::default()
+    };
+    let next_hop = Sim::answer_on(
+        &lab,
+        "v6-nexthop",
+        "::1",
+        setup.next_hop_port,
+        Some("nexthop"),
+        "require",
+        &["--any-payload"],
+    );
+    let mediation = Mediation::start(&lab, &setup);
+    let gw_dir = baresip_dir_on(
+        &lab,
+        "baresip-gateway",
+        "::1",
+        gw_port,
+        "gateway-bundle.pem",
+        "<sip:+15550001@[::1]>;regint=0;mediaenc=srtp-mand;audio_codecs=PCMU",
+        &control_config(gw_ctrl),
+    );
+    let dial = format!(
+        "/dial sip:+15551234@[::1]:{};transport=tls",
+        mediation.ports.gateway_tls
+    );
+    let gw = Controlled::start(
+        &gw_dir,
+        gw_ctrl,
+        lab.path("baresip-gateway.log"),
+        &["-e", &dial],
+    );
+    let context = || {
+        format!(
+            "baresip gateway:\n{}\n\nmediation:\n{}",
+            gw.log_text(),
+            mediation.log_text()
+        )
+    };
+    assert!(
+        gw.wait_for("Call established", Duration::from_secs(10)),
+        "call not established\n{}",
+        context()
+    );
+    // A few seconds of audio, then baresip hangs up.
+    std::thread::sleep(Duration::from_secs(4));
+    let hung_up = gw.command("hangup");
+    assert_eq!(hung_up["ok"], true, "{hung_up}\n{}", context());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !mediation.log_text().contains("media relay stopped")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let trace = sip_trace(&gw.log_text());
+    let next_hop = next_hop.stop();
+    let context = format!("{}\n\nnext hop:\n{next_hop:#}", context());
+
+    // baresip's side: an SRTP offer from ::1, an SRTP answer in IPv6, a BYE answered 200.
+    let invite = trace
+        .iter()
+        .find(|m| m.start.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("baresip sent no INVITE\n{context}"));
+    let (m_line, crypto) = audio_of(invite);
+    assert!(
+        m_line.is_some_and(|m| m.contains(" RTP/SAVP ")) && crypto,
+        "baresip's offer is not SDES SRTP: {m_line:?}\n{}",
+        invite.text
+    );
+    assert!(
+        invite.text.lines().any(|l| l.trim() == "c=IN IP6 ::1"),
+        "baresip's offer is not on ::1:\n{}",
+        invite.text
+    );
+    let answer = final_response(&trace, &invite.cseq)
+        .unwrap_or_else(|| panic!("no final response to the INVITE\n{context}"));
+    assert!(
+        answer.start.starts_with("SIP/2.0 200"),
+        "INVITE answered `{}`\n{context}",
+        answer.start
+    );
+    let (m_line, crypto) = audio_of(answer);
+    assert!(
+        m_line.is_some_and(|m| m.contains(" RTP/SAVP ")) && crypto,
+        "our answer to baresip is not SDES SRTP: {m_line:?}\n{}",
+        answer.text
+    );
+    assert!(
+        answer.text.lines().any(|l| l.trim() == "c=IN IP6 ::1"),
+        "our answer to baresip is not `c=IN IP6 ::1`:\n{}",
+        answer.text
+    );
+    let bye = trace
+        .iter()
+        .find(|m| m.start.starts_with("BYE "))
+        .unwrap_or_else(|| panic!("baresip sent no BYE\n{context}"));
+    let bye_answer = final_response(&trace, &bye.cseq)
+        .unwrap_or_else(|| panic!("no final response to the BYE\n{context}"));
+    assert!(
+        bye_answer.start.starts_with("SIP/2.0 200"),
+        "BYE answered `{}`\n{context}",
+        bye_answer.start
+    );
+
+    // The next hop's side: one call, SRTP on its wire, baresip's audio received, none lost,
+    // ended by the BYE mediation relayed.
+    assert_eq!(
+        next_hop["summary"]["calls_ok"].as_u64(),
+        Some(1),
+        "{context}"
+    );
+    assert_eq!(
+        next_hop["summary"]["calls_failed"].as_u64(),
+        Some(0),
+        "{context}"
+    );
+    let call = &next_hop["calls"][0];
+    assert_eq!(call["media_profile"], "RTP/SAVP", "{context}");
+    assert_eq!(call["wire_encrypted"], true, "{context}");
+    assert_eq!(call["srtp_auth_failures"].as_u64(), Some(0), "{context}");
+    assert_eq!(call["hangup_by"], "peer", "{context}");
+    let received = call["packets_received"].as_u64().unwrap_or(0);
+    assert!(received > 100, "{received} packets from baresip\n{context}");
+    assert_eq!(call["packets_lost"].as_u64(), Some(0), "{context}");
+
+    // Mediation's account: gw1 verified over MTLS, SRTP on both legs, packets both ways.
+    let log = mediation.log_text();
+    let answered = log
+        .lines()
+        .find(|l| l.contains("call answered"))
+        .unwrap_or_else(|| panic!("no answered call\n{context}"));
+    let answered: serde_json::Value = serde_json::from_str(answered).unwrap();
+    assert_eq!(answered["fields"]["gateway"], "gw1", "{answered}");
+    assert_eq!(
+        answered["fields"]["gateway_leg"], "srtp (verified_mtls)",
+        "{answered}"
+    );
+    assert_eq!(
+        answered["fields"]["next_hop_leg"], "srtp (next_hop_policy)",
+        "{answered}"
+    );
+    let metrics = http_get(mediation.ports.metrics, "/metrics");
+    let v = |s: &str| sample(&metrics, s);
+    assert_eq!(
+        v("mediation_calls_total{direction=\"inbound\",gateway=\"gw1\",gateway_media=\"srtp\",result=\"answered\"}"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        v("mediation_gateway_media_decisions_total{gateway=\"gw1\",gateway_media=\"srtp\",reason=\"verified_mtls\"}"),
+        1.0,
+        "{metrics}"
+    );
+    for (i, n) in media_packets(mediation.ports.metrics).iter().enumerate() {
+        assert!(
+            *n > 100.0,
+            "SRTP flow {i} (gateway in/out, next_hop in/out): {n}\n{metrics}"
+        );
+    }
+    for leg in ["gateway", "next_hop"] {
+        for dir in ["in", "out"] {
+            let rtp = v(&format!(
+                "mediation_media_packets_total{{direction=\"{dir}\",leg=\"{leg}\",protection=\"rtp\"}}"
+            ));
+            assert_eq!(rtp, 0.0, "{leg} {dir}: plain RTP relayed\n{metrics}");
+        }
+    }
 }

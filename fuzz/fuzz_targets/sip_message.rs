@@ -7,12 +7,14 @@
 //! - the door ([`parse`]) refuses only what [`Message::parse`] refuses, plus unknown methods
 //!   (501) and Request-URI schemes (416);
 //! - every refusal gets a 4xx or 5xx naming a part, and the answer built for it frames as one
-//!   message of its own length;
+//!   message of its own length (or, echoing bytes that are not UTF-8, is skipped whole);
 //! - a URI that parses prints to text that parses to the same URI.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mediation::sip::{parse, response_for, Frame, Message, ResponseExtras, StreamFramer, Uri};
+use mediation::sip::{
+    parse, response_for, Frame, FramingError, Message, ResponseExtras, StreamFramer, Uri,
+};
 
 fuzz_target!(|data: &[u8]| {
     match Message::parse(data) {
@@ -39,8 +41,14 @@ fuzz_target!(|data: &[u8]| {
                 f.push(&answer);
                 match f.next_message() {
                     Ok(Some(Frame::Message(m))) => assert_eq!(&m[..], &answer[..]),
+                    // The answer echoes the request's headers as they came, bytes that are not
+                    // UTF-8 included: it is then skipped whole, as the request was.
+                    Err(e @ FramingError::NotUtf8 { .. }) => {
+                        assert_eq!(e.head().map(<[u8]>::len), Some(answer.len()), "{e}");
+                    }
                     other => panic!("our answer does not frame: {other:?}"),
                 }
+                assert_eq!(f.buffered_len(), 0, "our answer leaves bytes behind");
             }
         }
     }

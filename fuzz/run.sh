@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-30}"
-targets="${TARGETS:-sip_stream sdp_rewrite sdp_crypto rtp_headers srtp_unprotect}"
+targets="${TARGETS:-sip_message sip_stream sdp_rewrite sdp_crypto rtp_headers srtp_unprotect}"
 export RUSTC_BOOTSTRAP=1
 
 command -v cargo-fuzz >/dev/null || { echo "fuzz/run.sh: cargo-fuzz missing: cargo install cargo-fuzz --locked" >&2; exit 2; }

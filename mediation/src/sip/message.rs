@@ -238,8 +238,8 @@ impl View {
     }
 }
 
-/// A parsed SIP message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed SIP message. `Debug` prints it as received with its SDES keys redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Message {
     start_raw: Box<str>,
     start: Start,
@@ -399,6 +399,12 @@ impl Message {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
         out
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", super::trace::Redacted(&self.encode()))
     }
 }
 
@@ -844,6 +850,23 @@ pub(crate) mod tests {
         );
         assert_eq!(v.record_route, vec!["<sip:[2001:db8::9];lr>"]);
         assert_eq!(msg.encode(), m.as_bytes());
+    }
+
+    #[test]
+    fn debug_shows_no_key() {
+        let key = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk";
+        let body = format!(
+            "m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+        );
+        let m = long_options().replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: {}\r\n\r\n{body}", body.len()),
+        );
+        let shown = format!("{:?}", parse(m.as_bytes()).unwrap());
+        assert!(
+            !shown.contains(key) && shown.contains("inline:<redacted>"),
+            "{shown}"
+        );
     }
 
     #[test]

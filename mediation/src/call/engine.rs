@@ -731,10 +731,7 @@ impl<P: PortAllocator> Engine<P> {
         }
         let gateway_leg = call.is_gateway_leg(from_b);
         let timer_answer = session_timer::as_uas(
-            msg.view()
-                .session_expires
-                .as_deref()
-                .and_then(session_timer::SessionExpires::parse),
+            session_timer::SessionExpires::of(msg.view()),
             msg.view().supports("timer"),
             if gateway_leg {
                 self.session_timer_for(&call.gateway)
@@ -1091,13 +1088,7 @@ impl<P: PortAllocator> Engine<P> {
         match code {
             200..=299 => {
                 if let Some(t) = &mut session.timer {
-                    t.refreshed_by_us(
-                        msg.view()
-                            .session_expires
-                            .as_deref()
-                            .and_then(session_timer::SessionExpires::parse),
-                        now,
-                    );
+                    t.refreshed_by_us(session_timer::SessionExpires::of(msg.view()), now);
                 }
                 if pending.method == "INVITE" {
                     let (conn, ack) = if from_b {
@@ -1331,10 +1322,7 @@ impl<P: PortAllocator> Engine<P> {
             },
         };
         let timer_answer = session_timer::as_uas(
-            msg.view()
-                .session_expires
-                .as_deref()
-                .and_then(session_timer::SessionExpires::parse),
+            session_timer::SessionExpires::of(msg.view()),
             msg.view().supports("timer"),
             (direction == Direction::FromGateway)
                 .then(|| self.session_timer_for(&gateway))
@@ -2110,14 +2098,7 @@ impl<P: PortAllocator> Engine<P> {
         }
         call.b.session = LegSession {
             timer: call.b.timer_asked.map(|asked| {
-                session_timer::as_uac(
-                    asked,
-                    msg.view()
-                        .session_expires
-                        .as_deref()
-                        .and_then(session_timer::SessionExpires::parse),
-                    now,
-                )
+                session_timer::as_uac(asked, session_timer::SessionExpires::of(msg.view()), now)
             }),
             allows_update: msg.view().allows("UPDATE"),
             ..LegSession::default()

@@ -41,6 +41,11 @@ pub struct SessionExpires {
 }
 
 impl SessionExpires {
+    /// The Session-Expires of a message, when present and readable.
+    pub fn of(view: &crate::sip::View) -> Option<Self> {
+        Self::parse(view.session_expires.as_deref()?)
+    }
+
     /// Parses `1800;refresher=uac` (compact or not, parameters in any order). `None` when the
     /// delta-seconds are not a number.
     pub fn parse(value: &str) -> Option<Self> {

@@ -11,8 +11,9 @@
 //! |---|---|
 //! | [`config`] | the TOML file: typed fields, validation with field and line, warnings |
 //! | [`tls`] | certificates, keys, CRLs, rustls configurations, refusal reasons |
+//! | [`peer`] | who is on the other end: connection ids, front doors, proved identity, signalling level (pure; `transport` fills it in, `call` reads it) |
 //! | [`transport`] | SIP listeners, MTLS admission, connections, the UDP door (edge) |
-//! | [`sip`] | framing, parsing, the SIP trace, the UDP transaction layer (sans-IO) |
+//! | [`sip`] | framing, the message and its typed view, URIs, writing messages, the SIP trace, the UDP transaction layer (sans-IO) |
 //! | [`sdp`] | a peer's SDP parsed, ours written, `a=crypto` (sans-IO) |
 //! | [`call`] | the engine: call state, routing, encryption policy, session timers (sans-IO) |
 //! | [`media`] | port pools per address family, media threads, the relay of one call, latching (edge) |
@@ -27,6 +28,7 @@ pub mod driver;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod peer;
 pub mod sdp;
 pub mod service;
 pub mod sip;

@@ -28,12 +28,13 @@ use crate::config::{
     AddressList, Config, EncryptionLevel, GatewayTransport, IpFamily, SrtpMode, SrtpOfferStyle,
 };
 use crate::metrics::Metrics;
+use crate::peer::{ConnId, Peer, PeerIdentity, Signalling};
 use crate::sdp::{self, CryptoAttribute, Proto};
 use crate::sip::outgoing::{branch, token, Outgoing, ReceivedRequest};
 use crate::sip::uri::is_safe_user;
+use crate::sip::ALLOW;
 use crate::sip::{Message, Method, Uri, View};
 use crate::srtp::SrtpSuite;
-use crate::transport::{ConnId, Peer, PeerIdentity, Signalling, ALLOW};
 use reoffer_relay::Reoffer;
 
 /// Hands out RTP ports (the RTCP port is the next one), from one pool per address family. The

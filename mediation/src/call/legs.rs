@@ -8,9 +8,9 @@ use bytes::Bytes;
 
 use super::policy::{Decision, LegMedia};
 use super::session_timer::{LegSession, LegTimer, UasAnswer};
+use crate::peer::{ConnId, PeerIdentity};
 use crate::sdp::{CryptoAttribute, PeerSdp, Proto};
 use crate::sip::outgoing::{branch, Outgoing, ReceivedRequest};
-use crate::transport::{ConnId, PeerIdentity};
 
 /// Which way the call goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,7 +306,7 @@ impl Call {
             return out;
         }
         out.header("Contact", local.contact.clone())
-            .header("Allow", crate::transport::ALLOW)
+            .header("Allow", crate::sip::ALLOW)
             .session_expires(
                 timer.map(|(t, _)| t.header(false)),
                 timer.is_some_and(|(_, require)| require),

@@ -10,9 +10,9 @@ use crate::config::{
     EncryptionLevel, GatewayConfig, GatewayTransport, IpFamily, SrtpMode, SrtpOfferStyle,
 };
 use crate::metrics::Metrics;
+use crate::peer::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 use crate::sip::outgoing::ReceivedRequest;
 use crate::srtp::SrtpSuite;
-use crate::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 
 /// Hands out even ports from 30000 (at most `limit` when set), whatever the family, and
 /// remembers the families asked for and what was given back.

@@ -30,5 +30,8 @@ pub use method::Method;
 pub use stateless::{response_for, response_for_request, ResponseExtras};
 pub use uri::{Host, Uri};
 
+/// The methods we handle (UPDATE: session refreshes and re-offers, RFC 3311).
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
+
 /// What we call ourselves in `Server` and `User-Agent`.
 pub const SERVER: &str = concat!("mediation/", env!("CARGO_PKG_VERSION"));

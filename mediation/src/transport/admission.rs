@@ -11,9 +11,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 use crate::config::{Config, GatewayTransport};
 use crate::metrics::Metrics;
+use crate::peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 use crate::tls::{dns_names, matches_identity, RefusalReason};
 
 /// Who may connect, and how they prove it.

@@ -12,11 +12,12 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::connection::{serve, ConnId, SipEvent};
-use super::peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
+use super::connection::{serve, SipEvent};
 use super::udp::UdpHandle;
 use crate::config::IpFamily;
 use crate::metrics::Metrics;
+use crate::peer::ConnId;
+use crate::peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 use crate::sip::FramingLimits;
 
 /// Opens outbound connections.

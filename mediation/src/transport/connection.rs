@@ -3,28 +3,15 @@
 //! cannot be parsed), and hands every other message to the call layer. A writer task owns the
 //! write half; the call layer sends bytes to it through a channel.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::peer::PeerIdentity;
 use crate::metrics::Metrics;
+use crate::peer::{ConnId, PeerIdentity};
 use crate::sip::{self, Frame, FramingLimits, StreamFramer};
-
-/// Identifies a live connection to the call layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-impl ConnId {
-    /// A process-unique id.
-    pub fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 /// What connections tell the call layer. `Debug` shows a message with its keys redacted.
 // Moved once per SIP message, never per media packet: boxing the message would buy nothing.
@@ -81,9 +68,6 @@ pub const CLOSE: Bytes = Bytes::new();
 /// behind; 256 then dropped both connections and every call on them (tests/scale.sh). The
 /// channel allocates as it fills, so room unused costs nothing.
 pub(super) const OUT_QUEUE: usize = 4096;
-
-/// `Server` header value on responses the transport sends itself.
-pub use crate::sip::SERVER;
 
 /// Serves one admitted connection until either side closes it. Sends `Opened` first and
 /// `Closed` last to `events`.
@@ -217,20 +201,17 @@ pub(super) fn answer_locally(req: &sip::Message) -> Option<Bytes> {
         return None;
     }
     let extras = sip::ResponseExtras {
-        headers: &[("Allow", ALLOW), ("Accept", "application/sdp")],
+        headers: &[("Allow", sip::ALLOW), ("Accept", "application/sdp")],
         ..extras()
     };
     sip::response_for_request(req, 200, "OK", &extras).map(Bytes::from)
 }
 
-/// The methods we handle (UPDATE: session refreshes and re-offers, RFC 3311).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
-
 /// The Server header and a To tag on everything the transport answers itself.
 pub(super) fn extras() -> sip::ResponseExtras<'static> {
     sip::ResponseExtras {
         to_tag: Some("mediation"),
-        server: Some(SERVER),
+        server: Some(sip::SERVER),
         headers: &[],
     }
 }

@@ -10,9 +10,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::admission::Admission;
 use super::conn_limits::ConnectionLimits;
-use super::connection::{serve, ConnId, SipEvent};
-use super::peer::Listener;
+use super::connection::{serve, SipEvent};
 use crate::metrics::Metrics;
+use crate::peer::ConnId;
+use crate::peer::Listener;
 use crate::sip::FramingLimits;
 
 /// The addresses the front doors actually bound (port 0 in the config picks a free one).

@@ -7,13 +7,12 @@ mod conn_limits;
 mod connect;
 mod connection;
 mod listeners;
-mod peer;
 mod udp;
 
+pub use crate::peer::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 pub use admission::Admission;
 pub use conn_limits::{ConnectionLimits, ConnectionSlot, LimitHit};
 pub use connect::Connector;
-pub use connection::{serve, ConnId, SipEvent, ALLOW, CLOSE, SERVER};
+pub use connection::{serve, SipEvent, CLOSE};
 pub use listeners::{bind_listeners, AcceptContext, Bound};
-pub use peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 pub use udp::{bind_udp, AdmitUdp, FlowLimits, UdpContext, UdpHandle, MAX_DATAGRAM};

@@ -19,10 +19,10 @@ use tokio::sync::{mpsc, watch};
 #[cfg(doc)]
 use super::admission::Admission;
 use super::connection::{
-    answer_locally, answer_malformed, extras, status_code, ConnId, SipEvent, OUT_QUEUE,
+    answer_locally, answer_malformed, extras, status_code, SipEvent, OUT_QUEUE,
 };
-use super::peer::{Listener, Peer, PeerIdentity, Signalling};
 use crate::metrics::Metrics;
+use crate::peer::{ConnId, Listener, Peer, PeerIdentity, Signalling};
 use crate::sip::transaction::Timers;
 #[cfg(doc)]
 use crate::sip::transaction::Transactions;

@@ -55,7 +55,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::transport::ConnId;
+    use crate::peer::ConnId;
 
     const KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
 

@@ -2,8 +2,8 @@
 //! dialog's Call-ID and tags are no secret, so only the leg's own peer counts.
 
 use super::{Engine, PortAllocator};
+use crate::peer::{ConnId, Peer, Signalling};
 use crate::sip::View;
-use crate::transport::{ConnId, Peer, Signalling};
 
 impl<P: PortAllocator> Engine<P> {
     /// Whether a message for call `id`'s leg (`from_b`) came from that leg's own peer: its

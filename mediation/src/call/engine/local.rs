@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use super::super::legs::{Direction, Local};
 use super::{Engine, PortAllocator};
 use crate::config::{split_host_port, AddressList, IpFamily};
-use crate::transport::Peer;
+use crate::peer::Peer;
 
 impl<P: PortAllocator> Engine<P> {
     /// Our address toward a peer whose signalling address is `ip`: the advertise address of its

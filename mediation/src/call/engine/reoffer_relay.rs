@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use super::super::session_timer::LegTimer;
 use super::{Engine, PortAllocator};
+use crate::peer::ConnId;
 use crate::sdp::{self, CryptoAttribute, PeerSdp, Proto};
 use crate::sip::outgoing::ReceivedRequest;
+use crate::sip::ALLOW;
 use crate::sip::{Message, Method, View};
-use crate::transport::{ConnId, ALLOW};
 
 /// How long the far party has to answer our relayed re-offer.
 const RELAY_TIMEOUT: Duration = Duration::from_secs(32);

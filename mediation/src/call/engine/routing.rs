@@ -5,10 +5,10 @@
 use super::super::legs::Phase;
 use super::{Engine, PortAllocator};
 use crate::config::GatewayConfig;
+use crate::peer::Peer;
 use crate::sdp::AudioStream;
 use crate::sip::uri::Host;
 use crate::sip::{Message, Uri};
-use crate::transport::Peer;
 
 impl<P: PortAllocator> Engine<P> {
     /// Whether a tel: number sent toward `peer` gets `user=phone`.

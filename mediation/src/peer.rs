@@ -1,8 +1,23 @@
-//! Who is on the other end of a SIP connection, as proved at connection time: the typed outcome
-//! of the handshake that the call layer's encryption decision is made from.
+//! Who is on the other end of a SIP connection, as proved at connection time: the connection's
+//! id, the front door it came through, the peer it proved to be and its signalling level (the
+//! typed outcome of the handshake the encryption decision is made from). A pure vocabulary with
+//! no I/O: `transport/` fills it in, `call/` reads it, and neither imports the other for it.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Identifies a live connection to the call layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// A process-unique id.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
 
 /// Which of our front doors a connection came through (or `Outbound` for ones we opened).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

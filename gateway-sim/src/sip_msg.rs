@@ -214,7 +214,9 @@ pub fn reason(code: u16) -> &'static str {
 }
 
 /// A response to `request`: Via, From, To (with `to_tag` added if To has none), Call-ID and CSeq
-/// copied, then `extra` headers and the body.
+/// copied, Record-Route too in a response that makes a dialog (101-299 to an INVITE, RFC 3261
+/// §12.1.1, so a record-routing proxy stays on the path of the ACK and BYE), then `extra`
+/// headers and the body.
 pub fn response(
     request: &SipMsg,
     code: u16,
@@ -241,6 +243,11 @@ pub fn response(
     }
     if let Some(cseq) = request.header("CSeq") {
         headers.push(("CSeq", cseq.to_string()));
+    }
+    if (101..300).contains(&code) && request.method() == Some("INVITE") {
+        for route in request.all("Record-Route") {
+            headers.push(("Record-Route", route.to_string()));
+        }
     }
     headers.extend(extra.iter().cloned());
     let phrase = match reason(code) {
@@ -300,9 +307,16 @@ mod tests {
         assert_eq!(r.from_tag(), Some("aa11"));
         assert_eq!(r.cseq(), Some((7, "INVITE")));
         assert_eq!(r.body, b"v=0\r\n");
-        // No tag on 100 Trying.
+        // The dialog's route set comes back to the caller (RFC 3261 §12.1.1).
+        assert_eq!(r.record_routes(), vec!["<sip:p1;lr>", "<sip:p2;lr>"]);
+        let ringing = SipMsg::parse(&response(&m, 180, Some("bb22"), &[], None)).unwrap();
+        assert_eq!(ringing.record_routes().len(), 2);
+        // No tag on 100 Trying, and no route set on what makes no dialog.
         let trying = SipMsg::parse(&response(&m, 100, Some("bb22"), &[], None)).unwrap();
         assert_eq!(trying.to_tag(), None);
+        assert!(trying.record_routes().is_empty());
+        let busy = SipMsg::parse(&response(&m, 486, Some("bb22"), &[], None)).unwrap();
+        assert!(busy.record_routes().is_empty());
     }
 
     #[test]

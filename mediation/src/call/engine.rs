@@ -16,14 +16,17 @@ use super::legs::{ALeg, BLeg, Call, Direction, Phase};
 use super::media_plan::{self, LegPlan};
 use super::policy::{self, Decision, GatewaySignalling, PeerSrtp};
 use super::reoffer;
-use super::session_timer::{self, Due, LegSession, Pending, UasAnswer};
+use super::session_timer::{self, LegSession, UasAnswer};
 
 mod debug;
 mod leg_peer;
 mod local;
 mod media_follow;
+mod probes;
 pub mod reoffer_relay;
 mod routing;
+mod session_refresh;
+mod teardown;
 use crate::config::{
     AddressList, Config, EncryptionLevel, GatewayTransport, IpFamily, SrtpMode, SrtpOfferStyle,
 };
@@ -35,6 +38,7 @@ use crate::sip::uri::is_safe_user;
 use crate::sip::ALLOW;
 use crate::sip::{Message, Method, Uri, View};
 use crate::srtp::SrtpSuite;
+use probes::Probe;
 use reoffer_relay::Reoffer;
 
 /// Hands out RTP ports (the RTCP port is the next one), from one pool per address family. The
@@ -291,17 +295,6 @@ pub struct Engine<P: PortAllocator> {
     probes: HashMap<String, Probe>,
 }
 
-/// The OPTIONS keepalive of one gateway.
-#[derive(Debug, Default)]
-struct Probe {
-    /// When the next probe goes out.
-    next_at: Option<Instant>,
-    /// The probe in flight: its Call-ID and when it counts as unanswered.
-    pending: Option<(String, Instant, ConnId)>,
-    /// Last verdict.
-    up: Option<bool>,
-}
-
 /// A route: calls to numbers matching `pattern` go to `gateways`, in order.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -339,15 +332,6 @@ struct Negotiated {
 
 /// How long the caller has to acknowledge our 2xx (64*T1, RFC 3261 §13.3.1.4).
 const ACK_TIMEOUT: Duration = Duration::from_secs(32);
-
-/// How long our session refresh may go unanswered before it counts as 408.
-const REFRESH_TIMEOUT: Duration = Duration::from_secs(32);
-
-/// When a refresh refused for another reason is tried again.
-const REFRESH_RETRY: Duration = Duration::from_secs(10);
-
-/// How long a gateway has to answer an OPTIONS probe.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl<P: PortAllocator> Engine<P> {
     /// A new engine.
@@ -397,80 +381,6 @@ impl<P: PortAllocator> Engine<P> {
             .into_iter()
             .chain(probes)
             .min()
-    }
-
-    /// Sends due OPTIONS probes and judges unanswered ones.
-    fn run_probes(&mut self, now: Instant) {
-        let names: Vec<String> = self.probes.keys().cloned().collect();
-        for name in names {
-            let expired = self.probes[&name]
-                .pending
-                .as_ref()
-                .is_some_and(|(_, deadline, _)| *deadline <= now);
-            if expired {
-                self.probe_result(&name, false, "no answer to OPTIONS");
-            }
-            let due = self.probes[&name].next_at.is_some_and(|t| t <= now);
-            if due && self.probes[&name].pending.is_none() {
-                self.send_probe(now, &name);
-            }
-        }
-    }
-
-    fn send_probe(&mut self, now: Instant, name: &str) {
-        let Some(g) = self.cfg.gateways.iter().find(|g| g.name == name).cloned() else {
-            return;
-        };
-        let ours = self.address_toward_configured(&g.address);
-        let target = Target {
-            peer: Peer::Gateway(g.name.clone()),
-            address: g.address.clone(),
-            tls_identity: (g.transport == GatewayTransport::Tls)
-                .then(|| g.identity.clone().unwrap_or_default()),
-            family: IpFamily::of(ours),
-        };
-        let conn = self.conn_to(&target);
-        let local = self.local_for(&target.peer, target.tls_identity.is_some(), ours);
-        let ours = AddressList::sip_host(ours);
-        let call_id = format!("probe-{}@{ours}", token(16));
-        let (host, _) = crate::config::split_host_port(&g.address).unwrap_or((&g.address, 0));
-        let host = match host.parse() {
-            Ok(ip) => AddressList::sip_host(ip), // `[2001:db8::6]`, as a SIP URI writes it
-            Err(_) => host.to_string(),
-        };
-        let transport = self.uri_transport(&target.peer, target.tls_identity.is_some());
-        let options = Outgoing::request("OPTIONS", &format!("sip:{host};transport={transport}"))
-            .header("Via", format!("{};branch={}", local.via, branch()))
-            .header("Max-Forwards", "70")
-            .header("From", format!("<sip:mediation@{ours}>;tag={}", token(10)))
-            .header("To", format!("<sip:{host}>"))
-            .header("Call-ID", call_id.clone())
-            .header("CSeq", "1 OPTIONS")
-            .header("Contact", local.contact)
-            .encode();
-        self.send(conn, options);
-        let probe = self.probes.entry(name.to_string()).or_default();
-        probe.pending = Some((call_id, now + PROBE_TIMEOUT, conn));
-        probe.next_at = Some(now + Duration::from_secs(g.options_interval_secs.max(1)));
-    }
-
-    fn probe_result(&mut self, name: &str, up: bool, why: &str) {
-        let Some(probe) = self.probes.get_mut(name) else {
-            return;
-        };
-        probe.pending = None;
-        if probe.up != Some(up) {
-            if up {
-                tracing::info!(gateway = name, "gateway up: answered OPTIONS");
-            } else {
-                tracing::warn!(gateway = name, why, "gateway down");
-            }
-        }
-        probe.up = Some(up);
-        self.metrics
-            .gateway_up
-            .with_label_values(&[name])
-            .set(i64::from(up));
     }
 
     /// Replaces the routes (tests build them by hand).
@@ -928,201 +838,6 @@ impl<P: PortAllocator> Engine<P> {
         }
         self.send(conn, ok.encode());
         self.follow_remote(id, from_b, msg.body());
-        self.arm_session_timers(now, id);
-    }
-
-    /// Schedules the next look at a call's session timers.
-    fn arm_session_timers(&mut self, now: Instant, id: u64) {
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        let at: Vec<Instant> = [&call.a.session, &call.b.session]
-            .into_iter()
-            .filter_map(|leg| match leg.due(now) {
-                Due::Wait(at) => at,
-                Due::Refresh | Due::Expired => Some(now),
-            })
-            .chain(call.relayed.as_ref().map(|r| r.deadline))
-            .collect();
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        for old in std::mem::replace(&mut call.session_wakeups, at.clone()) {
-            // Another of the call's timers may share the instant: keep that one.
-            if old != call.deadline && call.failover_at != Some(old) {
-                self.timers.remove(&(old, id));
-            }
-        }
-        for at in at {
-            self.timers.insert((at, id));
-        }
-    }
-
-    /// Refreshes legs whose turn it is; ends the call when a leg's session expired.
-    fn run_session_timers(&mut self, now: Instant, id: u64) {
-        // A re-offer crossing the call holds back refreshes until it is answered.
-        if let Some(call) = self.calls.get_mut(&id) {
-            match call.relayed.take() {
-                Some(r) if r.deadline <= now => {
-                    tracing::warn!(call = id, "the far party never answered our re-offer");
-                    self.answer_first_party(id, &r, 408, "Request Timeout", None);
-                    self.count_call(id, "far_end_gone");
-                    return self.end_now(now, id, "far_end_gone");
-                }
-                Some(r) => {
-                    let at = r.deadline;
-                    call.relayed = Some(r);
-                    self.timers.insert((at, id));
-                    return;
-                }
-                None => {}
-            }
-        }
-        for from_b in [false, true] {
-            let Some(call) = self.calls.get(&id) else {
-                return;
-            };
-            let leg = call.session(from_b);
-            match leg.due(now) {
-                Due::Expired => {
-                    tracing::warn!(
-                        call = id,
-                        leg = if from_b { "callee" } else { "caller" },
-                        "session timer expired without a refresh: ending the call"
-                    );
-                    self.count_call(id, "session_expired");
-                    self.end_now(now, id, "session_expired");
-                    return;
-                }
-                Due::Refresh => self.send_refresh(now, id, from_b),
-                Due::Wait(_) => {}
-            }
-        }
-        self.arm_session_timers(now, id);
-    }
-
-    /// Our session refresh on one leg: UPDATE without SDP when the peer allows it, else a
-    /// re-INVITE repeating the SDP we last sent (same version: no change, RFC 3264 §8).
-    fn send_refresh(&mut self, now: Instant, id: u64, from_b: bool) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let session = call.session(from_b);
-        let Some(timer) = session.timer else {
-            return;
-        };
-        let method = if session.allows_update {
-            "UPDATE"
-        } else {
-            "INVITE"
-        };
-        let (request, conn, contact, sdp, cseq) = if from_b {
-            let r = call.b_new_request(method);
-            let b = &call.b;
-            (
-                r,
-                b.conn,
-                b.local.contact.clone(),
-                Some(b.last_sdp.clone()),
-                b.local_cseq,
-            )
-        } else {
-            let r = call.a_new_request(method);
-            let a = &call.a;
-            (
-                r,
-                a.conn,
-                a.local.contact.clone(),
-                a.last_sdp.clone(),
-                a.local_cseq,
-            )
-        };
-        let mut request = request
-            .header("Contact", contact)
-            .header("Allow", ALLOW)
-            .header("Supported", "timer")
-            .header("Session-Expires", timer.header(true));
-        if let (Some(sdp), "INVITE") = (sdp, method) {
-            request = request.sdp(sdp);
-        }
-        let session = call.session_mut(from_b);
-        session.pending = Some(Pending {
-            cseq,
-            method,
-            deadline: now + REFRESH_TIMEOUT,
-        });
-        session.retry_at = None;
-        tracing::debug!(call = id, method, "session refresh sent");
-        self.send(conn, request.encode());
-    }
-
-    /// The call and leg whose refresh this response answers.
-    fn refresh_of(&self, s: &View) -> Option<(u64, bool)> {
-        let id = self.find(s, false)?;
-        let call = self.calls.get(&id)?;
-        let from_b = call.b.call_id == s.call_id;
-        let session = call.session(from_b);
-        session
-            .pending
-            .filter(|p| p.cseq == s.cseq.seq && p.method == s.cseq.method.as_str())
-            .map(|_| (id, from_b))
-    }
-
-    /// The answer to our refresh: 2xx restarts the interval (ACKed if it was a re-INVITE;
-    /// new keys in its SDP are taken); 491 tries again after a pause (RFC 3261 §14.1); UPDATE
-    /// refused as unknown falls back to re-INVITE; 408 or 481 ends the call (RFC 4028 §10).
-    fn on_refresh_response(&mut self, now: Instant, id: u64, from_b: bool, msg: &Message) {
-        let Some(code) = msg.code() else {
-            return;
-        };
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let session = call.session_mut(from_b);
-        let Some(pending) = session.pending else {
-            return;
-        };
-        if code < 200 {
-            return;
-        }
-        session.pending = None;
-        match code {
-            200..=299 => {
-                if let Some(t) = &mut session.timer {
-                    t.refreshed_by_us(session_timer::SessionExpires::of(msg.view()), now);
-                }
-                if pending.method == "INVITE" {
-                    let (conn, ack) = if from_b {
-                        (call.b.conn, call.b_ack(pending.cseq))
-                    } else {
-                        (
-                            call.a.conn,
-                            call.a_dialog_request("ACK", pending.cseq).encode(),
-                        )
-                    };
-                    self.send(conn, ack);
-                    self.take_answer_keys(id, from_b, msg.body());
-                    self.follow_remote(id, from_b, msg.body());
-                }
-            }
-            491 => {
-                // We chose the Call-ID on the callee's leg: wait 2.1–4 s there, 0–2 s on the
-                // caller's (RFC 3261 §14.1).
-                let base = if from_b { 2100 } else { 0 };
-                let jitter = u64::from(rand::random::<u16>() % 1900);
-                session.retry_at = Some(now + Duration::from_millis(base + jitter));
-            }
-            405 | 501 if pending.method == "UPDATE" => {
-                session.allows_update = false;
-                session.retry_at = Some(now);
-            }
-            408 | 481 => {
-                tracing::warn!(call = id, code, "session refresh failed: ending the call");
-                self.count_call(id, "session_expired");
-                return self.end_now(now, id, "session_expired");
-            }
-            _ => session.retry_at = Some(now + REFRESH_RETRY),
-        }
         self.arm_session_timers(now, id);
     }
 
@@ -2351,169 +2066,11 @@ impl<P: PortAllocator> Engine<P> {
         self.remove(id);
     }
 
-    fn on_cancel(&mut self, now: Instant, id: u64) {
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        if call.phase != Phase::Proceeding {
-            return; // too late: the 200 was sent; the caller will BYE
-        }
-        let r = call.a_response(487, "Request Terminated").encode();
-        self.send(call.a.conn, r);
-        self.count_call(id, "cancelled");
-        self.abandon(now, id);
-    }
-
-    /// A BYE (already answered 200). On an answered call it ends both legs. Before the answer it
-    /// ends an early dialog (RFC 3261 §15): from the caller that is a CANCEL in all but name,
-    /// handled as one — 487 to its INVITE, CANCEL to the callee, whose final answer (a 2xx
-    /// that crossed the CANCEL is ACKed and ended with BYE) is awaited. A callee must not send
-    /// BYE before it answers (§15); one that does is taken as giving up: the caller gets 487
-    /// and the callee's INVITE is cancelled the same way. Once abandoned, a BYE changes nothing.
-    fn on_bye(&mut self, now: Instant, id: u64, from: ConnId, from_b: bool) {
-        let Some(phase) = self.calls.get(&id).map(|c| c.phase) else {
-            return;
-        };
-        match phase {
-            Phase::Answered | Phase::Confirmed => self.hang_up(id, from),
-            Phase::Proceeding if !from_b => self.on_cancel(now, id),
-            Phase::Proceeding => {
-                tracing::info!(
-                    call = id,
-                    "BYE from the callee before its answer: call ended"
-                );
-                let call = &self.calls[&id];
-                let r = call.a_response(487, "Request Terminated").encode();
-                self.send(call.a.conn, r);
-                self.count_call(id, "callee_bye");
-                self.abandon(now, id);
-            }
-            Phase::Abandoned => {}
-        }
-    }
-
-    /// The caller is gone before an answer: CANCEL the callee and wait for its final answer.
-    fn abandon(&mut self, now: Instant, id: u64) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        call.phase = Phase::Abandoned;
-        let cancel = call.b_same_transaction("CANCEL", None);
-        let b_conn = call.b.conn;
-        self.send(b_conn, cancel);
-        self.release_ports(id);
-        self.arm(id, now + ABANDON_LINGER);
-    }
-
-    /// Ends an established call: BYE to the leg that did not send `from` (both when `from`
-    /// matches neither, e.g. media failure or connection loss of a third party).
-    fn hang_up(&mut self, id: u64, from: ConnId) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let (a_conn, b_conn) = (call.a.conn, call.b.conn);
-        if call.phase == Phase::Proceeding || call.phase == Phase::Abandoned {
-            // Not answered (BYE before the answer goes to `on_bye`; here: early media that
-            // could not be set up): refuse the caller.
-            let r = call.a_response(487, "Request Terminated").encode();
-            self.send(a_conn, r);
-            self.release_ports(id);
-            self.remove(id);
-            return;
-        }
-        if from != a_conn {
-            let bye = call.a_request("BYE");
-            self.send(a_conn, bye);
-        }
-        let call = self.calls.get_mut(&id).expect("present");
-        if from != b_conn {
-            let bye = call.b_request("BYE");
-            self.send(b_conn, bye);
-        }
-        tracing::info!(call = id, "call ended");
-        self.remove(id);
-    }
-
-    fn on_closed(&mut self, now: Instant, conn: ConnId) {
-        self.conns.remove(&conn);
-        self.outbound.retain(|_, c| *c != conn);
-        let probing: Vec<String> = self
-            .probes
-            .iter()
-            .filter(|(_, p)| p.pending.as_ref().is_some_and(|(_, _, c)| *c == conn))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in probing {
-            self.probe_result(&name, false, "connection failed or closed");
-        }
-        let affected: Vec<(u64, bool)> = self
-            .calls
-            .values()
-            .filter(|c| c.a.conn == conn || c.b.conn == conn)
-            .map(|c| (c.id, c.a.conn == conn))
-            .collect();
-        for (id, caller_gone) in affected {
-            let span = self.span_of(id);
-            let _entered = span.enter();
-            let Some(phase) = self.calls.get(&id).map(|c| c.phase) else {
-                continue;
-            };
-            match (phase, caller_gone) {
-                (Phase::Proceeding, true) => {
-                    self.count_call(id, "caller_gone");
-                    self.abandon(now, id);
-                }
-                (Phase::Proceeding, false) if self.fail_over(now, id, "connection failed") => {}
-                (Phase::Proceeding, false) => {
-                    tracing::info!(call = id, "connection to the callee failed or closed: 503");
-                    let call = &self.calls[&id];
-                    let r = call.a_response(503, "Service Unavailable").encode();
-                    let conn = call.a.conn;
-                    self.send(conn, r);
-                    self.count_call(id, "callee_unreachable");
-                    self.release_ports(id);
-                    self.remove(id);
-                }
-                (Phase::Abandoned, _) => self.remove(id),
-                (Phase::Answered | Phase::Confirmed, _) => {
-                    tracing::info!(
-                        call = id,
-                        "a leg's connection was lost: ending the other with BYE"
-                    );
-                    self.count_call(id, "connection_lost");
-                    self.hang_up(id, conn);
-                }
-            }
-        }
-    }
-
     /// The call's log span (a cheap handle), or none.
     fn span_of(&self, id: u64) -> tracing::Span {
         self.calls
             .get(&id)
             .map_or_else(tracing::Span::none, |c| c.span.clone())
-    }
-
-    /// Ends a call whatever its phase (shutdown, media timeout).
-    fn end_now(&mut self, now: Instant, id: u64, why: &str) {
-        let span = self.span_of(id);
-        let _entered = span.enter();
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        match call.phase {
-            Phase::Proceeding => {
-                let r = call
-                    .a_response(503, "Service Unavailable")
-                    .header("Warning", format!("399 mediation \"{why}\""))
-                    .encode();
-                self.send(call.a.conn, r);
-                self.count_call(id, why);
-                self.abandon(now, id);
-            }
-            Phase::Abandoned => self.remove(id),
-            Phase::Answered | Phase::Confirmed => self.hang_up(id, ConnId(0)),
-        }
     }
 
     /// Entries in the timer table (tests: it must not grow with refreshes).

@@ -2988,6 +2988,13 @@ fn v6_next_hop_connects(h: &mut Harness, nh: ConnId, b_invite: &str) -> String {
     .replace("IN IP4 10.0.0.1", "IN IP6 2001:db8::5")
 }
 
+/// Asserts that `text` holds every one of `needles`.
+fn assert_has(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle} not in:\n{text}");
+    }
+}
+
 /// The families the engine drew media ports from, in order.
 fn port_families(h: &mut Harness) -> Vec<IpFamily> {
     let ports = &h.engine.ports_mut().families;
@@ -3023,15 +3030,16 @@ fn an_ipv4_gateway_calls_an_ipv6_next_hop_each_leg_in_its_family() {
     );
     let (nh, _) = connected(&outs).unwrap();
     let b_invite = sent(&outs, nh).remove(0);
-    for needle in [
-        "INVITE sip:+15551234@[2001:db8::5]:5061;transport=tls SIP/2.0\r\n",
-        "Via: SIP/2.0/TLS [2001:db8::10]:5070;branch=",
-        "Contact: <sip:mediation@[2001:db8::10]:5070;transport=tls>\r\n",
-        "From: <sip:+15550001@[2001:db8::10]>;tag=",
-        "c=IN IP6 2001:db8::10\r\n",
-    ] {
-        assert!(b_invite.contains(needle), "{needle} not in:\n{b_invite}");
-    }
+    assert_has(
+        &b_invite,
+        &[
+            "INVITE sip:+15551234@[2001:db8::5]:5061;transport=tls SIP/2.0\r\n",
+            "Via: SIP/2.0/TLS [2001:db8::10]:5070;branch=",
+            "Contact: <sip:mediation@[2001:db8::10]:5070;transport=tls>\r\n",
+            "From: <sip:+15550001@[2001:db8::10]>;tag=",
+            "c=IN IP6 2001:db8::10\r\n",
+        ],
+    );
     assert!(
         o_line(&b_invite).ends_with(" IN IP6 2001:db8::10"),
         "{b_invite}"
@@ -3205,14 +3213,15 @@ fn failover_to_a_gateway_of_the_other_family_moves_the_leg_and_its_ports() {
     assert_eq!(target(&outs).family, IpFamily::V6);
     let (_, who, second) = invite_on_new_connection(&outs);
     assert_eq!(who, Peer::Gateway("gw2".into()));
-    for needle in [
-        "INVITE sip:+15551234@[2001:db8::6]:5068;transport=tcp SIP/2.0\r\n",
-        "Via: SIP/2.0/TCP [2001:db8::10]:5068;branch=",
-        "c=IN IP6 2001:db8::10\r\n",
-        "m=audio 30006 RTP/AVP",
-    ] {
-        assert!(second.contains(needle), "{needle} not in:\n{second}");
-    }
+    assert_has(
+        &second,
+        &[
+            "INVITE sip:+15551234@[2001:db8::6]:5068;transport=tcp SIP/2.0\r\n",
+            "Via: SIP/2.0/TCP [2001:db8::10]:5068;branch=",
+            "c=IN IP6 2001:db8::10\r\n",
+            "m=audio 30006 RTP/AVP",
+        ],
+    );
     let ports = h.engine.ports_mut();
     assert_eq!(ports.released, [30004], "the IPv4 pair goes back");
     assert_eq!(ports.families.last(), Some(&(IpFamily::V6, 30006)));
@@ -3256,15 +3265,16 @@ fn options_probes_to_an_ipv6_gateway_are_written_in_ipv6() {
     assert_eq!(target(&outs).family, IpFamily::V6);
     let (conn, _) = connected(&outs).unwrap();
     let probe = sent(&outs, conn).remove(0);
-    for needle in [
-        "OPTIONS sip:[2001:db8::6];transport=tls SIP/2.0\r\n",
-        "Via: SIP/2.0/TLS [2001:db8::10]:5067;branch=",
-        "From: <sip:mediation@[2001:db8::10]>;tag=",
-        "To: <sip:[2001:db8::6]>\r\n",
-        "Contact: <sip:mediation@[2001:db8::10]:5067;transport=tls>\r\n",
-    ] {
-        assert!(probe.contains(needle), "{needle} not in:\n{probe}");
-    }
+    assert_has(
+        &probe,
+        &[
+            "OPTIONS sip:[2001:db8::6];transport=tls SIP/2.0\r\n",
+            "Via: SIP/2.0/TLS [2001:db8::10]:5067;branch=",
+            "From: <sip:mediation@[2001:db8::10]>;tag=",
+            "To: <sip:[2001:db8::6]>\r\n",
+            "Contact: <sip:mediation@[2001:db8::10]:5067;transport=tls>\r\n",
+        ],
+    );
     assert!(
         probe
             .lines()

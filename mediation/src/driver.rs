@@ -196,6 +196,9 @@ pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
             }
             _ = shutdown.changed() => break,
         }
+        while let Some(report) = engine.poll_report() {
+            metrics.record(&report);
+        }
         while let Some(output) = engine.poll_output() {
             match output {
                 Output::Connect { conn, target } => {

@@ -2,6 +2,7 @@
 //! `mediation_`). Label values are bounded: listener, reason, gateway name, never addresses,
 //! Call-IDs or numbers.
 
+use crate::call::report::{media_label, Report};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -343,6 +344,54 @@ impl Metrics {
             self.certificate_expiry
                 .with_label_values(&[&label])
                 .set(not_after);
+        }
+    }
+
+    /// Counts what the call engine reported (the driver calls this for every [`Report`]).
+    pub fn record(&self, report: &Report) {
+        match report {
+            Report::Request { method } => self
+                .sip_requests
+                .with_label_values(&[method.as_str()])
+                .inc(),
+            Report::Call {
+                direction,
+                gateway,
+                media,
+                result,
+            } => self
+                .calls
+                .with_label_values(&[direction.label(), gateway, media_label(*media), result])
+                .inc(),
+            Report::Decision { gateway, decision } => self
+                .gateway_media_decisions
+                .with_label_values(&[gateway, media_label(decision.media()), decision.reason()])
+                .inc(),
+            Report::SdesKeysIgnored { reason, count } => self
+                .sdes_keys_ignored
+                .with_label_values(&[reason])
+                .inc_by(*count),
+            Report::Failover { gateway } => self.failovers.with_label_values(&[gateway]).inc(),
+            Report::Answered {
+                direction,
+                media,
+                setup,
+            } => {
+                self.call_setup
+                    .with_label_values(&[direction.label()])
+                    .observe(setup.as_secs_f64());
+                self.active_calls
+                    .with_label_values(&[media_label(*media)])
+                    .inc();
+            }
+            Report::Ended { media } => self
+                .active_calls
+                .with_label_values(&[media_label(*media)])
+                .dec(),
+            Report::GatewayUp { gateway, up } => self
+                .gateway_up
+                .with_label_values(&[gateway])
+                .set(i64::from(*up)),
         }
     }
 

@@ -135,7 +135,7 @@ impl Service {
         let engine = Engine::new(
             engine_config,
             SocketPorts::new(pool.clone()),
-            metrics.clone(),
+            rand::SeedableRng::from_entropy(),
         );
         let client = Arc::new(std::sync::RwLock::new(client));
         let connector = Connector {

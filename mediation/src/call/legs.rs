@@ -6,11 +6,49 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use rand::rngs::StdRng;
+
 use super::policy::{Decision, LegMedia};
 use super::session_timer::{LegSession, LegTimer, UasAnswer};
 use crate::peer::{ConnId, PeerIdentity};
 use crate::sdp::{CryptoAttribute, PeerSdp, Proto};
 use crate::sip::outgoing::{branch, Outgoing, ReceivedRequest};
+
+/// One of a call's two legs: the caller's (A: its INVITE we answer) or the callee's (B: the
+/// INVITE we sent). Each is its own SIP dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The caller's leg (A).
+    Caller,
+    /// The callee's leg (B).
+    Callee,
+}
+
+impl Side {
+    /// The other leg.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Caller => Side::Callee,
+            Side::Callee => Side::Caller,
+        }
+    }
+
+    /// 0 for the caller's leg, 1 for the callee's (arrays kept per leg).
+    pub fn index(self) -> usize {
+        match self {
+            Side::Caller => 0,
+            Side::Callee => 1,
+        }
+    }
+
+    /// `caller` or `callee`, for logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Caller => "caller",
+            Side::Callee => "callee",
+        }
+    }
+}
 
 /// Which way the call goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +213,49 @@ impl BLeg {
     }
 }
 
+/// What every INVITE toward the callee carries, kept for failover.
+#[derive(Debug, Clone)]
+pub struct CalleeRequest {
+    /// The called number.
+    pub user: String,
+    /// The caller's number (From user part).
+    pub caller: String,
+    /// Max-Forwards, already decremented.
+    pub max_forwards: u32,
+    /// The called number came as a tel: URI: the far leg gets `user=phone` (RFC 3261 §19.1.1).
+    pub phone: bool,
+    /// Header fields of the caller's INVITE passed on to the callee byte for byte
+    /// (P-Asserted-Identity and Privacy, `[sip] pass_headers`).
+    pub passed: Vec<String>,
+}
+
+/// A re-offer from one party waiting for the other party's answer.
+#[derive(Debug)]
+pub struct RelayedOffer {
+    /// The leg the re-offer came on (we re-offer on the other).
+    pub side: Side,
+    /// The request to answer.
+    pub request: ReceivedRequest,
+    /// Where it came from.
+    pub conn: ConnId,
+    /// Its SDP.
+    pub offer: PeerSdp,
+    /// Its new keys, taken once the far party accepts: (theirs, ours).
+    pub rekey: Option<(CryptoAttribute, CryptoAttribute)>,
+    /// The session timer for our answer, and whether to add `Require: timer`.
+    pub timer: Option<(LegTimer, bool)>,
+    /// The key we offered the far party (SRTP legs).
+    pub our_key: Option<CryptoAttribute>,
+    /// Our request on the far leg: CSeq number, method and Via branch.
+    pub cseq: u32,
+    /// `INVITE` or `UPDATE`.
+    pub method: &'static str,
+    /// Its branch (a non-2xx is acknowledged in the same transaction).
+    pub branch: String,
+    /// Our SDP in it, and its version.
+    pub sdp: (String, u64),
+}
+
 /// One call.
 pub struct Call {
     /// Internal id (logs, media).
@@ -189,8 +270,6 @@ pub struct Call {
     pub b: BLeg,
     /// Where it is.
     pub phase: Phase,
-    /// When the current phase gives up.
-    pub deadline: Instant,
     /// When the INVITE arrived.
     pub started: Instant,
     /// Media relay running.
@@ -204,31 +283,36 @@ pub struct Call {
     /// Its log span.
     pub span: tracing::Span,
     /// What every INVITE toward the callee carries (kept for failover).
-    pub callee: super::engine::CalleeRequest,
+    pub callee: CalleeRequest,
     /// Gateways still to try if the current one fails (calls from the next hop).
     pub alternates: Vec<String>,
-    /// When the current gateway counts as silent (no provisional response) and the next is tried.
-    pub failover_at: Option<Instant>,
     /// When the callee answered.
     pub answered: Option<Instant>,
     /// A party's re-offer carried to the other party, waiting for its answer.
-    pub relayed: Option<super::engine::reoffer_relay::RelayedOffer>,
-    /// The session-timer wake-ups now in the engine's timer table, replaced (not added to) each
-    /// time the timers are re-armed, so a peer refreshing often cannot grow the table.
-    pub session_wakeups: Vec<Instant>,
+    pub relayed: Option<RelayedOffer>,
+    /// Draws the branches of the call's own requests (seeded from the engine's generator).
+    pub rng: StdRng,
     /// Where each leg's peer (caller's, callee's) last asked for RTP, as the relay knows it.
     pub media_remotes: [Option<std::net::SocketAddr>; 2],
 }
 
 impl Call {
-    /// True if the callee's leg (`on_b`), or else the caller's, is the one toward the gateway.
-    pub fn is_gateway_leg(&self, on_b: bool) -> bool {
-        (self.direction == Direction::FromGateway) != on_b
+    /// True if leg `side` is the one toward the gateway.
+    pub fn is_gateway_leg(&self, side: Side) -> bool {
+        (self.direction == Direction::FromGateway) == (side == Side::Caller)
+    }
+
+    /// The side of the gateway's leg.
+    pub fn gateway_side(&self) -> Side {
+        match self.direction {
+            Direction::FromGateway => Side::Caller,
+            Direction::FromNextHop => Side::Callee,
+        }
     }
 
     /// `gateway` or `next_hop`: the leg's name in media commands and metric labels.
-    pub fn leg_label(&self, on_b: bool) -> &'static str {
-        if self.is_gateway_leg(on_b) {
+    pub fn leg_label(&self, side: Side) -> &'static str {
+        if self.is_gateway_leg(side) {
             "gateway"
         } else {
             "next_hop"
@@ -244,32 +328,78 @@ impl Call {
         d.and_then(Decision::media)
     }
 
-    /// The session-timer state of the callee's leg (`on_b`) or the caller's.
-    pub fn session(&self, on_b: bool) -> &LegSession {
-        if on_b {
-            &self.b.session
-        } else {
-            &self.a.session
+    /// The connection of leg `side`.
+    pub fn conn(&self, side: Side) -> ConnId {
+        match side {
+            Side::Caller => self.a.conn,
+            Side::Callee => self.b.conn,
+        }
+    }
+
+    /// The Call-ID of leg `side`'s dialog.
+    pub fn call_id(&self, side: Side) -> &str {
+        match side {
+            Side::Caller => &self.a.call_id,
+            Side::Callee => &self.b.call_id,
+        }
+    }
+
+    /// Our Via and Contact on leg `side`.
+    pub fn local(&self, side: Side) -> &Local {
+        match side {
+            Side::Caller => &self.a.local,
+            Side::Callee => &self.b.local,
+        }
+    }
+
+    /// Our media port on leg `side`, the `o=` session id and the version of the last SDP we
+    /// sent there.
+    pub fn our_media(&self, side: Side) -> (u16, u64, u64) {
+        match side {
+            Side::Caller => (self.a.port, self.a.sdp_session, self.a.sdp_version),
+            Side::Callee => (self.b.port, self.b.sdp_session, self.b.sdp_version),
+        }
+    }
+
+    /// The SRTP keys in use on leg `side`: (theirs, ours). The caller's leg has theirs only
+    /// when it is SRTP (ours is set).
+    pub fn keys(&self, side: Side) -> (Option<&CryptoAttribute>, Option<&CryptoAttribute>) {
+        match side {
+            Side::Caller => (
+                self.a.chosen.as_ref().filter(|_| self.a.ours.is_some()),
+                self.a.ours.as_ref(),
+            ),
+            Side::Callee => (self.b.theirs.as_ref(), self.b.ours.as_ref()),
+        }
+    }
+
+    /// The session-timer state of leg `side`.
+    pub fn session(&self, side: Side) -> &LegSession {
+        match side {
+            Side::Caller => &self.a.session,
+            Side::Callee => &self.b.session,
         }
     }
 
     /// As [`Call::session`], to change it.
-    pub fn session_mut(&mut self, on_b: bool) -> &mut LegSession {
-        if on_b {
-            &mut self.b.session
-        } else {
-            &mut self.a.session
+    pub fn session_mut(&mut self, side: Side) -> &mut LegSession {
+        match side {
+            Side::Caller => &mut self.a.session,
+            Side::Callee => &mut self.b.session,
         }
     }
 
-    /// Records that the SDP we send on a leg is now `sdp` at `version`.
-    pub fn set_our_sdp(&mut self, on_b: bool, sdp: String, version: u64) {
-        if on_b {
-            self.b.sdp_version = version;
-            self.b.last_sdp = sdp;
-        } else {
-            self.a.sdp_version = version;
-            self.a.last_sdp = Some(sdp);
+    /// Records that the SDP we send on leg `side` is now `sdp` at `version`.
+    pub fn set_our_sdp(&mut self, side: Side, sdp: String, version: u64) {
+        match side {
+            Side::Callee => {
+                self.b.sdp_version = version;
+                self.b.last_sdp = sdp;
+            }
+            Side::Caller => {
+                self.a.sdp_version = version;
+                self.a.last_sdp = Some(sdp);
+            }
         }
     }
 
@@ -290,16 +420,15 @@ impl Call {
     /// carries our Contact, Allow and the session timer (RFC 4028 §9).
     pub fn reoffer_response(
         &self,
-        on_b: bool,
+        side: Side,
         request: &ReceivedRequest,
         code: u16,
         reason: &str,
         timer: Option<(LegTimer, bool)>,
     ) -> Outgoing {
-        let (tag, local) = if on_b {
-            (&self.b.local_tag, &self.b.local)
-        } else {
-            (&self.a.local_tag, &self.a.local)
+        let (tag, local) = match side {
+            Side::Callee => (&self.b.local_tag, &self.b.local),
+            Side::Caller => (&self.a.local_tag, &self.a.local),
         };
         let out = request.respond(code, reason, tag);
         if code >= 300 {
@@ -322,36 +451,40 @@ impl Call {
     pub fn b_new_request(&mut self, method: &str) -> Outgoing {
         self.b.local_cseq += 1;
         let cseq = self.b.local_cseq;
+        let branch = branch(&mut self.rng);
         let b = &self.b;
         b_dialog_request(
             b,
             method,
             cseq,
-            b.remote_tag.as_deref(),
-            b.remote_target.as_deref(),
+            (b.remote_tag.as_deref(), b.remote_target.as_deref()),
+            branch,
         )
     }
 
     /// ACK for the 2xx to our INVITE with CSeq number `cseq` (its own transaction).
-    pub fn b_ack(&self, cseq: u32) -> Bytes {
+    pub fn b_ack(&mut self, cseq: u32) -> Bytes {
+        let branch = branch(&mut self.rng);
         let b = &self.b;
         b_dialog_request(
             b,
             "ACK",
             cseq,
-            b.remote_tag.as_deref(),
-            b.remote_target.as_deref(),
+            (b.remote_tag.as_deref(), b.remote_target.as_deref()),
+            branch,
         )
         .encode()
     }
 
     /// ACK and BYE for the dialog a second fork set up with its 2xx (tag `tag`, Contact
     /// `target`): we keep the first answer and end the other (RFC 3261 §13.2.2.4).
-    pub fn b_end_fork(&self, tag: &str, target: Option<&str>) -> [Bytes; 2] {
+    pub fn b_end_fork(&mut self, tag: &str, target: Option<&str>) -> [Bytes; 2] {
+        let branches = [branch(&mut self.rng), branch(&mut self.rng)];
+        let [ack, bye] = branches;
         let b = &self.b;
         [
-            b_dialog_request(b, "ACK", 1, Some(tag), target).encode(),
-            b_dialog_request(b, "BYE", 2, Some(tag), target).encode(),
+            b_dialog_request(b, "ACK", 1, (Some(tag), target), ack).encode(),
+            b_dialog_request(b, "BYE", 2, (Some(tag), target), bye).encode(),
         ]
     }
 
@@ -373,36 +506,37 @@ impl Call {
             .encode()
     }
 
-    /// ACK for a non-2xx answer to our in-dialog re-INVITE on the callee's leg (`on_b`) or the
-    /// caller's: the re-INVITE's transaction (branch, CSeq number), RFC 3261 §17.1.1.3.
+    /// ACK for a non-2xx answer to our in-dialog re-INVITE on leg `side`: the re-INVITE's
+    /// transaction (branch, CSeq number), RFC 3261 §17.1.1.3.
     pub fn same_transaction_ack(
         &self,
-        on_b: bool,
+        side: Side,
         cseq: u32,
         branch: &str,
         to_tag: Option<&str>,
     ) -> Bytes {
-        let mut ack = if on_b {
-            let b = &self.b;
-            b_dialog_request(
-                b,
-                "ACK",
-                cseq,
-                to_tag.or(b.remote_tag.as_deref()),
-                b.remote_target.as_deref(),
-            )
-        } else {
-            self.a_dialog_request("ACK", cseq)
+        let ack = match side {
+            Side::Callee => {
+                let b = &self.b;
+                b_dialog_request(
+                    b,
+                    "ACK",
+                    cseq,
+                    (
+                        to_tag.or(b.remote_tag.as_deref()),
+                        b.remote_target.as_deref(),
+                    ),
+                    branch.to_string(),
+                )
+            }
+            Side::Caller => a_dialog_request(&self.a, "ACK", cseq, branch.to_string()),
         };
-        ack.replace_via_branch(branch);
         ack.encode()
     }
 
     /// A request within the A dialog (we are the callee there): BYE.
     pub fn a_request(&mut self, method: &str) -> Bytes {
-        self.a.local_cseq += 1;
-        let cseq = self.a.local_cseq;
-        self.a_dialog_request(method, cseq).encode()
+        self.a_new_request(method).encode()
     }
 
     /// A new request within the A dialog, its CSeq taken, for more headers to be added.
@@ -413,22 +547,9 @@ impl Call {
     }
 
     /// A request within the A dialog with CSeq number `cseq` (ACK repeats its INVITE's).
-    pub fn a_dialog_request(&self, method: &str, cseq: u32) -> Outgoing {
-        let a = &self.a;
-        Outgoing::request(method, &a.remote_target)
-            .header("Via", format!("{};branch={}", a.local.via, branch()))
-            .header("Max-Forwards", "70")
-            .header(
-                "From",
-                format!(
-                    "{};tag={}",
-                    crate::sip::outgoing::without_tag(a.invite.to()),
-                    a.local_tag
-                ),
-            )
-            .header("To", a.invite.from().to_string())
-            .header("Call-ID", a.call_id.clone())
-            .header("CSeq", format!("{cseq} {method}"))
+    pub fn a_dialog_request(&mut self, method: &str, cseq: u32) -> Outgoing {
+        let branch = branch(&mut self.rng);
+        a_dialog_request(&self.a, method, cseq, branch)
     }
 
     /// A response to the A leg's INVITE.
@@ -437,22 +558,40 @@ impl Call {
     }
 }
 
+/// A request in the A dialog (we are the callee there) with the given CSeq and Via branch.
+fn a_dialog_request(a: &ALeg, method: &str, cseq: u32, branch: String) -> Outgoing {
+    Outgoing::request(method, &a.remote_target)
+        .header("Via", format!("{};branch={branch}", a.local.via))
+        .header("Max-Forwards", "70")
+        .header(
+            "From",
+            format!(
+                "{};tag={}",
+                crate::sip::outgoing::without_tag(a.invite.to()),
+                a.local_tag
+            ),
+        )
+        .header("To", a.invite.from().to_string())
+        .header("Call-ID", a.call_id.clone())
+        .header("CSeq", format!("{cseq} {method}"))
+}
+
 /// A request in the B dialog with the given CSeq, remote tag and target (the Request-URI of the
 /// INVITE until the callee's Contact is known).
 fn b_dialog_request(
     b: &BLeg,
     method: &str,
     cseq: u32,
-    tag: Option<&str>,
-    target: Option<&str>,
+    (tag, target): (Option<&str>, Option<&str>),
+    branch: String,
 ) -> Outgoing {
     let target = target.unwrap_or(&b.uri);
     let to = match tag {
         Some(tag) => format!("{};tag={tag}", b.to),
         None => b.to.clone(),
     };
-    let mut m = Outgoing::request(method, target)
-        .header("Via", format!("{};branch={}", b.local.via, branch()));
+    let mut m =
+        Outgoing::request(method, target).header("Via", format!("{};branch={branch}", b.local.via));
     for route in &b.route_set {
         m = m.header("Route", route.clone());
     }

@@ -3,12 +3,35 @@
 
 use std::net::SocketAddr;
 
-pub use crate::media::{MediaSources, Protection};
-
 use super::legs::{Call, Direction};
 use super::policy::LegMedia;
-use crate::config::IpFamily;
+use crate::config::{IpFamily, MediaSources};
 use crate::sdp::{AudioStream, CryptoAttribute};
+use crate::srtp::MasterKey;
+
+/// How media on one leg is protected.
+#[derive(Debug)]
+pub enum Protection {
+    /// Plain RTP/RTCP: nothing is authenticated (docs/design.md §2 says when that is allowed).
+    Rtp,
+    /// SRTP/SRTCP with SDES keys.
+    Srtp {
+        /// Ours, sent in our `a=crypto`: protects what we send on this leg.
+        tx: MasterKey,
+        /// Theirs, from the peer's `a=crypto`: unprotects what the peer sends.
+        rx: MasterKey,
+    },
+}
+
+impl Protection {
+    /// `srtp` or `rtp`, the `protection` label of `media_packets_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Protection::Rtp => "rtp",
+            Protection::Srtp { .. } => "srtp",
+        }
+    }
+}
 
 /// One leg of the relay.
 #[derive(Debug)]

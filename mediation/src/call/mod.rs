@@ -1,14 +1,34 @@
-//! The call layer, sans-IO: the encryption policy, the session timer, the legs' state and the
-//! engine that turns connection events and time into messages and media commands.
+//! The call layer, sans-IO: everything about a call except sockets, clocks and metrics.
+//!
+//! | file | job |
+//! |---|---|
+//! | [`engine`] | the B2BUA: state and dispatch; one file per flow under `engine/` |
+//! | [`io`] | what crosses the engine's boundary: inputs, outputs, media commands, targets |
+//! | [`config`] | what the engine takes from the configuration |
+//! | [`legs`] | one call as held: its two legs (dialogs), its phase, the side enum |
+//! | [`policy`] | the encryption rules, all of them: facts in, decision (or refusal) out |
+//! | [`media_plan`] | negotiated SDP turned into what the relay needs for each leg |
+//! | [`reoffer`] | the SDP side of answering a re-offer (hold, new keys) |
+//! | [`session_timer`] | RFC 4028 session intervals and refreshes, per leg |
+//! | [`report`] | what the engine reports for the driver to count |
+//!
+//! Nothing here imports `transport`, `media` or `metrics`: the engine learns who a peer is
+//! from [`crate::peer`], and the driver turns its outputs and reports into I/O and metrics.
 
+pub mod config;
 pub mod engine;
+pub mod io;
 pub mod legs;
 pub mod media_plan;
 pub mod policy;
 pub mod reoffer;
+pub mod report;
 pub mod session_timer;
 
-pub use engine::{Engine, EngineConfig, Input, MediaCommand, Output, PortAllocator, Target};
+pub use config::{EngineConfig, Route};
+pub use engine::Engine;
+pub use io::{Input, MediaCommand, Output, PortAllocator, Target};
 pub use media_plan::{LegPlan, Protection};
+pub use report::Report;
 #[cfg(test)]
 mod tests;

@@ -13,34 +13,7 @@
 
 use std::net::SocketAddr;
 
-use serde::Deserialize;
-
-/// Which sources a leg takes media from before any has proved itself (`[[gateway]]
-/// media_sources`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MediaSources {
-    /// Only the IP address in the peer's SDP (`c=`, or `a=rtcp:` for RTCP); the port is latched
-    /// from the first packet from that address. A leg whose SDP names no address (hold with
-    /// `0.0.0.0`) takes no plain media.
-    #[default]
-    Sdp,
-    /// Any address, for peers behind NAT whose SDP names an address they cannot be reached at:
-    /// the first packet latches. A packet from the SDP's IP address moves the latch there, and
-    /// once the peer's own address is latched it never moves again. Strangers who guess the
-    /// port before the peer's first packet can take the leg: use only where NAT requires it.
-    Any,
-}
-
-impl MediaSources {
-    /// The setting's value, for logs and documentation.
-    pub fn name(self) -> &'static str {
-        match self {
-            MediaSources::Sdp => "sdp",
-            MediaSources::Any => "any",
-        }
-    }
-}
+use crate::config::MediaSources;
 
 /// How a packet's source relates to a leg's remote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_setting_reads_as_documented() {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         struct T {
             media_sources: MediaSources,
         }

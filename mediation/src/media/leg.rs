@@ -3,33 +3,10 @@
 
 use std::net::SocketAddr;
 
-use super::latch::MediaSources;
 use super::ports::LegSockets;
-use crate::srtp::{MasterKey, ReplayWindow};
-
-/// How media on one leg is protected.
-#[derive(Debug)]
-pub enum Protection {
-    /// Plain RTP/RTCP: nothing is authenticated (docs/design.md §2 says when that is allowed).
-    Rtp,
-    /// SRTP/SRTCP with SDES keys.
-    Srtp {
-        /// Ours, sent in our `a=crypto`: protects what we send on this leg.
-        tx: MasterKey,
-        /// Theirs, from the peer's `a=crypto`: unprotects what the peer sends.
-        rx: MasterKey,
-    },
-}
-
-impl Protection {
-    /// `srtp` or `rtp`, the `protection` label of `media_packets_total`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Protection::Rtp => "rtp",
-            Protection::Srtp { .. } => "srtp",
-        }
-    }
-}
+pub use crate::call::Protection;
+use crate::config::MediaSources;
+use crate::srtp::ReplayWindow;
 
 /// One leg of a call, as the relay takes it.
 #[derive(Debug)]

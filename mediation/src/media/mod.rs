@@ -17,8 +17,8 @@ pub mod relay;
 pub mod stats;
 pub mod worker;
 
+pub use crate::config::MediaSources;
 pub use counters::DropReason;
-pub use latch::MediaSources;
 pub use leg::{LegMedia, Protection};
 pub use packet::{PacketKind, Port};
 pub use pools::{FamilyUsage, PortPools};

@@ -17,12 +17,13 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn, Span};
 
 use super::counters::{DropReason, LegCounters};
-use super::latch::{MediaSources, Remote, SourceMatch};
+use super::latch::{Remote, SourceMatch};
 use super::leg::{LegMedia, Protection};
 use super::packet::{classify, PacketKind, Port};
 use super::ports::PortLease;
 use super::stats::{RelayStats, Side};
 use super::worker::{Command, MediaWorkers, WorkerLink};
+use crate::config::MediaSources;
 use crate::metrics::Metrics;
 use crate::srtp::{MasterKey, Protector, ReplayWindow, SetupError, Unprotector, MAX_TRAILER_LEN};
 

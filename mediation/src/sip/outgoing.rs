@@ -155,18 +155,18 @@ impl std::fmt::Debug for Outgoing {
     }
 }
 
-/// A fresh random token for tags, branches and Call-IDs.
-pub fn token(len: usize) -> String {
+/// A fresh random token for tags, branches and Call-IDs, drawn from `rng` (the engine's, seeded
+/// from the operating system in service and fixed in tests).
+pub fn token(rng: &mut impl Rng, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
     (0..len)
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect()
 }
 
 /// A fresh RFC 3261 branch.
-pub fn branch() -> String {
-    format!("z9hG4bK-{}", token(16))
+pub fn branch(rng: &mut impl Rng) -> String {
+    format!("z9hG4bK-{}", token(rng, 16))
 }
 
 /// The parts of a received request needed to answer it (RFC 3261 §8.2.6.2).

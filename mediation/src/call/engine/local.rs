@@ -2,14 +2,15 @@
 //! peer's signalling address (where the caller's INVITE came from; the configured address of
 //! the next hop or gateway we call; the first advertise address for a peer configured by host
 //! name), and our Via sent-by and Contact written with it (docs/design.md §3). The leg's SDP
-//! and media ports use the same address and family.
+//! and media ports use the same address and family. Also the transport toward each peer and
+//! the one outbound connection we keep to it.
 
 use std::net::IpAddr;
 
 use super::super::legs::{Direction, Local};
-use super::{Engine, PortAllocator};
-use crate::config::{split_host_port, AddressList, IpFamily};
-use crate::peer::Peer;
+use super::{Engine, Output, PortAllocator, Target};
+use crate::config::{split_host_port, AddressList, GatewayTransport, IpFamily};
+use crate::peer::{ConnId, Peer};
 
 impl<P: PortAllocator> Engine<P> {
     /// Our address toward a peer whose signalling address is `ip`: the advertise address of its
@@ -72,5 +73,37 @@ impl<P: PortAllocator> Engine<P> {
             via: format!("SIP/2.0/{proto} {host}:{port}{rport}"),
             contact: format!("<sip:mediation@{host}:{port};transport={transport}>"),
         }
+    }
+
+    /// True when `peer` is a gateway configured with `transport = "udp"`.
+    pub(super) fn is_udp(&self, peer: &Peer) -> bool {
+        let Peer::Gateway(name) = peer else {
+            return false;
+        };
+        let g = self.cfg.gateways.iter().find(|g| &g.name == name);
+        g.is_some_and(|g| g.transport == GatewayTransport::Udp)
+    }
+
+    /// The `transport=` URI parameter toward a peer.
+    pub(super) fn uri_transport(&self, peer: &Peer, tls: bool) -> &'static str {
+        match (tls, self.is_udp(peer)) {
+            (true, _) => "tls",
+            (false, true) => "udp",
+            (false, false) => "tcp",
+        }
+    }
+
+    /// Our outbound connection to `target`, opening one if there is none.
+    pub(super) fn conn_to(&mut self, target: &Target) -> ConnId {
+        if let Some(conn) = self.outbound.get(&target.peer) {
+            return *conn;
+        }
+        let conn = ConnId::next();
+        self.outbound.insert(target.peer.clone(), conn);
+        self.out.push_back(Output::Connect {
+            conn,
+            target: target.clone(),
+        });
+        conn
     }
 }

@@ -3,48 +3,30 @@
 
 use std::time::{Duration, Instant};
 
+use super::super::report::Report;
+use super::timers::Timer;
 use super::{Engine, PortAllocator, Target};
 use crate::config::{AddressList, GatewayTransport, IpFamily};
-use crate::peer::{ConnId, Peer};
-use crate::sip::outgoing::{branch, token, Outgoing};
+use crate::peer::Peer;
+use crate::sip::outgoing::Outgoing;
 
 /// How long a gateway has to answer an OPTIONS probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The OPTIONS keepalive of one gateway.
-#[derive(Debug, Default)]
-pub(super) struct Probe {
-    /// When the next probe goes out.
-    pub(super) next_at: Option<Instant>,
-    /// The probe in flight: its Call-ID and when it counts as unanswered.
-    pub(super) pending: Option<(String, Instant, ConnId)>,
-    /// Last verdict.
-    pub(super) up: Option<bool>,
-}
-
 impl<P: PortAllocator> Engine<P> {
-    /// Sends due OPTIONS probes and judges unanswered ones.
-    pub(super) fn run_probes(&mut self, now: Instant) {
-        let names: Vec<String> = self.probes.keys().cloned().collect();
-        for name in names {
-            let expired = self.probes[&name]
-                .pending
-                .as_ref()
-                .is_some_and(|(_, deadline, _)| *deadline <= now);
-            if expired {
-                self.probe_result(&name, false, "no answer to OPTIONS");
-            }
-            let due = self.probes[&name].next_at.is_some_and(|t| t <= now);
-            if due && self.probes[&name].pending.is_none() {
-                self.send_probe(now, &name);
-            }
-        }
-    }
-
+    /// Sends a gateway's OPTIONS probe, and schedules the next one. A probe still in flight
+    /// is judged first (at its own timer), then the next goes out.
     pub(super) fn send_probe(&mut self, now: Instant, name: &str) {
         let Some(g) = self.cfg.gateways.iter().find(|g| g.name == name).cloned() else {
             return;
         };
+        let answer_timer = Timer::ProbeAnswer(name.to_string());
+        if self.probes.get(name).is_some_and(|p| p.pending.is_some()) {
+            if let Some(at) = self.timers.get(&answer_timer) {
+                self.timers.set(Timer::ProbeSend(name.to_string()), at);
+            }
+            return;
+        }
         let ours = self.address_toward_configured(&g.address);
         let target = Target {
             peer: Peer::Gateway(g.name.clone()),
@@ -56,7 +38,8 @@ impl<P: PortAllocator> Engine<P> {
         let conn = self.conn_to(&target);
         let local = self.local_for(&target.peer, target.tls_identity.is_some(), ours);
         let ours = AddressList::sip_host(ours);
-        let call_id = format!("probe-{}@{ours}", token(16));
+        let call_id = format!("probe-{}@{ours}", self.token(16));
+        let (branch, tag) = (self.branch(), self.token(10));
         let (host, _) = crate::config::split_host_port(&g.address).unwrap_or((&g.address, 0));
         let host = match host.parse() {
             Ok(ip) => AddressList::sip_host(ip), // `[2001:db8::6]`, as a SIP URI writes it
@@ -64,18 +47,21 @@ impl<P: PortAllocator> Engine<P> {
         };
         let transport = self.uri_transport(&target.peer, target.tls_identity.is_some());
         let options = Outgoing::request("OPTIONS", &format!("sip:{host};transport={transport}"))
-            .header("Via", format!("{};branch={}", local.via, branch()))
+            .header("Via", format!("{};branch={branch}", local.via))
             .header("Max-Forwards", "70")
-            .header("From", format!("<sip:mediation@{ours}>;tag={}", token(10)))
+            .header("From", format!("<sip:mediation@{ours}>;tag={tag}"))
             .header("To", format!("<sip:{host}>"))
             .header("Call-ID", call_id.clone())
             .header("CSeq", "1 OPTIONS")
             .header("Contact", local.contact)
             .encode();
         self.send(conn, options);
-        let probe = self.probes.entry(name.to_string()).or_default();
-        probe.pending = Some((call_id, now + PROBE_TIMEOUT, conn));
-        probe.next_at = Some(now + Duration::from_secs(g.options_interval_secs.max(1)));
+        self.probes.entry(name.to_string()).or_default().pending = Some((call_id, conn));
+        self.timers.set(answer_timer, now + PROBE_TIMEOUT);
+        self.timers.set(
+            Timer::ProbeSend(name.to_string()),
+            now + Duration::from_secs(g.options_interval_secs.max(1)),
+        );
     }
 
     pub(super) fn probe_result(&mut self, name: &str, up: bool, why: &str) {
@@ -83,6 +69,7 @@ impl<P: PortAllocator> Engine<P> {
             return;
         };
         probe.pending = None;
+        self.timers.cancel(&Timer::ProbeAnswer(name.to_string()));
         if probe.up != Some(up) {
             if up {
                 tracing::info!(gateway = name, "gateway up: answered OPTIONS");
@@ -91,9 +78,9 @@ impl<P: PortAllocator> Engine<P> {
             }
         }
         probe.up = Some(up);
-        self.metrics
-            .gateway_up
-            .with_label_values(&[name])
-            .set(i64::from(up));
+        self.reports.push_back(Report::GatewayUp {
+            gateway: name.to_string(),
+            up,
+        });
     }
 }

@@ -9,7 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::super::legs::{RelayedOffer, Side};
 use super::super::session_timer::LegTimer;
+use super::timers::Timer;
 use super::{Engine, PortAllocator};
 use crate::peer::ConnId;
 use crate::sdp::{self, CryptoAttribute, PeerSdp, Proto};
@@ -20,41 +22,12 @@ use crate::sip::{Message, Method, View};
 /// How long the far party has to answer our relayed re-offer.
 const RELAY_TIMEOUT: Duration = Duration::from_secs(32);
 
-/// A re-offer from one party waiting for the other party's answer.
-#[derive(Debug)]
-pub struct RelayedOffer {
-    /// The re-offer came on the callee's leg (we re-offer on the caller's).
-    pub from_b: bool,
-    /// The request to answer.
-    pub request: ReceivedRequest,
-    /// Where it came from.
-    pub conn: ConnId,
-    /// Its SDP.
-    pub offer: PeerSdp,
-    /// Its new keys, taken once the far party accepts: (theirs, ours).
-    pub rekey: Option<(CryptoAttribute, CryptoAttribute)>,
-    /// The session timer for our answer, and whether to add `Require: timer`.
-    pub timer: Option<(LegTimer, bool)>,
-    /// The key we offered the far party (SRTP legs).
-    pub our_key: Option<CryptoAttribute>,
-    /// Our request on the far leg: CSeq number, method and Via branch.
-    pub cseq: u32,
-    /// `INVITE` or `UPDATE`.
-    pub method: &'static str,
-    /// Its branch (a non-2xx is acknowledged in the same transaction).
-    pub branch: String,
-    /// Our SDP in it, and its version.
-    pub sdp: (String, u64),
-    /// When it counts as unanswered.
-    pub deadline: Instant,
-}
-
 /// What a re-offer from one leg carries into [`Engine::relay_reoffer`].
 pub struct Reoffer<'a> {
     /// The call.
     pub id: u64,
-    /// It came on the callee's leg.
-    pub from_b: bool,
+    /// The leg it came on.
+    pub side: Side,
     /// Its connection.
     pub conn: ConnId,
     /// The request.
@@ -70,14 +43,13 @@ pub struct Reoffer<'a> {
 impl<P: PortAllocator> Engine<P> {
     /// True when the re-offer changes what the other party hears: its codecs or its hold
     /// state differ from the SDP this party sent last.
-    pub(super) fn reoffer_needs_other_leg(&self, id: u64, from_b: bool, offer: &PeerSdp) -> bool {
+    pub(super) fn reoffer_needs_other_leg(&self, id: u64, side: Side, offer: &PeerSdp) -> bool {
         let Some(call) = self.calls.get(&id) else {
             return false;
         };
-        let last = if from_b {
-            call.b_answer.as_ref()
-        } else {
-            Some(&call.a.offer)
+        let last = match side {
+            Side::Callee => call.b_answer.as_ref(),
+            Side::Caller => Some(&call.a.offer),
         };
         match (last.and_then(PeerSdp::audio), offer.audio()) {
             (Some(last), Some(now)) => {
@@ -99,13 +71,9 @@ impl<P: PortAllocator> Engine<P> {
         };
         // The far leg: our address there, its key in use (ours), session, port, profile and SDP
         // version.
-        let address = if r.from_b {
-            call.a.local.address
-        } else {
-            call.b.local.address
-        };
+        let address = call.local(r.side.other()).address;
         let (current_key, session_id, version, port, proto, rtcp_mux, allows_update, lync_style) =
-            if r.from_b {
+            if r.side == Side::Callee {
                 let a = &call.a;
                 let audio = a.offer.audio();
                 (
@@ -150,7 +118,7 @@ impl<P: PortAllocator> Engine<P> {
         } else {
             "INVITE"
         };
-        let (out, conn, cseq, contact) = if r.from_b {
+        let (out, conn, cseq, contact) = if r.side == Side::Callee {
             let out = call.a_new_request(method);
             (
                 out,
@@ -180,7 +148,7 @@ impl<P: PortAllocator> Engine<P> {
             "re-offer relayed to the other party"
         );
         call.relayed = Some(RelayedOffer {
-            from_b: r.from_b,
+            side: r.side,
             request,
             conn: r.conn,
             offer: r.offer,
@@ -191,10 +159,9 @@ impl<P: PortAllocator> Engine<P> {
             method,
             branch,
             sdp: (body, version),
-            deadline: now + RELAY_TIMEOUT,
         });
         self.send(conn, bytes);
-        self.arm_session_timers(now, r.id);
+        self.timers.set(Timer::Relay(r.id), now + RELAY_TIMEOUT);
     }
 
     /// The call whose relayed re-offer this response answers.
@@ -202,12 +169,7 @@ impl<P: PortAllocator> Engine<P> {
         let id = self.find(s, false)?;
         let call = self.calls.get(&id)?;
         let relayed = call.relayed.as_ref()?;
-        let far_call_id = if relayed.from_b {
-            &call.a.call_id
-        } else {
-            &call.b.call_id
-        };
-        (*far_call_id == s.call_id
+        (call.call_id(relayed.side.other()) == s.call_id
             && relayed.cseq == s.cseq.seq
             && relayed.method == s.cseq.method.as_str())
         .then_some(id)
@@ -229,23 +191,19 @@ impl<P: PortAllocator> Engine<P> {
         let Some(relayed) = call.relayed.take() else {
             return;
         };
-        let far_conn = if relayed.from_b {
-            call.a.conn
-        } else {
-            call.b.conn
-        };
+        self.timers.cancel(&Timer::Relay(id));
+        let far_conn = call.conn(relayed.side.other());
         let s = msg.view();
         let reason = msg.reason().unwrap_or("").to_string();
         if relayed.method == "INVITE" {
             let ack = if code < 300 {
-                if relayed.from_b {
-                    call.a_dialog_request("ACK", relayed.cseq).encode()
-                } else {
-                    call.b_ack(relayed.cseq)
+                match relayed.side {
+                    Side::Callee => call.a_dialog_request("ACK", relayed.cseq).encode(),
+                    Side::Caller => call.b_ack(relayed.cseq),
                 }
             } else {
                 call.same_transaction_ack(
-                    !relayed.from_b,
+                    relayed.side.other(),
                     relayed.cseq,
                     &relayed.branch,
                     s.to_tag(),
@@ -263,19 +221,35 @@ impl<P: PortAllocator> Engine<P> {
             (200..=299, None) => {
                 tracing::warn!(call = id, "the far party's answer has no usable audio");
                 self.answer_first_party(id, &relayed, 488, "Not Acceptable Here", None);
+                self.arm_session_timers(now, id);
             }
             (408 | 481, _) => {
                 self.answer_first_party(id, &relayed, code, &reason, None);
                 self.count_call(id, "far_end_gone");
                 self.end_now(now, id, "far_end_gone");
             }
-            _ => self.answer_first_party(id, &relayed, code, &reason, None),
+            _ => {
+                self.answer_first_party(id, &relayed, code, &reason, None);
+                self.arm_session_timers(now, id);
+            }
         }
+    }
+
+    /// The far party never answered our relayed re-offer: 408 to the first party, and the
+    /// call ends (RFC 3261 §14.1).
+    pub(super) fn relay_timed_out(&mut self, now: Instant, id: u64) {
+        let Some(relayed) = self.calls.get_mut(&id).and_then(|c| c.relayed.take()) else {
+            return;
+        };
+        tracing::warn!(call = id, "the far party never answered our re-offer");
+        self.answer_first_party(id, &relayed, 408, "Request Timeout", None);
+        self.count_call(id, "far_end_gone");
+        self.end_now(now, id, "far_end_gone");
     }
 
     /// Our 2xx to the first party from the far party's `answer`.
     fn answer_relayed(&mut self, now: Instant, id: u64, relayed: RelayedOffer, answer: PeerSdp) {
-        let far = !relayed.from_b;
+        let far = relayed.side.other();
         // The far leg's keys: our fresh key and theirs from the answer.
         if let Some(our_key) = &relayed.our_key {
             let crypto = answer.audio().map(|a| a.crypto).unwrap_or_default();
@@ -289,35 +263,27 @@ impl<P: PortAllocator> Engine<P> {
             }
         }
         let our_answer_key = match relayed.rekey.clone() {
-            Some((theirs, ours)) => match self.rekey(id, relayed.from_b, theirs, ours.clone()) {
+            Some((theirs, ours)) => match self.rekey(id, relayed.side, theirs, ours.clone()) {
                 Ok(()) => Some(ours),
                 Err(e) => {
                     tracing::warn!(call = id, error = %e, "new SRTP keys unusable");
                     return self.answer_first_party(id, &relayed, 488, "Not Acceptable Here", None);
                 }
             },
-            None => self.calls.get(&id).and_then(|c| {
-                if relayed.from_b {
-                    c.b.ours.clone()
-                } else {
-                    c.a.ours.clone()
-                }
-            }),
+            None => self
+                .calls
+                .get(&id)
+                .and_then(|c| c.keys(relayed.side).1.cloned()),
         };
         // Either party may have moved its media: the first in its offer, the other in its answer.
-        self.follow_remote_sdp(id, relayed.from_b, &relayed.offer);
+        self.follow_remote_sdp(id, relayed.side, &relayed.offer);
         self.follow_remote_sdp(id, far, &answer);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let offer_audio = relayed.offer.audio();
-        let (session_id, version, port, address) = if relayed.from_b {
-            let b = &call.b;
-            (b.sdp_session, b.sdp_version + 1, b.port, b.local.address)
-        } else {
-            let a = &call.a;
-            (a.sdp_session, a.sdp_version + 1, a.port, a.local.address)
-        };
+        let (port, session_id, version) = call.our_media(relayed.side);
+        let (version, address) = (version + 1, call.local(relayed.side).address);
         let ours = sdp::answer_sdp(
             &relayed.offer,
             &answer,
@@ -328,15 +294,16 @@ impl<P: PortAllocator> Engine<P> {
                 port,
                 proto: offer_audio.as_ref().map_or(Proto::Avp, |a| a.proto.clone()),
                 crypto: our_answer_key.into_iter().collect(),
-                rtcp_mux: !relayed.from_b && offer_audio.as_ref().is_some_and(|a| a.rtcp_mux),
+                rtcp_mux: relayed.side == Side::Caller
+                    && offer_audio.as_ref().is_some_and(|a| a.rtcp_mux),
                 encryption: None,
             },
         );
         call.set_hold(offer_audio.is_some_and(|a| a.is_hold()));
         let (far_sdp, far_version) = relayed.sdp.clone();
-        call.set_our_sdp(relayed.from_b, ours.clone(), version);
-        call.set_our_sdp(!relayed.from_b, far_sdp, far_version);
-        if relayed.from_b {
+        call.set_our_sdp(relayed.side, ours.clone(), version);
+        call.set_our_sdp(far, far_sdp, far_version);
+        if relayed.side == Side::Callee {
             call.b_answer = Some(relayed.offer.clone());
             call.a.offer = answer;
         } else {
@@ -349,7 +316,7 @@ impl<P: PortAllocator> Engine<P> {
                 t.refreshed_at = now;
             }
         }
-        call.session_mut(relayed.from_b).timer = relayed.timer.map(|(t, _)| t);
+        call.session_mut(relayed.side).timer = relayed.timer.map(|(t, _)| t);
         self.answer_first_party(id, &relayed, 200, "OK", Some(ours));
         self.arm_session_timers(now, id);
     }
@@ -366,7 +333,7 @@ impl<P: PortAllocator> Engine<P> {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let mut out = call.reoffer_response(r.from_b, &r.request, code, reason, r.timer);
+        let mut out = call.reoffer_response(r.side, &r.request, code, reason, r.timer);
         if let Some(sdp) = sdp {
             out = out.sdp(sdp);
         }

@@ -3,8 +3,9 @@
 //! settings allow (media networks, session timers), and loop detection.
 
 use super::super::legs::Phase;
+use super::super::policy::Toward;
 use super::{Engine, PortAllocator};
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, SrtpMode};
 use crate::peer::Peer;
 use crate::sdp::AudioStream;
 use crate::sip::uri::Host;
@@ -107,6 +108,19 @@ impl<P: PortAllocator> Engine<P> {
             _ if g.media_networks.is_empty() => true,
             Some(ip) if !ip.is_unspecified() => g.media_networks.iter().any(|n| n.contains(ip)),
             _ => true,
+        }
+    }
+
+    /// Which setting the encryption rules apply on a leg: the trunk's `srtp` mode on a gateway
+    /// leg (`optional` for a gateway no longer configured), `[next_hop] encryption` otherwise.
+    pub(super) fn toward(&self, gateway_leg: bool, gateway: &str) -> Toward {
+        if gateway_leg {
+            Toward::Gateway(
+                self.gateway_config(gateway)
+                    .map_or(SrtpMode::Optional, |g| g.srtp),
+            )
+        } else {
+            Toward::NextHop(self.cfg.encryption)
         }
     }
 

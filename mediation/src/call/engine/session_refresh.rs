@@ -4,7 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use rand::Rng;
+
+use super::super::legs::Side;
 use super::super::session_timer::{self, Due, Pending};
+use super::timers::Timer;
 use super::{Engine, PortAllocator};
 use crate::sip::{Message, View, ALLOW};
 
@@ -15,70 +19,45 @@ const REFRESH_TIMEOUT: Duration = Duration::from_secs(32);
 const REFRESH_RETRY: Duration = Duration::from_secs(10);
 
 impl<P: PortAllocator> Engine<P> {
-    /// Schedules the next look at a call's session timers.
+    /// Schedules the next look at a call's session timers: the earliest of its legs'.
     pub(super) fn arm_session_timers(&mut self, now: Instant, id: u64) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let at: Vec<Instant> = [&call.a.session, &call.b.session]
+        let at = [&call.a.session, &call.b.session]
             .into_iter()
             .filter_map(|leg| match leg.due(now) {
                 Due::Wait(at) => at,
                 Due::Refresh | Due::Expired => Some(now),
             })
-            .chain(call.relayed.as_ref().map(|r| r.deadline))
-            .collect();
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        for old in std::mem::replace(&mut call.session_wakeups, at.clone()) {
-            // Another of the call's timers may share the instant: keep that one.
-            if old != call.deadline && call.failover_at != Some(old) {
-                self.timers.remove(&(old, id));
-            }
-        }
-        for at in at {
-            self.timers.insert((at, id));
-        }
+            .min();
+        self.timers.set_or_cancel(Timer::Session(id), at);
     }
 
     /// Refreshes legs whose turn it is; ends the call when a leg's session expired.
     pub(super) fn run_session_timers(&mut self, now: Instant, id: u64) {
-        // A re-offer crossing the call holds back refreshes until it is answered.
-        if let Some(call) = self.calls.get_mut(&id) {
-            match call.relayed.take() {
-                Some(r) if r.deadline <= now => {
-                    tracing::warn!(call = id, "the far party never answered our re-offer");
-                    self.answer_first_party(id, &r, 408, "Request Timeout", None);
-                    self.count_call(id, "far_end_gone");
-                    return self.end_now(now, id, "far_end_gone");
-                }
-                Some(r) => {
-                    let at = r.deadline;
-                    call.relayed = Some(r);
-                    self.timers.insert((at, id));
-                    return;
-                }
-                None => {}
-            }
+        // A re-offer crossing the call holds back refreshes until it is answered (its answer
+        // re-arms them).
+        if self.calls.get(&id).is_none_or(|c| c.relayed.is_some()) {
+            return;
         }
-        for from_b in [false, true] {
+        for side in [Side::Caller, Side::Callee] {
             let Some(call) = self.calls.get(&id) else {
                 return;
             };
-            let leg = call.session(from_b);
+            let leg = call.session(side);
             match leg.due(now) {
                 Due::Expired => {
                     tracing::warn!(
                         call = id,
-                        leg = if from_b { "callee" } else { "caller" },
+                        leg = side.label(),
                         "session timer expired without a refresh: ending the call"
                     );
                     self.count_call(id, "session_expired");
                     self.end_now(now, id, "session_expired");
                     return;
                 }
-                Due::Refresh => self.send_refresh(now, id, from_b),
+                Due::Refresh => self.send_refresh(now, id, side),
                 Due::Wait(_) => {}
             }
         }
@@ -87,11 +66,11 @@ impl<P: PortAllocator> Engine<P> {
 
     /// Our session refresh on one leg: UPDATE without SDP when the peer allows it, else a
     /// re-INVITE repeating the SDP we last sent (same version: no change, RFC 3264 §8).
-    pub(super) fn send_refresh(&mut self, now: Instant, id: u64, from_b: bool) {
+    pub(super) fn send_refresh(&mut self, now: Instant, id: u64, side: Side) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let session = call.session(from_b);
+        let session = call.session(side);
         let Some(timer) = session.timer else {
             return;
         };
@@ -100,7 +79,7 @@ impl<P: PortAllocator> Engine<P> {
         } else {
             "INVITE"
         };
-        let (request, conn, contact, sdp, cseq) = if from_b {
+        let (request, conn, contact, sdp, cseq) = if side == Side::Callee {
             let r = call.b_new_request(method);
             let b = &call.b;
             (
@@ -129,7 +108,7 @@ impl<P: PortAllocator> Engine<P> {
         if let (Some(sdp), "INVITE") = (sdp, method) {
             request = request.sdp(sdp);
         }
-        let session = call.session_mut(from_b);
+        let session = call.session_mut(side);
         session.pending = Some(Pending {
             cseq,
             method,
@@ -141,34 +120,27 @@ impl<P: PortAllocator> Engine<P> {
     }
 
     /// The call and leg whose refresh this response answers.
-    pub(super) fn refresh_of(&self, s: &View) -> Option<(u64, bool)> {
+    pub(super) fn refresh_of(&self, s: &View) -> Option<(u64, Side)> {
         let id = self.find(s, false)?;
-        let call = self.calls.get(&id)?;
-        let from_b = call.b.call_id == s.call_id;
-        let session = call.session(from_b);
+        let side = self.side_of(id, s);
+        let session = self.calls.get(&id)?.session(side);
         session
             .pending
             .filter(|p| p.cseq == s.cseq.seq && p.method == s.cseq.method.as_str())
-            .map(|_| (id, from_b))
+            .map(|_| (id, side))
     }
 
     /// The answer to our refresh: 2xx restarts the interval (ACKed if it was a re-INVITE;
     /// new keys in its SDP are taken); 491 tries again after a pause (RFC 3261 §14.1); UPDATE
     /// refused as unknown falls back to re-INVITE; 408 or 481 ends the call (RFC 4028 §10).
-    pub(super) fn on_refresh_response(
-        &mut self,
-        now: Instant,
-        id: u64,
-        from_b: bool,
-        msg: &Message,
-    ) {
+    pub(super) fn on_refresh_response(&mut self, now: Instant, id: u64, side: Side, msg: &Message) {
         let Some(code) = msg.code() else {
             return;
         };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let session = call.session_mut(from_b);
+        let session = call.session_mut(side);
         let Some(pending) = session.pending else {
             return;
         };
@@ -182,25 +154,22 @@ impl<P: PortAllocator> Engine<P> {
                     t.refreshed_by_us(session_timer::SessionExpires::of(msg.view()), now);
                 }
                 if pending.method == "INVITE" {
-                    let (conn, ack) = if from_b {
-                        (call.b.conn, call.b_ack(pending.cseq))
-                    } else {
-                        (
-                            call.a.conn,
-                            call.a_dialog_request("ACK", pending.cseq).encode(),
-                        )
+                    let ack = match side {
+                        Side::Callee => call.b_ack(pending.cseq),
+                        Side::Caller => call.a_dialog_request("ACK", pending.cseq).encode(),
                     };
+                    let conn = call.conn(side);
                     self.send(conn, ack);
-                    self.take_answer_keys(id, from_b, msg.body());
-                    self.follow_remote(id, from_b, msg.body());
+                    self.take_answer_keys(id, side, msg.body());
+                    self.follow_remote(id, side, msg.body());
                 }
             }
             491 => {
                 // We chose the Call-ID on the callee's leg: wait 2.1–4 s there, 0–2 s on the
                 // caller's (RFC 3261 §14.1).
-                let base = if from_b { 2100 } else { 0 };
-                let jitter = u64::from(rand::random::<u16>() % 1900);
-                session.retry_at = Some(now + Duration::from_millis(base + jitter));
+                let base = if side == Side::Callee { 2100 } else { 0 };
+                let jitter = call.rng.gen_range(0..1900);
+                call.session_mut(side).retry_at = Some(now + Duration::from_millis(base + jitter));
             }
             405 | 501 if pending.method == "UPDATE" => {
                 session.allows_update = false;

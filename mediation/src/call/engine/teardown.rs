@@ -4,9 +4,15 @@
 
 use std::time::Instant;
 
-use super::super::legs::Phase;
-use super::{Engine, PortAllocator, ABANDON_LINGER};
+use std::time::Duration;
+
+use super::super::legs::{Phase, Side};
+use super::timers::Timer;
+use super::{Engine, PortAllocator};
 use crate::peer::ConnId;
+
+/// How long an abandoned call waits for the callee's final answer (64*T1).
+const ABANDON_LINGER: Duration = Duration::from_secs(32);
 
 impl<P: PortAllocator> Engine<P> {
     pub(super) fn on_cancel(&mut self, now: Instant, id: u64) {
@@ -28,13 +34,13 @@ impl<P: PortAllocator> Engine<P> {
     /// that crossed the CANCEL is ACKed and ended with BYE) is awaited. A callee must not send
     /// BYE before it answers (§15); one that does is taken as giving up: the caller gets 487
     /// and the callee's INVITE is cancelled the same way. Once abandoned, a BYE changes nothing.
-    pub(super) fn on_bye(&mut self, now: Instant, id: u64, from: ConnId, from_b: bool) {
+    pub(super) fn on_bye(&mut self, now: Instant, id: u64, from: ConnId, side: Side) {
         let Some(phase) = self.calls.get(&id).map(|c| c.phase) else {
             return;
         };
         match phase {
             Phase::Answered | Phase::Confirmed => self.hang_up(id, from),
-            Phase::Proceeding if !from_b => self.on_cancel(now, id),
+            Phase::Proceeding if side == Side::Caller => self.on_cancel(now, id),
             Phase::Proceeding => {
                 tracing::info!(
                     call = id,
@@ -60,7 +66,8 @@ impl<P: PortAllocator> Engine<P> {
         let b_conn = call.b.conn;
         self.send(b_conn, cancel);
         self.release_ports(id);
-        self.arm(id, now + ABANDON_LINGER);
+        self.timers.cancel_call(id);
+        self.timers.set(Timer::Linger(id), now + ABANDON_LINGER);
     }
 
     /// Ends an established call: BYE to the leg that did not send `from` (both when `from`
@@ -98,7 +105,7 @@ impl<P: PortAllocator> Engine<P> {
         let probing: Vec<String> = self
             .probes
             .iter()
-            .filter(|(_, p)| p.pending.as_ref().is_some_and(|(_, _, c)| *c == conn))
+            .filter(|(_, p)| p.pending.as_ref().is_some_and(|(_, c)| *c == conn))
             .map(|(name, _)| name.clone())
             .collect();
         for name in probing {

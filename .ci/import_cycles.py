@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Import circles between the files of a Rust crate's source tree.
+
+Reads every `use` of `crate::`, `self::`, `super::` or a child module, resolves it to the file
+that defines the item (following `pub use` re-exports, so a facade `mod.rs` is not a circle),
+and prints each strongly connected group of two or more files. A child file that adds methods
+to its parent's type imports the parent; the parent must import nothing back from it.
+
+Usage: import_cycles.py SRC_DIR [MODULE_PREFIX]   (exit 1 when a circle exists; with a prefix,
+also prints that part of the graph)
+"""
+import os
+import re
+import sys
+
+
+def modules(root):
+    mods = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            if not f.endswith(".rs"):
+                continue
+            path = os.path.join(d, f)
+            parts = os.path.relpath(path, root)[:-3].split("/")
+            if parts[-1] in ("mod", "lib", "main"):
+                parts = parts[:-1]
+            if "tests" in parts:
+                continue
+            mods["::".join(parts)] = path
+    return mods
+
+
+def uses(text):
+    cut = re.search(r"#\[cfg\(test\)\]\s*(pub(\([a-z]+\))?\s+)?mod tests", text)
+    if cut:
+        text = text[: cut.start()]
+    for m in re.finditer(r"^\s*(pub(?:\([a-z]+\))?\s+)?use\s+([^;]+);", text, re.M):
+        body = re.sub(r"\s+as\s+\w+", "", m.group(2))
+        for path in expand(re.sub(r"\s+", "", body)):
+            path = re.sub(r"::(self|\*)$", "", path)
+            yield bool(m.group(1)), path
+
+
+def expand(s):
+    m = re.match(r"^(.*?)\{(.*)\}$", s)
+    if not m:
+        return [s]
+    pre, inner, depth, cur, items = m.group(1), m.group(2), 0, "", []
+    for ch in inner:
+        depth += ch == "{"
+        depth -= ch == "}"
+        if ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        items.append(cur)
+    return [pre + e for it in items for e in expand(it)]
+
+
+def main():
+    root = sys.argv[1]
+    mods = modules(root)
+    reexports = {}
+
+    def resolve(cur, path):
+        segs = path.split("::")
+        base = cur.split("::") if cur else []
+        i = 0
+        if segs[0] == "crate":
+            base, i = [], 1
+        elif segs[0] == "self":
+            i = 1
+        elif segs[0] == "super":
+            while i < len(segs) and segs[i] == "super":
+                base, i = base[:-1], i + 1
+        elif "::".join(base + [segs[0]]) not in mods:
+            return None
+        full = base + segs[i:]
+        for k in range(len(full), -1, -1):
+            m = "::".join(full[:k])
+            if m in mods:
+                if k == len(full) - 1:
+                    return reexports.get((m, full[k]), m)
+                return m
+        return None
+
+    texts = {m: open(p).read() for m, p in mods.items()}
+    edges = {}
+    for _ in range(4):  # re-exports of re-exports settle in a few rounds
+        edges = {m: set() for m in mods}
+        for m in mods:
+            for public, path in uses(texts[m]):
+                r = resolve(m, path)
+                if r is None:
+                    continue
+                if r != m:
+                    edges[m].add(r)
+                if public:
+                    reexports[(m, path.split("::")[-1])] = r
+
+    index, low, stack, on, cycles = {}, {}, [], set(), []
+    sys.setrecursionlimit(10000)
+
+    def strong(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            strong(v)
+    for c in cycles:
+        print("circle:", " <-> ".join(c))
+    if len(sys.argv) > 2:
+        for m in sorted(edges):
+            if m.startswith(sys.argv[2]):
+                print(m or "(root)", "->", ", ".join(sorted(edges[m])) or "-")
+    sys.exit(1 if cycles else 0)
+
+
+main()

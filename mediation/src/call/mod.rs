@@ -2,6 +2,7 @@
 //! engine that turns connection events and time into messages and media commands.
 
 pub mod engine;
+pub mod example;
 pub mod legs;
 pub mod media_plan;
 pub mod policy;

@@ -16,17 +16,15 @@ mod setup_failures;
 mod teardown;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::engine::{Engine, EngineConfig, Input, MediaCommand, Output, PortAllocator};
+use super::example::{engine_config, gateway};
 use super::media_plan::{LegPlan, Protection};
-use crate::config::{
-    EncryptionLevel, GatewayConfig, GatewayTransport, IpFamily, SrtpMode, SrtpOfferStyle,
-};
+use crate::config::{EncryptionLevel, GatewayConfig, GatewayTransport, IpFamily, SrtpMode};
 use crate::metrics::Metrics;
 use crate::peer::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 use crate::sip::outgoing::ReceivedRequest;
-use crate::srtp::SrtpSuite;
 
 /// Hands out even ports from 30000 (at most `limit` when set), whatever the family, and
 /// remembers the families asked for and what was given back.
@@ -54,25 +52,6 @@ impl PortAllocator for Ports {
 
 const GW_KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
 const NH_KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
-
-fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> GatewayConfig {
-    GatewayConfig {
-        name: name.into(),
-        address: format!("{name}.example.test:5067"),
-        transport,
-        identity: (transport == GatewayTransport::Tls).then(|| format!("{name}.example.test")),
-        sources: vec![],
-        srtp,
-        options_interval_secs: 0,
-        enable_session_timer: false,
-        srtp_suites: None,
-        srtp_offer_style: SrtpOfferStyle::Savp,
-        media_sources: Default::default(),
-        media_networks: Vec::new(),
-        max_calls: None,
-        user_phone: true,
-    }
-}
 
 struct Harness {
     engine: Engine<Ports>,
@@ -116,36 +95,14 @@ impl Harness {
         )
     }
 
-    /// As [`Harness::new`], the configuration adjusted by `adjust`.
+    /// As [`Harness::new`], the configuration ([`engine_config`]) adjusted by `adjust`.
     fn with(
         encryption: EncryptionLevel,
         gateways: Vec<GatewayConfig>,
         adjust: impl FnOnce(&mut EngineConfig),
     ) -> Self {
         let metrics = Metrics::new();
-        let mut cfg = EngineConfig {
-            advertise: "192.0.2.10".parse().unwrap(),
-            next_hop_address: "frontend.example.test:5061".into(),
-            next_hop_identity: "frontend.example.test".into(),
-            encryption,
-            gateways,
-            suites: SrtpSuite::ALL.to_vec(),
-            answer_timeout: Duration::from_secs(90),
-            max_calls: 3,
-            forward_pai: true,
-            pass_headers: vec!["X-*".into(), "User-to-User".into()],
-            next_hop_user_phone: true,
-            routes: Vec::new(),
-            failover_timeout: Duration::from_secs(10),
-            next_hop_port: 5070,
-            gateway_tls_port: 5067,
-            gateway_tcp_port: 5068,
-            session_expires: 1800,
-            max_early_dialogs: 3,
-            max_pending_per_connection: 2,
-            media_timeout: Some(Duration::from_secs(30)),
-            gateway_udp_port: 5069,
-        };
+        let mut cfg = engine_config(encryption, gateways);
         adjust(&mut cfg);
         Harness {
             engine: Engine::new(cfg, Ports::default(), metrics.clone()),

@@ -6,17 +6,15 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use mediation::call::{Engine, EngineConfig, Input, PortAllocator};
-use mediation::config::{
-    EncryptionLevel, GatewayConfig, GatewayTransport, IpFamily, SrtpMode, SrtpOfferStyle,
-};
-use mediation::metrics::Metrics;
+use mediation::call::{example, Engine, Input, PortAllocator};
+use mediation::config::{EncryptionLevel, GatewayTransport, IpFamily, SrtpMode};
+use mediation::peer::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 use mediation::sdp::{leg_sdp, CryptoAttribute, LegSdpParams, PeerSdp, Proto};
 use mediation::srtp::SrtpSuite;
-use mediation::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
+use rand::{rngs::StdRng, SeedableRng};
 
 /// Hands out even ports, never runs out.
 struct Ports(u16);
@@ -49,46 +47,13 @@ fn invite() -> String {
 }
 
 fn engine() -> (Engine<Ports>, ConnId) {
-    let gateway = GatewayConfig {
-        name: "gw1".into(),
-        address: "gw1.example.test:5067".into(),
-        transport: GatewayTransport::Tls,
-        identity: Some("gw1.example.test".into()),
-        sources: vec![],
-        srtp: SrtpMode::Optional,
-        options_interval_secs: 0,
-        enable_session_timer: false,
-        srtp_suites: None,
-        srtp_offer_style: SrtpOfferStyle::Savp,
-        media_sources: Default::default(),
-        media_networks: Vec::new(),
-        max_calls: None,
-        user_phone: true,
-    };
-    let cfg = EngineConfig {
-        advertise: "192.0.2.10".parse().unwrap(),
-        next_hop_address: "frontend.example.test:5061".into(),
-        next_hop_identity: "frontend.example.test".into(),
-        encryption: EncryptionLevel::Required,
-        gateways: vec![gateway],
-        suites: SrtpSuite::ALL.to_vec(),
-        answer_timeout: Duration::from_secs(90),
-        max_calls: 10,
-        forward_pai: true,
-        pass_headers: Vec::new(),
-        next_hop_user_phone: true,
-        routes: Vec::new(),
-        failover_timeout: Duration::from_secs(10),
-        next_hop_port: 5070,
-        gateway_tls_port: 5067,
-        gateway_tcp_port: 5068,
-        session_expires: 1800,
-        max_early_dialogs: 3,
-        max_pending_per_connection: 2,
-        media_timeout: Some(Duration::from_secs(30)),
-        gateway_udp_port: 5069,
-    };
-    let mut engine = Engine::new(cfg, Ports(30000), Metrics::new());
+    let gateway = example::gateway("gw1", GatewayTransport::Tls, SrtpMode::Optional);
+    let mut cfg = example::engine_config(EncryptionLevel::Required, vec![gateway]);
+    // The bench's own values where they differ from the unit tests': room for 10 calls, and no
+    // headers passed through.
+    cfg.max_calls = 10;
+    cfg.pass_headers = Vec::new();
+    let mut engine = Engine::new(cfg, Ports(30000), StdRng::seed_from_u64(1));
     let conn = ConnId::next();
     let peer = Arc::new(PeerIdentity {
         peer: Peer::Gateway("gw1".into()),

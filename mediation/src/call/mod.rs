@@ -11,12 +11,14 @@
 //! | [`reoffer`] | the SDP side of answering a re-offer (hold, new keys) |
 //! | [`session_timer`] | RFC 4028 session intervals and refreshes, per leg |
 //! | [`report`] | what the engine reports for the driver to count |
+//! | [`example`] | the engine configuration the unit tests and the signalling benchmark share |
 //!
 //! Nothing here imports `transport`, `media` or `metrics`: the engine learns who a peer is
 //! from [`crate::peer`], and the driver turns its outputs and reports into I/O and metrics.
 
 pub mod config;
 pub mod engine;
+pub mod example;
 pub mod io;
 pub mod legs;
 pub mod media_plan;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Import circles between the files of a Rust crate's source tree.
 
-Reads every `use` of `crate::`, `self::`, `super::` or a child module, resolves it to the file
+Reads every `use` of `crate::`, `self::`, `super::` or a child module, and every such path
+written inline in code, resolves it to the file
 that defines the item (following `pub use` re-exports, so a facade `mod.rs` is not a circle),
 and prints each strongly connected group of two or more files. A child file that adds methods
 to its parent's type imports the parent; the parent must import nothing back from it.
@@ -39,6 +40,11 @@ def uses(text):
         for path in expand(re.sub(r"\s+", "", body)):
             path = re.sub(r"::(self|\*)$", "", path)
             yield bool(m.group(1)), path
+    # Paths written inline in code (`super::engine::CalleeRequest`), comments aside.
+    code = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("//"))
+    code = re.sub(r"^\s*(pub(?:\([a-z]+\))?\s+)?use\s+[^;]+;", "", code, flags=re.M)
+    for m in re.finditer(r"\b(?:crate|super)(?:::super)*::[A-Za-z_][\w]*(?:::[A-Za-z_][\w]*)*", code):
+        yield False, m.group(0)
 
 
 def expand(s):

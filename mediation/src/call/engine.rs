@@ -350,6 +350,7 @@ impl<P: PortAllocator> Engine<P> {
                 if let Some(call) = found.and_then(|id| self.calls.get_mut(&id)) {
                     if call.phase == Phase::Answered {
                         call.phase = Phase::Confirmed;
+                        self.timers.cancel(&Timer::Ack(call.id));
                     }
                 }
             }

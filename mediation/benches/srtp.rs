@@ -6,6 +6,10 @@
 //! bench builds everywhere; without it those rows are skipped with a note.
 //!
 //! `cargo bench -p mediation --bench srtp`
+#![allow(
+    unsafe_code,
+    reason = "a counting global allocator, and the system libsrtp through dlopen/dlsym"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -218,7 +222,7 @@ mod libsrtp {
     type Process = unsafe extern "C" fn(*mut c_void, *mut c_void, *mut c_int) -> c_int;
     type Init = unsafe extern "C" fn() -> c_int;
 
-    pub struct Lib {
+    pub(crate) struct Lib {
         handle: *mut c_void,
         create: Create,
         protect: Process,
@@ -226,14 +230,14 @@ mod libsrtp {
     }
 
     /// One libsrtp session (one direction).
-    pub struct Session {
+    pub(crate) struct Session {
         ctx: *mut c_void,
         process: Process,
     }
 
     impl Lib {
         /// The library at `path` (a file name the dynamic loader finds, or a path).
-        pub fn open(path: &CStr) -> Option<Lib> {
+        pub(crate) fn open(path: &CStr) -> Option<Lib> {
             // SAFETY: dlopen/dlsym with NUL-terminated names; symbols are cast to the
             // signatures in libsrtp 2's header.
             unsafe {
@@ -307,7 +311,12 @@ mod libsrtp {
         }
 
         /// A session for `suite` with `key_and_salt`, sending or receiving.
-        pub fn session(&self, suite: SrtpSuite, key_and_salt: &[u8], sending: bool) -> Session {
+        pub(crate) fn session(
+            &self,
+            suite: SrtpSuite,
+            key_and_salt: &[u8],
+            sending: bool,
+        ) -> Session {
             let mut policy = Policy {
                 ssrc_type: if sending {
                     SSRC_ANY_OUTBOUND
@@ -346,7 +355,7 @@ mod libsrtp {
     impl Session {
         /// Protects or unprotects `buf[..len]` in place; `buf` has room for the trailer.
         /// Returns the new length.
-        pub fn process(&mut self, buf: &mut [u8], len: usize) -> usize {
+        pub(crate) fn process(&mut self, buf: &mut [u8], len: usize) -> usize {
             let mut len = len as c_int;
             // SAFETY: buf holds len bytes plus room for the largest SRTP trailer.
             let status = unsafe { (self.process)(self.ctx, buf.as_mut_ptr().cast(), &mut len) };

@@ -7,6 +7,10 @@
 //!
 //! The same allocator also measures the heap one call's relay holds (printed, for
 //! `tests/scale.sh`-style comparisons; run with `--nocapture` to see it).
+#![allow(
+    unsafe_code,
+    reason = "a counting global allocator is an `unsafe impl GlobalAlloc`"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -266,7 +266,7 @@ pub struct RouteConfig {
 mod serde_regex {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<regex::Regex, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<regex::Regex, D::Error> {
         let text = String::deserialize(d)?;
         regex::Regex::new(&text)
             .map_err(|e| serde::de::Error::custom(format!("not a regular expression: {e}")))

@@ -41,11 +41,11 @@ impl LimitHit {
 
 /// What a connection's source counts as: an IPv4 address, or the /64 of an IPv6 one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SourceKey(IpAddr);
+pub(super) struct SourceKey(IpAddr);
 
 impl SourceKey {
     /// The key of `ip` (an IPv4-mapped IPv6 address counts as its IPv4 address).
-    pub fn of(ip: IpAddr) -> Self {
+    pub(super) fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(v4) => SourceKey(IpAddr::V4(v4)),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use mediation::srtp::MasterKey;
 
 /// The Debian interpreter that has pylibsrtp.
-pub const PYTHON: &str = "/usr/bin/python3";
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
 /// Reads `MODE PROFILE KEY_HEX` then `rtp|rtcp HEX` lines; answers `ok HEX` or `err REASON`
 /// per packet. Exit status 3: pylibsrtp is not installed.
@@ -101,18 +101,18 @@ for line in lines[1:]:
 
 /// What a packet is.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// SRTP/RTP.
     Rtp,
     /// SRTCP/RTCP.
     Rtcp,
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn unhex(s: &str) -> Vec<u8> {
+pub(crate) fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
@@ -120,7 +120,7 @@ pub fn unhex(s: &str) -> Vec<u8> {
 }
 
 /// Runs libsrtp over `packets` in `mode` (`protect` or `unprotect`).
-pub fn libsrtp(
+pub(crate) fn libsrtp(
     mode: &str,
     key: &MasterKey,
     packets: &[(Kind, Vec<u8>)],

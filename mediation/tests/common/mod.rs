@@ -2,7 +2,7 @@
 //! points at it with every listener on a free loopback port, and MTLS/TCP SIP clients.
 #![allow(dead_code)]
 
-pub mod libsrtp;
+pub(crate) mod libsrtp;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,13 +16,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A lab PKI written to a temporary directory.
-pub struct Lab {
+pub(crate) struct Lab {
     pub dir: tempfile::TempDir,
     pub pki: certs::LabPki,
 }
 
 impl Lab {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter("mediation=info")
@@ -33,12 +33,12 @@ impl Lab {
         Lab { dir, pki }
     }
 
-    pub fn path(&self, file: &str) -> PathBuf {
+    pub(crate) fn path(&self, file: &str) -> PathBuf {
         self.dir.path().join(file)
     }
 
     /// A configuration with every listener on 127.0.0.1 port 0; `extra` is appended.
-    pub fn config_text(&self, tls_extra: &str, extra: &str) -> String {
+    pub(crate) fn config_text(&self, tls_extra: &str, extra: &str) -> String {
         format!(
             r#"[node]
 name = "mediation.example.test"
@@ -83,21 +83,21 @@ listen = "127.0.0.1:0"
         )
     }
 
-    pub fn config(&self, tls_extra: &str) -> Config {
+    pub(crate) fn config(&self, tls_extra: &str) -> Config {
         let text = self.config_text(tls_extra, "");
         let file = self.path("mediation.toml");
         std::fs::write(&file, text).unwrap();
         config::load_file(&file).unwrap()
     }
 
-    pub async fn start(&self, tls_extra: &str) -> Service {
+    pub(crate) async fn start(&self, tls_extra: &str) -> Service {
         Service::start(Arc::new(self.config(tls_extra)))
             .await
             .unwrap()
     }
 
     /// A TLS client presenting `cert`/`key` files from the lab (none when `None`).
-    pub fn client(
+    pub(crate) fn client(
         &self,
         cert: Option<(&str, &str)>,
         versions: &[&'static rustls::SupportedProtocolVersion],
@@ -129,7 +129,10 @@ listen = "127.0.0.1:0"
 impl Lab {
     /// A TLS client presenting `cert`/`key` that accepts whatever certificate the server
     /// presents (expired ones too), for tests that look at which one it is.
-    pub fn client_accepting_any_server(&self, (c, k): (&str, &str)) -> tokio_rustls::TlsConnector {
+    pub(crate) fn client_accepting_any_server(
+        &self,
+        (c, k): (&str, &str),
+    ) -> tokio_rustls::TlsConnector {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let chain = CertificateDer::pem_file_iter(self.path(c))
             .unwrap()
@@ -197,7 +200,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyServer {
 }
 
 /// Connects with TLS; the server name checked is `mediation.example.test`.
-pub async fn tls_connect(
+pub(crate) async fn tls_connect(
     connector: &tokio_rustls::TlsConnector,
     addr: std::net::SocketAddr,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
@@ -208,7 +211,7 @@ pub async fn tls_connect(
 }
 
 /// An OPTIONS request with the given Call-ID.
-pub fn options(call_id: &str) -> String {
+pub(crate) fn options(call_id: &str) -> String {
     format!(
         "OPTIONS sip:mediation.example.test SIP/2.0\r\n\
          Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-{call_id}\r\n\
@@ -222,7 +225,7 @@ pub fn options(call_id: &str) -> String {
 }
 
 /// Reads one SIP response head (through the blank line) within 5 s; `None` on close or error.
-pub async fn read_response<S: AsyncRead + Unpin>(
+pub(crate) async fn read_response<S: AsyncRead + Unpin>(
     s: &mut S,
     pending: &mut Vec<u8>,
 ) -> Option<String> {
@@ -251,7 +254,7 @@ pub async fn read_response<S: AsyncRead + Unpin>(
 }
 
 /// Sends `request` and reads the response's status line.
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     request: &str,
 ) -> Option<String> {
@@ -265,7 +268,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// A header's value from a message head (case-insensitive name, first occurrence).
-pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| {
         let (n, v) = l.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
@@ -273,7 +276,7 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Waits up to 3 s for a counter to reach `want`.
-pub async fn wait_for(mut get: impl FnMut() -> u64, want: u64) -> u64 {
+pub(crate) async fn wait_for(mut get: impl FnMut() -> u64, want: u64) -> u64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     loop {
         let v = get();
@@ -284,6 +287,6 @@ pub async fn wait_for(mut get: impl FnMut() -> u64, want: u64) -> u64 {
     }
 }
 
-pub fn lab_dir(lab: &Lab) -> &Path {
+pub(crate) fn lab_dir(lab: &Lab) -> &Path {
     lab.dir.path()
 }

@@ -45,11 +45,11 @@ impl Default for FlowLimits {
 
 /// Why a new flow was not made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableFull;
+pub(super) struct TableFull;
 
 /// One remote address with a flow.
 #[derive(Debug)]
-pub struct Flow {
+pub(super) struct Flow {
     /// The connection ids the call layer knows this address by; the first carries what
     /// arrives.
     pub conns: Vec<ConnId>,
@@ -85,7 +85,7 @@ impl Flow {
 
 /// What became of a flow that was idle.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Gone {
+pub(super) enum Gone {
     /// Carried a call: its connection ids stay for the call layer.
     Parked,
     /// Forgotten with these connection ids (tell the call layer they are closed).
@@ -94,7 +94,7 @@ pub enum Gone {
 
 /// Every flow of the UDP door.
 #[derive(Debug)]
-pub struct FlowTable {
+pub(super) struct FlowTable {
     timers: Timers,
     limits: FlowLimits,
     /// How long a flow without transactions lives after its last activity.
@@ -114,7 +114,7 @@ pub struct FlowTable {
 
 impl FlowTable {
     /// An empty table; idle flows go after 64*T1.
-    pub fn new(timers: Timers, limits: FlowLimits) -> Self {
+    pub(super) fn new(timers: Timers, limits: FlowLimits) -> Self {
         Self {
             timers,
             limits: FlowLimits {
@@ -133,39 +133,39 @@ impl FlowTable {
 
     /// Live flows.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.flows.len()
     }
 
     /// Parked addresses (idle flows that carried a call).
     #[cfg(test)]
-    pub fn parked(&self) -> usize {
+    pub(super) fn parked(&self) -> usize {
         self.parked.len()
     }
 
     /// Connection ids the call layer holds here.
     #[cfg(test)]
-    pub fn conns(&self) -> usize {
+    pub(super) fn conns(&self) -> usize {
         self.conns.len()
     }
 
     /// True when `remote` has a live flow.
-    pub fn is_live(&self, remote: SocketAddr) -> bool {
+    pub(super) fn is_live(&self, remote: SocketAddr) -> bool {
         self.flows.contains_key(&remote)
     }
 
     /// True when `remote` is known (live or parked): it may be answered.
-    pub fn knows(&self, remote: SocketAddr) -> bool {
+    pub(super) fn knows(&self, remote: SocketAddr) -> bool {
         self.flows.contains_key(&remote) || self.parked.contains_key(&remote)
     }
 
     /// The live flow of `remote`.
-    pub fn flow_mut(&mut self, remote: SocketAddr) -> Option<&mut Flow> {
+    pub(super) fn flow_mut(&mut self, remote: SocketAddr) -> Option<&mut Flow> {
         self.flows.get_mut(&remote)
     }
 
     /// The address `conn` belongs to, its flow brought back if it was parked.
-    pub fn remote_of(&mut self, now: Instant, conn: ConnId) -> Option<SocketAddr> {
+    pub(super) fn remote_of(&mut self, now: Instant, conn: ConnId) -> Option<SocketAddr> {
         let remote = *self.conns.get(&conn)?;
         self.revive(now, remote);
         Some(remote)
@@ -173,7 +173,7 @@ impl FlowTable {
 
     /// Brings back the parked flow of `remote` under its old connection ids. False when it is
     /// not parked.
-    pub fn revive(&mut self, now: Instant, remote: SocketAddr) -> bool {
+    pub(super) fn revive(&mut self, now: Instant, remote: SocketAddr) -> bool {
         let Some(conns) = self.parked.remove(&remote) else {
             return false;
         };
@@ -188,7 +188,7 @@ impl FlowTable {
     /// [`FlowTable::knows`]), delivering on `conn`. Makes
     /// room first: the least recently active call-less flow of the same IP goes when the IP is
     /// at its cap or the table is full; its connection ids are returned to be reported closed.
-    pub fn insert_inbound(
+    pub(super) fn insert_inbound(
         &mut self,
         now: Instant,
         remote: SocketAddr,
@@ -222,7 +222,7 @@ impl FlowTable {
 
     /// Adds `conn` (one we open toward `remote`) to its flow, making or bringing one back if
     /// needed. Never refused: the call layer's own connections are bounded by its calls.
-    pub fn insert_outbound(&mut self, now: Instant, remote: SocketAddr, conn: ConnId) {
+    pub(super) fn insert_outbound(&mut self, now: Instant, remote: SocketAddr, conn: ConnId) {
         self.conns.insert(conn, remote);
         if self.revive(now, remote) || self.flows.contains_key(&remote) {
             let flow = self.flows.get_mut(&remote).expect("live");
@@ -237,7 +237,7 @@ impl FlowTable {
 
     /// The call layer no longer needs `conn`. False when it was unknown. An address left
     /// without connection ids is forgotten with its transactions.
-    pub fn close(&mut self, conn: ConnId) -> bool {
+    pub(super) fn close(&mut self, conn: ConnId) -> bool {
         let Some(remote) = self.conns.remove(&conn) else {
             return false;
         };
@@ -257,7 +257,7 @@ impl FlowTable {
 
     /// After `remote`'s flow received, sent or fired timers: note activity (`active`: a
     /// datagram in or a message out), whether it now carries a call, and its next deadline.
-    pub fn update(&mut self, now: Instant, remote: SocketAddr, active: bool) {
+    pub(super) fn update(&mut self, now: Instant, remote: SocketAddr, active: bool) {
         let idle = self.idle;
         let Some(flow) = self.flows.get_mut(&remote) else {
             return;
@@ -309,13 +309,13 @@ impl FlowTable {
     }
 
     /// The earliest deadline of any flow.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.first().map(|(at, _)| *at)
     }
 
     /// The flows whose deadline has come, taken out of the order (put them back with
     /// [`FlowTable::update`] or [`FlowTable::expire`]).
-    pub fn due(&mut self, now: Instant) -> Vec<SocketAddr> {
+    pub(super) fn due(&mut self, now: Instant) -> Vec<SocketAddr> {
         let mut due = Vec::new();
         while let Some(&(at, remote)) = self.deadlines.first() {
             if at > now {
@@ -332,7 +332,7 @@ impl FlowTable {
 
     /// Parks or forgets `remote`'s flow if it has been idle (no transactions, no activity) for
     /// the idle time; otherwise schedules it again and returns `None`.
-    pub fn expire(&mut self, now: Instant, remote: SocketAddr) -> Option<Gone> {
+    pub(super) fn expire(&mut self, now: Instant, remote: SocketAddr) -> Option<Gone> {
         let flow = self.flows.get(&remote)?;
         if !flow.txns.is_empty() || now < flow.last_active + self.idle {
             self.update(now, remote, false);
@@ -347,7 +347,7 @@ impl FlowTable {
     }
 
     /// Remembers that a request with this top Via branch and method went out on `remote`.
-    pub fn sent_request(&mut self, remote: SocketAddr, branch: String, method: String) {
+    pub(super) fn sent_request(&mut self, remote: SocketAddr, branch: String, method: String) {
         let Some(flow) = self.flows.get_mut(&remote) else {
             return;
         };
@@ -357,7 +357,7 @@ impl FlowTable {
     }
 
     /// The flow a request with this top Via branch and method was sent on, if it is live.
-    pub fn sent_on(&self, branch: &str, method: &str) -> Option<SocketAddr> {
+    pub(super) fn sent_on(&self, branch: &str, method: &str) -> Option<SocketAddr> {
         let key = (branch.to_string(), method.to_ascii_uppercase());
         self.owners
             .get(&key)

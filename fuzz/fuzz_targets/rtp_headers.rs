@@ -11,8 +11,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mediation::media::packet::{classify, looks_like_rtcp, PacketKind, Port};
-use mediation::srtp::wire::{check_rtcp_prefix, RtpHeader, SrtcpTrailer};
+use mediation::media::{classify, looks_like_rtcp, PacketKind, Port};
+use mediation::srtp::{check_rtcp_prefix, RtpHeader, SrtcpTrailer};
 
 fuzz_target!(|data: &[u8]| {
     let [flags, datagram @ ..] = data else {

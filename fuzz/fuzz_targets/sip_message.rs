@@ -31,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(e) => {
-            assert!(parse(data).is_err(), "the door took what the parser refused");
+            assert!(
+                parse(data).is_err(),
+                "the door took what the parser refused"
+            );
             let (code, reason) = e.response_status();
             assert!((400..600).contains(&code), "{code}");
             assert!(!e.part().is_empty());

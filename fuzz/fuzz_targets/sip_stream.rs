@@ -11,16 +11,16 @@
 //! - no message is larger than the limit and the buffered bytes stay bounded;
 //! - every response we build (`ReceivedRequest::respond`, `response_for`) frames as exactly one
 //!   message of its own length, so it cannot desynchronize the peer's stream;
-//! - the SIP trace (`sip::trace::Redacted`) of every message — the bytes as framed or built (as
+//! - the SIP trace (`sip::Redacted`) of every message — the bytes as framed or built (as
 //!   sent messages are traced) and a parsed message printed again (as received ones are) —
 //!   shows no key the `a=crypto` parser would accept after an `inline:` in any case, unless the
 //!   same text also stands outside every key field.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mediation::sip::outgoing::ReceivedRequest;
 use mediation::sdp::CryptoAttribute;
-use mediation::sip::trace::Redacted;
+use mediation::sip::ReceivedRequest;
+use mediation::sip::Redacted;
 use mediation::sip::{
     parse, response_for, Frame, FramingError, FramingLimits, ResponseExtras, StreamFramer,
 };

@@ -8,7 +8,7 @@ use crate::options::Transport;
 use crate::sip_msg::{self, Body};
 
 /// The value of a Via header for our end of the connection.
-pub fn via(transport: Transport, local: SocketAddr, branch: &str) -> String {
+pub(crate) fn via(transport: Transport, local: SocketAddr, branch: &str) -> String {
     format!(
         "SIP/2.0/{} {local};branch={branch};rport",
         transport.via_token()
@@ -16,32 +16,32 @@ pub fn via(transport: Transport, local: SocketAddr, branch: &str) -> String {
 }
 
 /// The value of our Contact header.
-pub fn contact(transport: Transport, local: SocketAddr) -> String {
+pub(crate) fn contact(transport: Transport, local: SocketAddr) -> String {
     format!("<sip:gateway-sim@{local};transport={}>", transport.as_str())
 }
 
 /// Our `User-Agent` / `Server` value.
-pub const USER_AGENT: &str = concat!("gateway-sim/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("gateway-sim/", env!("CARGO_PKG_VERSION"));
 
 /// Dialog state for the requests we send.
 #[derive(Debug, Clone)]
-pub struct Dialog {
+pub(crate) struct Dialog {
     /// Call-ID.
-    pub call_id: String,
+    pub(crate) call_id: String,
     /// Our party, with our tag: the From of our requests.
-    pub local: String,
+    pub(crate) local: String,
     /// Their party, with their tag: the To of our requests.
-    pub remote: String,
+    pub(crate) remote: String,
     /// Request-URI of our requests (their Contact).
-    pub remote_target: String,
+    pub(crate) remote_target: String,
     /// Route headers of our requests, in order.
-    pub route_set: Vec<String>,
+    pub(crate) route_set: Vec<String>,
     /// CSeq of our last request.
-    pub local_cseq: u32,
+    pub(crate) local_cseq: u32,
     /// SIP transport.
-    pub transport: Transport,
+    pub(crate) transport: Transport,
     /// Our end of the connection.
-    pub local_addr: SocketAddr,
+    pub(crate) local_addr: SocketAddr,
 }
 
 impl Dialog {
@@ -82,12 +82,12 @@ impl Dialog {
     }
 
     /// The ACK for a 2xx to our INVITE with CSeq `invite_cseq` (a new transaction).
-    pub fn ack(&self, invite_cseq: u32) -> Vec<u8> {
+    pub(crate) fn ack(&self, invite_cseq: u32) -> Vec<u8> {
         self.build("ACK", invite_cseq, None)
     }
 
     /// A re-INVITE carrying `sdp`, with the next CSeq; returns it and that CSeq.
-    pub fn reinvite(&mut self, sdp: &str) -> (Vec<u8>, u32) {
+    pub(crate) fn reinvite(&mut self, sdp: &str) -> (Vec<u8>, u32) {
         self.local_cseq += 1;
         let contact = [("Contact", contact(self.transport, self.local_addr))];
         let body = Some(("application/sdp", sdp.as_bytes()));
@@ -98,7 +98,7 @@ impl Dialog {
     }
 
     /// A new request (BYE, ...) with the next CSeq; returns it and that CSeq.
-    pub fn request(&mut self, method: &str) -> (Vec<u8>, u32) {
+    pub(crate) fn request(&mut self, method: &str) -> (Vec<u8>, u32) {
         self.local_cseq += 1;
         (self.build(method, self.local_cseq, None), self.local_cseq)
     }

@@ -24,7 +24,7 @@ struct Pending {
 
 /// The hold and resume re-INVITEs of one call.
 #[derive(Debug)]
-pub struct HoldDriver {
+pub(crate) struct HoldDriver {
     /// What is still to send, earliest first.
     steps: Vec<(Instant, Direction)>,
     pending: Option<Pending>,
@@ -32,7 +32,7 @@ pub struct HoldDriver {
 
 impl HoldDriver {
     /// Hold at `hold_at` and resume at `resume_at`, both counted from `start` (the ACK).
-    pub fn new(
+    pub(crate) fn new(
         start: Instant,
         hold_at: Option<std::time::Duration>,
         resume_at: Option<std::time::Duration>,
@@ -51,7 +51,7 @@ impl HoldDriver {
     }
 
     /// When the next re-INVITE is due (none while one is pending).
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         match self.pending {
             Some(_) => None,
             None => self.steps.last().map(|(at, _)| *at),
@@ -59,7 +59,7 @@ impl HoldDriver {
     }
 
     /// Sends the due re-INVITE.
-    pub fn fire(
+    pub(crate) fn fire(
         &mut self,
         conn: &SipConnection,
         dialog: &mut Dialog,
@@ -92,7 +92,7 @@ impl HoldDriver {
     }
 
     /// Takes a response; true if it was the final response to our pending re-INVITE.
-    pub fn on_response(
+    pub(crate) fn on_response(
         &mut self,
         conn: &SipConnection,
         dialog: &Dialog,
@@ -136,7 +136,7 @@ impl HoldDriver {
     }
 
     /// At the end of the call: a re-INVITE still unanswered, or never sent, fails the call.
-    pub fn finish(&self, report: &mut CallReport) {
+    pub(crate) fn finish(&self, report: &mut CallReport) {
         if let Some(p) = &self.pending {
             let what = report.reinvites[p.index].purpose.clone();
             report.fail(format!("no final response to the {what} re-INVITE"));

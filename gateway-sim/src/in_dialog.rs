@@ -16,7 +16,7 @@ use crate::sip_msg::{self, SipMsg};
 use crate::ua::{Event, SipConnection};
 
 /// Waits for the next message on the call, or why there is none.
-pub async fn next_message(
+pub(crate) async fn next_message(
     events: &mut mpsc::UnboundedReceiver<Event>,
     deadline: Instant,
 ) -> Result<SipMsg, String> {
@@ -31,7 +31,7 @@ pub async fn next_message(
 /// Answers an in-dialog or early request that is not BYE: 200 to OPTIONS/INFO (and a stray
 /// ACK needs nothing), 488 to a re-INVITE/UPDATE before the call is up (an established call
 /// answers them with [`Reoffers`]), 481 otherwise.
-pub fn answer_request(conn: &SipConnection, m: &SipMsg) {
+pub(crate) fn answer_request(conn: &SipConnection, m: &SipMsg) {
     let code = match m.method() {
         Some("ACK") | None => return,
         Some("OPTIONS") | Some("INFO") => 200,
@@ -42,7 +42,7 @@ pub fn answer_request(conn: &SipConnection, m: &SipMsg) {
 }
 
 /// Sends BYE and waits for its final response; failures go into the report.
-pub async fn hang_up(
+pub(crate) async fn hang_up(
     conn: &SipConnection,
     dialog: &mut Dialog,
     events: &mut mpsc::UnboundedReceiver<Event>,
@@ -90,9 +90,9 @@ pub async fn hang_up(
 
 /// The offer/answer state of an established call and the answers to the peer's re-offers.
 #[derive(Debug)]
-pub struct Reoffers {
+pub(crate) struct Reoffers {
     /// The call's SDP state now.
-    pub state: SdpState,
+    pub(crate) state: SdpState,
     /// Our offer in a 200 to a re-INVITE without SDP; its answer comes in the ACK.
     awaiting_ack: Option<SdpState>,
     /// Answer with a fresh key of ours.
@@ -105,7 +105,7 @@ pub struct Reoffers {
 
 impl Reoffers {
     /// The state after set-up.
-    pub fn new(state: SdpState, rekey: bool, contact: String) -> Self {
+    pub(crate) fn new(state: SdpState, rekey: bool, contact: String) -> Self {
         Self {
             state,
             awaiting_ack: None,
@@ -116,7 +116,7 @@ impl Reoffers {
     }
 
     /// Handles a request of the established call other than BYE.
-    pub fn on_request(
+    pub(crate) fn on_request(
         &mut self,
         conn: &SipConnection,
         m: &SipMsg,

@@ -25,28 +25,30 @@
 
 pub mod bench;
 pub mod demo;
-pub mod dialog;
-pub mod error;
-pub mod hold;
-pub mod in_dialog;
-pub mod negotiate;
-pub mod options;
-pub mod progress;
-pub mod reoffer;
-pub mod report;
-pub mod rtcp;
-pub mod rtp_packet;
-pub mod rtp_stream;
-pub mod sip_msg;
-pub mod stats;
-pub mod tls;
-pub mod tone;
-pub mod ua;
-pub mod uac;
-pub mod uas;
+mod dialog;
+mod error;
+mod hold;
+mod in_dialog;
+mod negotiate;
+mod options;
+mod progress;
+mod reoffer;
+mod report;
+mod rtcp;
+mod rtp_packet;
+mod rtp_stream;
+mod sip_msg;
+mod stats;
+mod tls;
+mod tone;
+mod ua;
+mod uac;
+mod uas;
 
 pub use error::SimError;
-pub use options::{AnswerOptions, CallOptions, SrtpMode, TlsFiles, Transport};
-pub use report::{CallReport, Direction, Report, Summary};
+pub use options::{
+    AnswerOptions, BadChoice, CallOptions, SrtpMode, TlsFiles, Transport, DEFAULT_MEDIA_IP,
+};
+pub use report::{CallReport, Reinvite, Report, Summary};
 pub use uac::run_calls;
 pub use uas::AnswerServer;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use gateway_sim::options::DEFAULT_MEDIA_IP;
 use gateway_sim::{
     AnswerOptions, AnswerServer, CallOptions, Report, SrtpMode, TlsFiles, Transport,
+    DEFAULT_MEDIA_IP,
 };
 
 /// Simulated PSTN gateway / internal next hop for testing the mediation appliance.

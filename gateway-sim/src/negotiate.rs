@@ -15,43 +15,43 @@ use mediation::srtp::{MasterKey, SrtpSuite};
 use crate::options::SrtpMode;
 
 /// The PCMU payload type as written on the `m=` line.
-pub const PCMU: &str = "0";
+pub(crate) const PCMU: &str = "0";
 
 /// Our media address and RTP port (RTCP is on the next port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalMedia {
+pub(crate) struct LocalMedia {
     /// Address written in `c=`.
-    pub ip: IpAddr,
+    pub(crate) ip: IpAddr,
     /// RTP port written on `m=`.
-    pub rtp_port: u16,
+    pub(crate) rtp_port: u16,
 }
 
 /// SRTP keys of a call: ours protect what we send, theirs unprotect what we receive.
 #[derive(Debug, Clone)]
-pub struct SrtpKeys {
+pub(crate) struct SrtpKeys {
     /// Negotiated suite.
-    pub suite: SrtpSuite,
+    pub(crate) suite: SrtpSuite,
     /// The key we sent in our `a=crypto`.
-    pub ours: MasterKey,
+    pub(crate) ours: MasterKey,
     /// The key the peer sent in its `a=crypto`.
-    pub theirs: MasterKey,
+    pub(crate) theirs: MasterKey,
 }
 
 /// What the media of a call will be.
 #[derive(Debug, Clone)]
-pub struct MediaPlan {
+pub(crate) struct MediaPlan {
     /// Where the peer wants RTP.
-    pub remote_rtp: SocketAddr,
+    pub(crate) remote_rtp: SocketAddr,
     /// Where the peer wants RTCP (`a=rtcp`, else RTP port + 1).
-    pub remote_rtcp: SocketAddr,
+    pub(crate) remote_rtcp: SocketAddr,
     /// SRTP keys; `None` for plain RTP.
-    pub srtp: Option<SrtpKeys>,
+    pub(crate) srtp: Option<SrtpKeys>,
 }
 
 impl MediaPlan {
     /// `RTP/SAVP` when keys were negotiated, else `RTP/AVP` (also for best-effort SRTP offered
     /// on an `RTP/AVP` line: what counts is whether media is protected).
-    pub fn profile(&self) -> &'static str {
+    pub(crate) fn profile(&self) -> &'static str {
         if self.srtp.is_some() {
             "RTP/SAVP"
         } else {
@@ -62,23 +62,23 @@ impl MediaPlan {
 
 /// What goes into one SDP of ours.
 #[derive(Debug, Clone, Copy)]
-pub struct SdpSpec<'a> {
+pub(crate) struct SdpSpec<'a> {
     /// Our media address and port.
-    pub local: LocalMedia,
+    pub(crate) local: LocalMedia,
     /// `o=` session id.
-    pub session_id: u64,
+    pub(crate) session_id: u64,
     /// `o=` session version (raised with every changed SDP, RFC 3264 §8).
-    pub version: u64,
+    pub(crate) version: u64,
     /// Transport on the `m=` line.
-    pub proto: &'a str,
+    pub(crate) proto: &'a str,
     /// Our `a=crypto` lines.
-    pub crypto: &'a [CryptoAttribute],
+    pub(crate) crypto: &'a [CryptoAttribute],
     /// Audio direction.
-    pub direction: Direction,
+    pub(crate) direction: Direction,
 }
 
 /// The SDP text of our side, first version, `sendrecv`.
-pub fn sdp_text(
+pub(crate) fn sdp_text(
     local: LocalMedia,
     session_id: u64,
     proto: &str,
@@ -95,7 +95,7 @@ pub fn sdp_text(
 }
 
 /// The SDP text for `spec`: PCMU, 20 ms, one audio stream.
-pub fn render(spec: &SdpSpec<'_>) -> String {
+pub(crate) fn render(spec: &SdpSpec<'_>) -> String {
     let local = spec.local;
     let family = if local.ip.is_ipv6() { "IP6" } else { "IP4" };
     let mut sdp = String::with_capacity(400);
@@ -124,11 +124,11 @@ pub fn render(spec: &SdpSpec<'_>) -> String {
 
 /// Our offer: its text and the attributes it carries (to check the answer against).
 #[derive(Debug, Clone)]
-pub struct Offer {
+pub(crate) struct Offer {
     /// The SDP body.
-    pub sdp: String,
+    pub(crate) sdp: String,
     /// Our `a=crypto` lines, empty for a plain offer.
-    pub crypto: Vec<CryptoAttribute>,
+    pub(crate) crypto: Vec<CryptoAttribute>,
     mode: SrtpMode,
 }
 
@@ -137,7 +137,7 @@ pub struct Offer {
 ///
 /// `lync`: SRTP offered as Lync does (MS-SDPEXT): on `RTP/AVP`, every key with a lifetime and
 /// an MKI (`|2^31|1:1`), and `a=encryption:optional` (`required` for `require`).
-pub fn make_offer(mode: SrtpMode, local: LocalMedia, session_id: u64, lync: bool) -> Offer {
+pub(crate) fn make_offer(mode: SrtpMode, local: LocalMedia, session_id: u64, lync: bool) -> Offer {
     let (proto, mut crypto) = match mode {
         SrtpMode::Offer | SrtpMode::Require => ("RTP/SAVP", offer_crypto(&SrtpSuite::ALL)),
         SrtpMode::Accept | SrtpMode::Refuse => ("RTP/AVP", Vec::new()),
@@ -207,7 +207,7 @@ fn remote_addresses(audio: &AudioStream, what: &str) -> Result<(SocketAddr, Sock
 }
 
 /// Checks the answer to our offer (caller side).
-pub fn check_answer(offer: &Offer, answer_body: &[u8]) -> Result<MediaPlan, String> {
+pub(crate) fn check_answer(offer: &Offer, answer_body: &[u8]) -> Result<MediaPlan, String> {
     let audio = audio_of(answer_body, "answer")?;
     let (remote_rtp, remote_rtcp) = remote_addresses(&audio, "answer")?;
     let plan = |srtp| MediaPlan {
@@ -246,7 +246,7 @@ pub fn check_answer(offer: &Offer, answer_body: &[u8]) -> Result<MediaPlan, Stri
 
 /// What to do with an offer (answerer side).
 #[derive(Debug, Clone)]
-pub enum AnswerDecision {
+pub(crate) enum AnswerDecision {
     /// Answer 200 with this SDP and media plan.
     Accept {
         /// Our answer SDP.
@@ -271,7 +271,7 @@ fn reject(reason: impl Into<String>) -> AnswerDecision {
 }
 
 /// Answers an offer under `mode` (see [`SrtpMode`]).
-pub fn answer_offer(
+pub(crate) fn answer_offer(
     mode: SrtpMode,
     offer_body: &[u8],
     local: LocalMedia,

@@ -25,7 +25,7 @@ pub enum SrtpMode {
 
 impl SrtpMode {
     /// The name on the command line.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Offer => "offer",
             Self::Accept => "accept",
@@ -46,9 +46,9 @@ impl fmt::Display for SrtpMode {
 #[error("`{given}` is not one of: {choices}")]
 pub struct BadChoice {
     /// What was given.
-    pub given: String,
+    pub(crate) given: String,
     /// What is accepted.
-    pub choices: &'static str,
+    pub(crate) choices: &'static str,
 }
 
 impl FromStr for SrtpMode {
@@ -80,7 +80,7 @@ pub enum Transport {
 
 impl Transport {
     /// `tcp` or `tls`, as in reports.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Tcp => "tcp",
             Self::Tls => "tls",
@@ -88,7 +88,7 @@ impl Transport {
     }
 
     /// The Via transport token.
-    pub fn via_token(self) -> &'static str {
+    pub(crate) fn via_token(self) -> &'static str {
         match self {
             Self::Tcp => "TCP",
             Self::Tls => "TLS",

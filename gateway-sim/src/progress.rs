@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Counts calls as they start and end, and shows them if enabled. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     counts: Arc<Counts>,
 }
@@ -23,7 +23,7 @@ struct Counts {
 
 impl Progress {
     /// A progress line for `total` calls, drawn only if `enabled`.
-    pub fn new(total: u64, enabled: bool) -> Self {
+    pub(crate) fn new(total: u64, enabled: bool) -> Self {
         let bar = enabled.then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
@@ -53,13 +53,13 @@ impl Progress {
     }
 
     /// A call started.
-    pub fn started(&self) {
+    pub(crate) fn started(&self) {
         self.counts.active.fetch_add(1, Ordering::Relaxed);
         self.redraw();
     }
 
     /// A call ended, well or not. (Calls that failed before starting count too.)
-    pub fn finished(&self, ok: bool) {
+    pub(crate) fn finished(&self, ok: bool) {
         let _ = self
             .counts
             .active
@@ -77,7 +77,7 @@ impl Progress {
     }
 
     /// Removes the line.
-    pub fn done(&self) {
+    pub(crate) fn done(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -13,36 +13,36 @@ use mediation::srtp::{MasterKey, SrtpSuite};
 use crate::negotiate::{audio_of, key_of, render, LocalMedia, MediaPlan, SdpSpec, PCMU};
 
 /// Payload types the simulator can send and verify, in preference order.
-pub const SUPPORTED_CODECS: &[&str] = &[PCMU];
+pub(crate) const SUPPORTED_CODECS: &[&str] = &[PCMU];
 
 /// The SDP state of an established call: enough to answer or make a re-offer.
 #[derive(Debug, Clone)]
-pub struct SdpState {
+pub(crate) struct SdpState {
     /// Our media address and port (they never change).
-    pub local: LocalMedia,
+    pub(crate) local: LocalMedia,
     /// `o=` session id.
-    pub session_id: u64,
+    pub(crate) session_id: u64,
     /// `o=` version of the last SDP we sent.
-    pub version: u64,
+    pub(crate) version: u64,
     /// Transport on our `m=` line.
-    pub proto: String,
+    pub(crate) proto: String,
     /// Payload type in use.
-    pub codec: String,
+    pub(crate) codec: String,
     /// The key we protect with (`None`: plain RTP).
-    pub ours: Option<MasterKey>,
+    pub(crate) ours: Option<MasterKey>,
     /// The key the peer protects with.
-    pub theirs: Option<MasterKey>,
+    pub(crate) theirs: Option<MasterKey>,
     /// Tag of the `a=crypto` in use.
-    pub tag: u32,
+    pub(crate) tag: u32,
     /// Our direction, as last sent.
-    pub direction: Direction,
+    pub(crate) direction: Direction,
     /// Where the peer wants RTP and RTCP.
-    pub remote: (SocketAddr, SocketAddr),
+    pub(crate) remote: (SocketAddr, SocketAddr),
 }
 
 impl SdpState {
     /// The state right after the INVITE's offer/answer (first SDP version, `sendrecv`).
-    pub fn after_setup(local: LocalMedia, session_id: u64, plan: &MediaPlan) -> Self {
+    pub(crate) fn after_setup(local: LocalMedia, session_id: u64, plan: &MediaPlan) -> Self {
         Self {
             local,
             session_id,
@@ -67,7 +67,7 @@ impl SdpState {
     }
 
     /// Our SDP for this state.
-    pub fn sdp(&self) -> String {
+    pub(crate) fn sdp(&self) -> String {
         render(&SdpSpec {
             local: self.local,
             session_id: self.session_id,
@@ -87,21 +87,21 @@ fn attribute(tag: u32, key: &MasterKey) -> Option<CryptoAttribute> {
 
 /// What an offer/answer exchange changes for the media of a call.
 #[derive(Debug, Clone)]
-pub struct MediaChange {
+pub(crate) struct MediaChange {
     /// We may send (our direction and the peer's allow it, and the peer has an address).
-    pub send: bool,
+    pub(crate) send: bool,
     /// The call is on hold (either side's direction is not `sendrecv`).
-    pub held: bool,
+    pub(crate) held: bool,
     /// Where to send RTP and RTCP now.
-    pub remote: (SocketAddr, SocketAddr),
+    pub(crate) remote: (SocketAddr, SocketAddr),
     /// A new key to unprotect with (the old one stays valid a little longer).
-    pub new_theirs: Option<MasterKey>,
+    pub(crate) new_theirs: Option<MasterKey>,
     /// A new key to protect with.
-    pub new_ours: Option<MasterKey>,
+    pub(crate) new_ours: Option<MasterKey>,
 }
 
 /// The answer direction for an offered one (RFC 3264 §6.1).
-pub fn mirror(offered: Direction) -> Direction {
+pub(crate) fn mirror(offered: Direction) -> Direction {
     match offered {
         Direction::SendRecv => Direction::SendRecv,
         Direction::SendOnly => Direction::RecvOnly,
@@ -120,7 +120,11 @@ fn receives(direction: Direction) -> bool {
 
 /// The codec of the answer: the current one if offered, else the first offered one we
 /// support, else none.
-pub fn choose_codec(current: &str, offered: &[String], supported: &[&str]) -> Option<String> {
+pub(crate) fn choose_codec(
+    current: &str,
+    offered: &[String],
+    supported: &[&str],
+) -> Option<String> {
     if offered.iter().any(|f| f == current) && supported.contains(&current) {
         return Some(current.into());
     }
@@ -207,7 +211,7 @@ fn answer_keys(state: &SdpState, audio: &AudioStream, rekey: bool) -> Result<Key
 
 /// What to do with a peer's re-offer.
 #[derive(Debug, Clone)]
-pub enum Reanswer {
+pub(crate) enum Reanswer {
     /// Answer 200 with `sdp`; the call's state becomes `state`, its media changes so.
     Accept {
         /// Our answer.
@@ -223,7 +227,7 @@ pub enum Reanswer {
 
 /// Answers a re-offer (a re-INVITE or UPDATE with SDP) on a call in `state`. With `rekey`, our
 /// answer carries a fresh key of ours.
-pub fn answer_reoffer(state: &SdpState, offer: &[u8], rekey: bool) -> Reanswer {
+pub(crate) fn answer_reoffer(state: &SdpState, offer: &[u8], rekey: bool) -> Reanswer {
     match try_answer(state, offer, rekey) {
         Ok((sdp, state, change)) => Reanswer::Accept {
             sdp,
@@ -273,7 +277,7 @@ fn try_answer(
 
 /// Our re-offer setting our direction to `direction` (hold: `sendonly`; resume: `sendrecv`),
 /// same codec and keys; returns the SDP and the state to check the answer against.
-pub fn make_reoffer(state: &SdpState, direction: Direction) -> (String, SdpState) {
+pub(crate) fn make_reoffer(state: &SdpState, direction: Direction) -> (String, SdpState) {
     let next = SdpState {
         version: state.version + 1,
         direction,
@@ -284,7 +288,7 @@ pub fn make_reoffer(state: &SdpState, direction: Direction) -> (String, SdpState
 
 /// Checks the answer to our (re-)offer made in state `offered`; the state after it and what
 /// the media does now.
-pub fn check_reanswer(
+pub(crate) fn check_reanswer(
     offered: &SdpState,
     answer: &[u8],
 ) -> Result<(SdpState, MediaChange), String> {

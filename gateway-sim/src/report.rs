@@ -13,7 +13,7 @@ use crate::stats::percentile;
 /// Which side placed the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Direction {
+pub(crate) enum Direction {
     /// We sent the INVITE.
     Outgoing,
     /// We answered the INVITE.
@@ -24,7 +24,7 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reinvite {
     /// `hold` or `resume`.
-    pub purpose: String,
+    pub(crate) purpose: String,
     /// The direction we offered.
     pub direction: String,
     /// Final status code, `null` if none came.
@@ -39,7 +39,7 @@ pub struct CallReport {
     /// SIP Call-ID.
     pub call_id: String,
     /// `outgoing` or `incoming`.
-    pub direction: Direction,
+    pub(crate) direction: Direction,
     /// `tcp` or `tls`.
     pub transport: String,
     /// `RTP/AVP` or `RTP/SAVP` (protected media), `null` if no media was negotiated.
@@ -57,9 +57,9 @@ pub struct CallReport {
     /// Missing marker sequences up to the highest received.
     pub packets_lost: u64,
     /// Repeated packets.
-    pub packets_duplicated: u64,
+    pub(crate) packets_duplicated: u64,
     /// Packets that arrived after a later one.
-    pub packets_reordered: u64,
+    pub(crate) packets_reordered: u64,
     /// RFC 3550 interarrival jitter in ms.
     pub jitter_ms: Option<f64>,
     /// Median one-way latency in ms (same-host clocks).
@@ -74,19 +74,19 @@ pub struct CallReport {
     /// SRTP packets that failed authentication.
     pub srtp_auth_failures: u64,
     /// RTCP packets sent / received (authenticated).
-    pub rtcp_sent: u64,
+    pub(crate) rtcp_sent: u64,
     /// RTCP packets received.
-    pub rtcp_received: u64,
+    pub(crate) rtcp_received: u64,
     /// In-dialog offers (re-INVITE, UPDATE) from the peer answered 200.
     pub reoffers_answered: u64,
     /// In-dialog offers from the peer refused (488).
-    pub reoffers_refused: u64,
+    pub(crate) reoffers_refused: u64,
     /// Re-INVITEs we sent (`--hold-at`, `--resume-at`) and their answers, in order.
     pub reinvites: Vec<Reinvite>,
     /// RTP packets we sent while the call was on hold.
     pub packets_sent_while_held: u64,
     /// Packets received while the call was on hold.
-    pub packets_received_while_held: u64,
+    pub(crate) packets_received_while_held: u64,
     /// Packets received after the call was resumed (0 if it was never held).
     pub packets_received_after_resume: u64,
     /// Packets lost while the call was not on hold (loss around and during a hold excluded).
@@ -99,15 +99,15 @@ pub struct CallReport {
     /// `--report-keys`: a test that must prove a key never appears elsewhere (the mediation
     /// server's logs) needs to know it. Never on by default.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub srtp_keys: Vec<String>,
+    pub(crate) srtp_keys: Vec<String>,
     /// When set-up started and ended (for the summary's rate; not serialized).
     #[serde(skip)]
-    pub setup_window: Option<(Instant, Instant)>,
+    pub(crate) setup_window: Option<(Instant, Instant)>,
 }
 
 impl CallReport {
     /// Records the call's SRTP keys in base64 (see [`CallReport::srtp_keys`]).
-    pub fn record_keys(&mut self, plan: &crate::negotiate::MediaPlan) {
+    pub(crate) fn record_keys(&mut self, plan: &crate::negotiate::MediaPlan) {
         if let Some(keys) = &plan.srtp {
             for key in [&keys.ours, &keys.theirs] {
                 self.srtp_keys
@@ -117,7 +117,7 @@ impl CallReport {
     }
 
     /// A call with no media yet.
-    pub fn new(call_id: String, direction: Direction, transport: &str) -> Self {
+    pub(crate) fn new(call_id: String, direction: Direction, transport: &str) -> Self {
         Self {
             call_id,
             direction,
@@ -154,7 +154,7 @@ impl CallReport {
     }
 
     /// Records the set-up time: `setup_ms` and the window the summary's rate is computed from.
-    pub fn set_setup(&mut self, started: Instant, ended: Instant) {
+    pub(crate) fn set_setup(&mut self, started: Instant, ended: Instant) {
         self.setup_ms = Some(round3(
             ended.saturating_duration_since(started).as_secs_f64() * 1000.0,
         ));
@@ -162,7 +162,7 @@ impl CallReport {
     }
 
     /// Sets the error unless one is already recorded (the first cause wins).
-    pub fn fail(&mut self, reason: impl Into<String>) {
+    pub(crate) fn fail(&mut self, reason: impl Into<String>) {
         if self.error.is_none() {
             self.error = Some(reason.into());
         }
@@ -175,7 +175,7 @@ impl CallReport {
 
     /// Copies the media measurements and applies the media checks: something received, payload
     /// intact, SRTP authenticates, and the wire agrees with what the SDP negotiated.
-    pub fn apply_media(&mut self, media: &MediaResult, srtp_negotiated: bool) {
+    pub(crate) fn apply_media(&mut self, media: &MediaResult, srtp_negotiated: bool) {
         self.packets_sent = media.packets_sent;
         self.packets_received = media.packets_received;
         self.packets_lost = media.packets_lost;
@@ -234,7 +234,7 @@ fn round3(x: f64) -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     /// Calls reported.
-    pub calls_total: u64,
+    pub(crate) calls_total: u64,
     /// Calls without error.
     pub calls_ok: u64,
     /// Calls with an error.
@@ -244,15 +244,15 @@ pub struct Summary {
     /// the answering side); 0 when no call got that far.
     pub calls_per_second: f64,
     /// Wall-clock time of the run.
-    pub elapsed_s: f64,
+    pub(crate) elapsed_s: f64,
     /// Median set-up time.
-    pub setup_ms_p50: Option<f64>,
+    pub(crate) setup_ms_p50: Option<f64>,
     /// 99th percentile set-up time.
-    pub setup_ms_p99: Option<f64>,
+    pub(crate) setup_ms_p99: Option<f64>,
     /// Sum of packets lost over every call.
     pub packets_lost: u64,
     /// TLS handshakes that failed (answering side: peers refused; calling side: our connect).
-    pub tls_handshake_failures: u64,
+    pub(crate) tls_handshake_failures: u64,
 }
 
 /// The whole report.
@@ -266,7 +266,11 @@ pub struct Report {
 
 impl Report {
     /// Builds the summary over `calls`; `elapsed` is the run's wall-clock time.
-    pub fn new(calls: Vec<CallReport>, elapsed: Duration, tls_handshake_failures: u64) -> Self {
+    pub(crate) fn new(
+        calls: Vec<CallReport>,
+        elapsed: Duration,
+        tls_handshake_failures: u64,
+    ) -> Self {
         let total = calls.len() as u64;
         let ok = calls.iter().filter(|c| c.ok()).count() as u64;
         let windows: Vec<(Instant, Instant)> =

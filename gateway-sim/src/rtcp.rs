@@ -24,14 +24,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// RTCP packet type of a sender report.
-pub const PT_SR: u8 = 200;
+pub(crate) const PT_SR: u8 = 200;
 /// RTCP packet type of source description.
-pub const PT_SDES: u8 = 202;
+pub(crate) const PT_SDES: u8 = 202;
 /// Seconds from the NTP epoch (1900) to the UNIX epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 /// The 64-bit NTP timestamp of `time`.
-pub fn ntp_timestamp(time: SystemTime) -> u64 {
+pub(crate) fn ntp_timestamp(time: SystemTime) -> u64 {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let seconds = since.as_secs() + NTP_UNIX_OFFSET;
     let fraction = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
@@ -40,21 +40,21 @@ pub fn ntp_timestamp(time: SystemTime) -> u64 {
 
 /// What a sender report says about our stream.
 #[derive(Debug, Clone, Copy)]
-pub struct SenderInfo {
+pub(crate) struct SenderInfo {
     /// Our SSRC.
-    pub ssrc: u32,
+    pub(crate) ssrc: u32,
     /// Wallclock of the report.
-    pub ntp: u64,
+    pub(crate) ntp: u64,
     /// The RTP timestamp that corresponds to `ntp`.
-    pub rtp_timestamp: u32,
+    pub(crate) rtp_timestamp: u32,
     /// RTP packets sent so far.
-    pub packets: u32,
+    pub(crate) packets: u32,
     /// Payload octets sent so far.
-    pub octets: u32,
+    pub(crate) octets: u32,
 }
 
 /// A compound RTCP packet: SR with no report blocks, then SDES with one CNAME item.
-pub fn sender_report(info: &SenderInfo, cname: &str) -> Vec<u8> {
+pub(crate) fn sender_report(info: &SenderInfo, cname: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(28 + 12 + cname.len());
     // SR: 7 words, length field is words - 1 = 6.
     out.extend_from_slice(&[0x80, PT_SR, 0, 6]);

@@ -18,14 +18,14 @@
 use crate::tone::PAYLOAD_LEN;
 
 /// Length of the fixed RTP header.
-pub const HEADER_LEN: usize = 12;
+pub(crate) const HEADER_LEN: usize = 12;
 /// Payload type of PCMU (RFC 3551 table 4).
-pub const PT_PCMU: u8 = 0;
+pub(crate) const PT_PCMU: u8 = 0;
 /// One packet as sent: header plus a 160-byte payload.
-pub const PACKET_LEN: usize = HEADER_LEN + PAYLOAD_LEN;
+pub(crate) const PACKET_LEN: usize = HEADER_LEN + PAYLOAD_LEN;
 
 /// Writes a 12-byte RTP header (V=2, no padding, extension or CSRC) into `out`.
-pub fn write_header(
+pub(crate) fn write_header(
     out: &mut [u8; PACKET_LEN],
     marker: bool,
     sequence: u16,
@@ -40,7 +40,7 @@ pub fn write_header(
 }
 
 /// The payload of an RTP packet (`None` if it is not a well-formed RTP version 2 packet).
-pub fn payload(packet: &[u8]) -> Option<&[u8]> {
+pub(crate) fn payload(packet: &[u8]) -> Option<&[u8]> {
     let first = *packet.first()?;
     if first >> 6 != 2 {
         return None;
@@ -63,7 +63,7 @@ pub fn payload(packet: &[u8]) -> Option<&[u8]> {
 }
 
 /// True if `packet` looks like RTCP (RFC 5761 §4: payload types 192..=223 are RTCP's).
-pub fn is_rtcp(packet: &[u8]) -> bool {
+pub(crate) fn is_rtcp(packet: &[u8]) -> bool {
     packet.len() >= 8 && packet[0] >> 6 == 2 && (192..=223).contains(&packet[1])
 }
 

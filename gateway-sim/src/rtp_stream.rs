@@ -24,33 +24,33 @@ use crate::stats::ReceiveStats;
 use crate::tone::{Marker, PayloadCheck, Tone, MAGIC, MARKER_LEN, PAYLOAD_LEN, SAMPLES_PER_PACKET};
 
 /// Packet interval.
-pub const PTIME: Duration = Duration::from_millis(20);
+pub(crate) const PTIME: Duration = Duration::from_millis(20);
 /// Interval of RTCP sender reports.
-pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 /// Delay of the first sender report.
-pub const FIRST_RTCP: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_RTCP: Duration = Duration::from_secs(1);
 /// How long the receiver keeps listening after the call ends, for packets in flight.
-pub const DRAIN: Duration = Duration::from_millis(300);
+pub(crate) const DRAIN: Duration = Duration::from_millis(300);
 
 /// Between our last media packet and our BYE: lets the last packets reach the far end before
 /// the dialog (and the relay with it) ends, as a phone's last RTP precedes its BYE. Without
 /// it, a packet sent while the BYE is on its way may find the relay already gone.
-pub const LAST_PACKET_SETTLE: Duration = Duration::from_millis(60);
+pub(crate) const LAST_PACKET_SETTLE: Duration = Duration::from_millis(60);
 /// How long the previous receive key is still tried after a new one is negotiated.
-pub const OLD_KEY_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const OLD_KEY_GRACE: Duration = Duration::from_secs(2);
 /// Attempts at finding an even port whose successor is free.
 const BIND_ATTEMPTS: usize = 64;
 
 /// The RTP and RTCP sockets of a call.
 #[derive(Debug)]
-pub struct MediaSockets {
+pub(crate) struct MediaSockets {
     rtp: UdpSocket,
     rtcp: UdpSocket,
 }
 
 impl MediaSockets {
     /// Binds RTP on an even port of `ip` and RTCP on the port after it.
-    pub async fn bind(ip: IpAddr) -> io::Result<Self> {
+    pub(crate) async fn bind(ip: IpAddr) -> io::Result<Self> {
         let mut discarded = Vec::new();
         for _ in 0..BIND_ATTEMPTS {
             let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
@@ -71,7 +71,7 @@ impl MediaSockets {
     }
 
     /// What goes into our SDP.
-    pub fn local(&self) -> io::Result<LocalMedia> {
+    pub(crate) fn local(&self) -> io::Result<LocalMedia> {
         let addr = self.rtp.local_addr()?;
         Ok(LocalMedia {
             ip: addr.ip(),
@@ -82,60 +82,60 @@ impl MediaSockets {
 
 /// Everything measured about the media of one call.
 #[derive(Debug, Clone, Default)]
-pub struct MediaResult {
+pub(crate) struct MediaResult {
     /// RTP packets sent.
-    pub packets_sent: u64,
+    pub(crate) packets_sent: u64,
     /// Distinct packets received with a valid marker.
-    pub packets_received: u64,
+    pub(crate) packets_received: u64,
     /// Gaps in the received marker sequence.
-    pub packets_lost: u64,
+    pub(crate) packets_lost: u64,
     /// Repeated markers (and SRTP replays).
-    pub duplicates: u64,
+    pub(crate) duplicates: u64,
     /// Packets that arrived after a later one.
-    pub reordered: u64,
+    pub(crate) reordered: u64,
     /// RFC 3550 interarrival jitter.
-    pub jitter_ms: Option<f64>,
+    pub(crate) jitter_ms: Option<f64>,
     /// Median one-way latency.
-    pub latency_ms_p50: Option<f64>,
+    pub(crate) latency_ms_p50: Option<f64>,
     /// 99th percentile one-way latency.
-    pub latency_ms_p99: Option<f64>,
+    pub(crate) latency_ms_p99: Option<f64>,
     /// Datagrams on the RTP port, before any check.
-    pub datagrams_received: u64,
+    pub(crate) datagrams_received: u64,
     /// Datagrams in which the marker or the tone could be read as sent (plaintext on the wire).
-    pub plaintext_datagrams: u64,
+    pub(crate) plaintext_datagrams: u64,
     /// SRTP packets that did not authenticate.
-    pub srtp_auth_failures: u64,
+    pub(crate) srtp_auth_failures: u64,
     /// Packets whose payload had no marker, a wrong length or wrong tone bytes.
-    pub bad_payloads: u64,
+    pub(crate) bad_payloads: u64,
     /// RTCP compound packets sent.
-    pub rtcp_sent: u64,
+    pub(crate) rtcp_sent: u64,
     /// RTCP packets received that were RTCP (and authenticated, on an SRTP leg).
-    pub rtcp_received: u64,
+    pub(crate) rtcp_received: u64,
     /// RTCP datagrams that were not RTCP or did not authenticate.
-    pub rtcp_bad: u64,
+    pub(crate) rtcp_bad: u64,
     /// Sends that failed.
-    pub send_errors: u64,
+    pub(crate) send_errors: u64,
     /// RTP packets sent while the call was on hold.
-    pub sent_while_held: u64,
+    pub(crate) sent_while_held: u64,
     /// Authentic packets received while the call was on hold.
-    pub received_while_held: u64,
+    pub(crate) received_while_held: u64,
     /// Authentic packets received after the last resume (0 if never held).
-    pub received_after_resume: u64,
+    pub(crate) received_after_resume: u64,
     /// Packets lost outside the hold segments (see [`ReceiveStats::lost_outside_hold`]).
-    pub lost_outside_hold: u64,
+    pub(crate) lost_outside_hold: u64,
     /// Packets counted by RTP sequence number, their payload not ours (`--any-payload`).
-    pub foreign_payloads: u64,
+    pub(crate) foreign_payloads: u64,
 }
 
 impl MediaResult {
     /// What the wire showed: `Some(true)` when no datagram exposed the marker or tone,
     /// `Some(false)` when any did, `None` when nothing arrived.
-    pub fn wire_encrypted(&self) -> Option<bool> {
+    pub(crate) fn wire_encrypted(&self) -> Option<bool> {
         (self.datagrams_received > 0).then_some(self.plaintext_datagrams == 0)
     }
 
     /// Something arrived and every packet carried exactly the bytes the far end sent.
-    pub fn payload_ok(&self) -> bool {
+    pub(crate) fn payload_ok(&self) -> bool {
         self.packets_received > 0 && self.bad_payloads == 0 && self.srtp_auth_failures == 0
     }
 }
@@ -148,32 +148,32 @@ enum Control {
 
 /// A running media session; [`MediaHandle::finish`] ends it and returns the measurements.
 #[derive(Debug)]
-pub struct MediaHandle {
+pub(crate) struct MediaHandle {
     control: mpsc::UnboundedSender<Control>,
     task: JoinHandle<MediaResult>,
 }
 
 impl MediaHandle {
     /// Stops sending; the receiver keeps going.
-    pub fn stop_sending(&self) {
+    pub(crate) fn stop_sending(&self) {
         let _ = self.control.send(Control::StopSending);
     }
 
     /// Applies an offer/answer exchange: direction (pause or resume sending), hold state,
     /// remote addresses and new SRTP keys.
-    pub fn update(&self, change: MediaChange) {
+    pub(crate) fn update(&self, change: MediaChange) {
         let _ = self.control.send(Control::Update(change));
     }
 
     /// Stops sending, receives for `drain` more (packets in flight), and returns the result.
-    pub async fn finish(self, drain: Duration) -> MediaResult {
+    pub(crate) async fn finish(self, drain: Duration) -> MediaResult {
         let _ = self.control.send(Control::Finish(drain));
         self.task.await.unwrap_or_default()
     }
 }
 
 /// Microseconds since the UNIX epoch, now.
-pub fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -182,7 +182,7 @@ pub fn now_us() -> u64 {
 
 /// Starts sending and receiving. `cname` goes into RTCP SDES. `any_payload`: the far end is
 /// not a gateway-sim, so its packets are counted by RTP sequence number instead of our marker.
-pub fn start(
+pub(crate) fn start(
     sockets: MediaSockets,
     plan: &MediaPlan,
     cname: String,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 /// Start line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartLine {
+pub(crate) enum StartLine {
     /// `METHOD uri SIP/2.0`
     Request {
         /// Method, e.g. `INVITE`.
@@ -26,13 +26,13 @@ pub enum StartLine {
 
 /// A received SIP message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SipMsg {
+pub(crate) struct SipMsg {
     /// Request or status line.
-    pub start: StartLine,
+    pub(crate) start: StartLine,
     /// Header fields in order, long names (`Call-ID`, `CSeq`, ...), values unfolded.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// Body (exactly Content-Length bytes).
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl From<mediation::sip::Message> for SipMsg {
@@ -59,17 +59,17 @@ impl From<mediation::sip::Message> for SipMsg {
 
 impl SipMsg {
     /// Parses one framed message with `mediation::sip::parse`.
-    pub fn parse(bytes: &[u8]) -> Result<Self, mediation::sip::ParseError> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, mediation::sip::ParseError> {
         mediation::sip::parse(bytes).map(Self::from)
     }
 
     /// The first value of header `name` (case-insensitive).
-    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+    pub(crate) fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         self.all(name).next()
     }
 
     /// Every value of header `name`, in order.
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
@@ -77,7 +77,7 @@ impl SipMsg {
     }
 
     /// The request method, `None` for a response.
-    pub fn method(&self) -> Option<&str> {
+    pub(crate) fn method(&self) -> Option<&str> {
         match &self.start {
             StartLine::Request { method, .. } => Some(method),
             StartLine::Response { .. } => None,
@@ -85,7 +85,7 @@ impl SipMsg {
     }
 
     /// The status code, `None` for a request.
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match self.start {
             StartLine::Response { code } => Some(code),
             StartLine::Request { .. } => None,
@@ -93,12 +93,12 @@ impl SipMsg {
     }
 
     /// Call-ID.
-    pub fn call_id(&self) -> Option<&str> {
+    pub(crate) fn call_id(&self) -> Option<&str> {
         self.header("Call-ID")
     }
 
     /// CSeq number and method.
-    pub fn cseq(&self) -> Option<(u32, &str)> {
+    pub(crate) fn cseq(&self) -> Option<(u32, &str)> {
         let value = self.header("CSeq")?;
         let mut parts = value.split_whitespace();
         let number = parts.next()?.parse().ok()?;
@@ -106,22 +106,24 @@ impl SipMsg {
     }
 
     /// The `tag` parameter of To.
-    pub fn to_tag(&self) -> Option<&str> {
+    pub(crate) fn to_tag(&self) -> Option<&str> {
         self.header("To").and_then(tag_param)
     }
 
     /// The `tag` parameter of From.
-    pub fn from_tag(&self) -> Option<&str> {
+    #[cfg(test)]
+    #[allow(clippy::wrong_self_convention, reason = "the tag of the From header")]
+    pub(crate) fn from_tag(&self) -> Option<&str> {
         self.header("From").and_then(tag_param)
     }
 
     /// The URI of the first Contact.
-    pub fn contact_uri(&self) -> Option<&str> {
+    pub(crate) fn contact_uri(&self) -> Option<&str> {
         self.header("Contact").map(uri_of)
     }
 
     /// Record-Route values, in order (each may hold several, comma-separated).
-    pub fn record_routes(&self) -> Vec<String> {
+    pub(crate) fn record_routes(&self) -> Vec<String> {
         self.all("Record-Route")
             .flat_map(|v| v.split(','))
             .map(|v| v.trim().to_string())
@@ -131,7 +133,7 @@ impl SipMsg {
 }
 
 /// The `tag` parameter of a From/To value (outside any `<...>`).
-pub fn tag_param(value: &str) -> Option<&str> {
+pub(crate) fn tag_param(value: &str) -> Option<&str> {
     let params = match value.rfind('>') {
         Some(end) => &value[end + 1..],
         None => value,
@@ -143,7 +145,7 @@ pub fn tag_param(value: &str) -> Option<&str> {
 }
 
 /// The URI of a name-addr (`"x" <sip:a@b>;p`) or addr-spec (`sip:a@b;p`) value.
-pub fn uri_of(value: &str) -> &str {
+pub(crate) fn uri_of(value: &str) -> &str {
     if let (Some(start), Some(end)) = (value.find('<'), value.find('>')) {
         if start < end {
             return &value[start + 1..end];
@@ -153,7 +155,7 @@ pub fn uri_of(value: &str) -> &str {
 }
 
 /// A random token of `n` hex digits for tags, branches and Call-IDs.
-pub fn token(n: usize) -> String {
+pub(crate) fn token(n: usize) -> String {
     let mut out = String::with_capacity(n);
     while out.len() < n {
         let _ = write!(out, "{:016x}", rand::random::<u64>());
@@ -163,15 +165,15 @@ pub fn token(n: usize) -> String {
 }
 
 /// A new Via branch (RFC 3261 magic cookie first).
-pub fn branch() -> String {
+pub(crate) fn branch() -> String {
     format!("z9hG4bK{}", token(16))
 }
 
 /// A body and its Content-Type.
-pub type Body<'a> = Option<(&'a str, &'a [u8])>;
+pub(crate) type Body<'a> = Option<(&'a str, &'a [u8])>;
 
 /// Serializes a message: start line, the headers in order, Content-Type and Content-Length.
-pub fn serialize(start_line: &str, headers: &[(&str, String)], body: Body<'_>) -> Vec<u8> {
+pub(crate) fn serialize(start_line: &str, headers: &[(&str, String)], body: Body<'_>) -> Vec<u8> {
     let mut head = String::with_capacity(512);
     head.push_str(start_line);
     head.push_str("\r\n");
@@ -189,7 +191,7 @@ pub fn serialize(start_line: &str, headers: &[(&str, String)], body: Body<'_>) -
 }
 
 /// Standard reason phrase for the codes this simulator sends.
-pub fn reason(code: u16) -> &'static str {
+pub(crate) fn reason(code: u16) -> &'static str {
     match code {
         100 => "Trying",
         180 => "Ringing",
@@ -217,7 +219,7 @@ pub fn reason(code: u16) -> &'static str {
 /// copied, Record-Route too in a response that makes a dialog (101-299 to an INVITE, RFC 3261
 /// §12.1.1, so a record-routing proxy stays on the path of the ACK and BYE), then `extra`
 /// headers and the body.
-pub fn response(
+pub(crate) fn response(
     request: &SipMsg,
     code: u16,
     to_tag: Option<&str>,

@@ -4,7 +4,7 @@
 
 /// Sequences above this are not tracked (about 93 hours of 20 ms packets); bounds memory when a
 /// peer sends garbage that happens to carry our magic.
-pub const MAX_TRACKED_SEQUENCE: u32 = 1 << 24;
+pub(crate) const MAX_TRACKED_SEQUENCE: u32 = 1 << 24;
 
 /// RFC 3550 §6.4.1 interarrival jitter, with both clocks in microseconds.
 ///
@@ -15,7 +15,7 @@ pub const MAX_TRACKED_SEQUENCE: u32 = 1 << 24;
 /// The send time is the marker's (µs since the epoch), not the RTP timestamp, because a relay may
 /// rewrite RTP timestamps; the estimator is the same. Packets are taken in arrival order.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Jitter {
+pub(crate) struct Jitter {
     previous: Option<(i64, i64)>,
     /// Current estimate in µs (kept as f64, the RFC's integer shift is only an optimization).
     estimate_us: f64,
@@ -23,7 +23,7 @@ pub struct Jitter {
 
 impl Jitter {
     /// Takes one packet: when it was sent and when it arrived, both in µs on the same clock.
-    pub fn update(&mut self, sent_us: i64, arrived_us: i64) {
+    pub(crate) fn update(&mut self, sent_us: i64, arrived_us: i64) {
         if let Some((prev_sent, prev_arrived)) = self.previous {
             let d = (arrived_us - prev_arrived) - (sent_us - prev_sent);
             self.estimate_us += ((d.abs() as f64) - self.estimate_us) / 16.0;
@@ -32,13 +32,13 @@ impl Jitter {
     }
 
     /// The current jitter estimate in milliseconds.
-    pub fn millis(&self) -> f64 {
+    pub(crate) fn millis(&self) -> f64 {
         self.estimate_us / 1000.0
     }
 }
 
 /// The `p`th percentile (0..=100) of `sorted` by the nearest-rank method; `None` when empty.
-pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+pub(crate) fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     if sorted.is_empty() {
         return None;
     }
@@ -48,7 +48,7 @@ pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
 
 /// Counts over the packets of one stream, keyed by marker sequence.
 #[derive(Debug, Clone, Default)]
-pub struct ReceiveStats {
+pub(crate) struct ReceiveStats {
     /// Bit `n` set: sequence `n` was received.
     seen: Vec<u64>,
     /// Distinct sequences received.
@@ -93,7 +93,7 @@ impl Segment {
 
 /// What [`ReceiveStats::record`] made of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrival {
+pub(crate) enum Arrival {
     /// First time this sequence arrived, in order.
     InOrder,
     /// First time, after a higher sequence.
@@ -106,7 +106,7 @@ pub enum Arrival {
 
 impl ReceiveStats {
     /// Records one received packet with a verified marker.
-    pub fn record(&mut self, sequence: u32, sent_us: u64, arrived_us: u64) -> Arrival {
+    pub(crate) fn record(&mut self, sequence: u32, sent_us: u64, arrived_us: u64) -> Arrival {
         if sequence >= MAX_TRACKED_SEQUENCE {
             return Arrival::OutOfRange;
         }
@@ -139,7 +139,7 @@ impl ReceiveStats {
     }
 
     /// The call goes on hold (`held`) or resumes: later packets open a new segment.
-    pub fn start_segment(&mut self, held: bool) {
+    pub(crate) fn start_segment(&mut self, held: bool) {
         self.ensure_first_segment();
         self.segments.push(Segment {
             held,
@@ -169,7 +169,7 @@ impl ReceiveStats {
     }
 
     /// Packets lost inside the segments where the call was not held: loss in steady state.
-    pub fn lost_outside_hold(&self) -> u64 {
+    pub(crate) fn lost_outside_hold(&self) -> u64 {
         self.segments
             .iter()
             .filter(|s| !s.held)
@@ -178,23 +178,23 @@ impl ReceiveStats {
     }
 
     /// Distinct packets received.
-    pub fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.unique
     }
 
     /// Packets that repeated a sequence already received.
-    pub fn duplicates(&self) -> u64 {
+    pub(crate) fn duplicates(&self) -> u64 {
         self.duplicates
     }
 
     /// Packets that arrived after a later one.
-    pub fn reordered(&self) -> u64 {
+    pub(crate) fn reordered(&self) -> u64 {
         self.reordered
     }
 
     /// Sequences from 0 up to the highest received that never arrived. (Packets lost after the
     /// last one received cannot be told from packets never sent.)
-    pub fn lost(&self) -> u64 {
+    pub(crate) fn lost(&self) -> u64 {
         match self.highest {
             Some(h) => (u64::from(h) + 1).saturating_sub(self.unique),
             None => 0,
@@ -202,12 +202,12 @@ impl ReceiveStats {
     }
 
     /// RFC 3550 interarrival jitter in ms; `None` before two packets.
-    pub fn jitter_ms(&self) -> Option<f64> {
+    pub(crate) fn jitter_ms(&self) -> Option<f64> {
         (self.unique >= 2).then(|| self.jitter.millis())
     }
 
     /// Latency percentiles (p50, p99) in ms; `None` when nothing was received.
-    pub fn latency_ms(&self) -> Option<(f64, f64)> {
+    pub(crate) fn latency_ms(&self) -> Option<(f64, f64)> {
         let mut sorted = self.latencies_us.clone();
         sorted.sort_unstable();
         let p50 = percentile(&sorted, 50.0)?;

@@ -34,7 +34,7 @@ fn material(files: &TlsFiles, cert: &Path, key: &Path) -> Result<TlsMaterial, Si
 }
 
 /// The server side: MTLS with `mediation::tls::server_config` (TLS 1.2 and 1.3).
-pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, SimError> {
+pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, SimError> {
     let (Some(cert), Some(key)) = (&files.cert, &files.key) else {
         return Err(SimError::Tls(
             "answering over TLS needs --cert and --key".into(),
@@ -48,7 +48,7 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, SimError> {
 
 /// The client side: `mediation::tls::client_config` with our certificate, or a verifying
 /// client without one when `cert`/`key` are not given.
-pub fn connector(files: &TlsFiles) -> Result<TlsConnector, SimError> {
+pub(crate) fn connector(files: &TlsFiles) -> Result<TlsConnector, SimError> {
     match (&files.cert, &files.key) {
         (Some(cert), Some(key)) => {
             let material = material(files, cert, key)?;
@@ -87,7 +87,7 @@ pub fn connector(files: &TlsFiles) -> Result<TlsConnector, SimError> {
 }
 
 /// The name to verify the far end's certificate against: a DNS name or an IP address.
-pub fn server_name(name: &str) -> Result<ServerName<'static>, SimError> {
+pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, SimError> {
     let bare = name.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(bare.to_string())
         .map_err(|e| SimError::Options(format!("server name `{name}`: {e}")))

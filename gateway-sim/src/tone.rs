@@ -18,17 +18,17 @@
 //! ```
 
 /// G.711 at 8 kHz.
-pub const SAMPLE_RATE: u32 = 8_000;
+pub(crate) const SAMPLE_RATE: u32 = 8_000;
 /// Samples (and μ-law bytes) in one 20 ms packet.
-pub const SAMPLES_PER_PACKET: usize = 160;
+pub(crate) const SAMPLES_PER_PACKET: usize = 160;
 /// Payload length of one packet.
-pub const PAYLOAD_LEN: usize = SAMPLES_PER_PACKET;
+pub(crate) const PAYLOAD_LEN: usize = SAMPLES_PER_PACKET;
 /// Bytes of marker at the start of each payload.
-pub const MARKER_LEN: usize = 16;
+pub(crate) const MARKER_LEN: usize = 16;
 /// First bytes of every marker.
-pub const MAGIC: [u8; 4] = *b"GWS1";
+pub(crate) const MAGIC: [u8; 4] = *b"GWS1";
 /// Tone frequency.
-pub const TONE_HZ: u32 = 440;
+pub(crate) const TONE_HZ: u32 = 440;
 /// Samples in one period of the whole tone pattern: 440/8000 = 11/200, so it repeats every 200.
 const PATTERN_LEN: usize = (SAMPLE_RATE / gcd(SAMPLE_RATE, TONE_HZ)) as usize;
 /// Peak amplitude of the tone (about -12 dBFS).
@@ -44,7 +44,7 @@ const fn gcd(a: u32, b: u32) -> u32 {
 
 /// Encodes one 16-bit linear PCM sample to G.711 μ-law (ITU-T G.711, with the usual bias of
 /// 0x84 and clipping at 32635).
-pub fn linear_to_ulaw(sample: i16) -> u8 {
+pub(crate) fn linear_to_ulaw(sample: i16) -> u8 {
     const BIAS: i32 = 0x84;
     const CLIP: i32 = 32_635;
     let mut magnitude = i32::from(sample);
@@ -63,7 +63,8 @@ pub fn linear_to_ulaw(sample: i16) -> u8 {
 }
 
 /// Decodes a μ-law byte to linear PCM (the inverse of [`linear_to_ulaw`], up to quantization).
-pub fn ulaw_to_linear(byte: u8) -> i16 {
+#[cfg(test)]
+pub(crate) fn ulaw_to_linear(byte: u8) -> i16 {
     let byte = !byte;
     let exponent = i32::from((byte >> 4) & 0x07);
     let mantissa = i32::from(byte & 0x0F);
@@ -77,7 +78,7 @@ pub fn ulaw_to_linear(byte: u8) -> i16 {
 
 /// One period of the tone pattern, μ-law encoded: sample `n` of the stream is `pattern[n % 200]`.
 #[derive(Debug, Clone)]
-pub struct Tone {
+pub(crate) struct Tone {
     pattern: [u8; PATTERN_LEN],
 }
 
@@ -89,16 +90,16 @@ impl Default for Tone {
 
 /// What a received marker says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Marker {
+pub(crate) struct Marker {
     /// Call-local packet sequence, from 0.
-    pub sequence: u32,
+    pub(crate) sequence: u32,
     /// When the far end sent the packet, µs since the UNIX epoch.
-    pub sent_us: u64,
+    pub(crate) sent_us: u64,
 }
 
 impl Marker {
     /// Reads the marker at the start of `payload`; `None` if the magic is not there.
-    pub fn read(payload: &[u8]) -> Option<Self> {
+    pub(crate) fn read(payload: &[u8]) -> Option<Self> {
         let head = payload.get(..MARKER_LEN)?;
         if head[..4] != MAGIC {
             return None;
@@ -109,7 +110,7 @@ impl Marker {
     }
 
     /// The marker's 16 bytes.
-    pub fn to_bytes(&self) -> [u8; MARKER_LEN] {
+    pub(crate) fn to_bytes(self) -> [u8; MARKER_LEN] {
         let mut out = [0u8; MARKER_LEN];
         out[..4].copy_from_slice(&MAGIC);
         out[4..8].copy_from_slice(&self.sequence.to_be_bytes());
@@ -120,7 +121,7 @@ impl Marker {
 
 /// Why a received payload is not what the far end must have sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadCheck {
+pub(crate) enum PayloadCheck {
     /// Marker present and every tone byte as expected.
     Ok(Marker),
     /// No marker at the start (not our stream, or still encrypted).
@@ -133,7 +134,7 @@ pub enum PayloadCheck {
 
 impl Tone {
     /// The 440 Hz pattern.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut pattern = [0u8; PATTERN_LEN];
         for (n, byte) in pattern.iter_mut().enumerate() {
             let phase =
@@ -151,7 +152,7 @@ impl Tone {
     /// Fills `out` (a payload of [`PAYLOAD_LEN`] bytes; a shorter one gets what fits) with the
     /// payload of packet `marker.sequence`: the marker, then the tone bytes for samples
     /// `sequence * 160 + 16 ..`.
-    pub fn fill(&self, marker: Marker, out: &mut [u8]) {
+    pub(crate) fn fill(&self, marker: Marker, out: &mut [u8]) {
         for (byte, m) in out.iter_mut().zip(marker.to_bytes()) {
             *byte = m;
         }
@@ -167,13 +168,13 @@ impl Tone {
     }
 
     /// The tone bytes (after the marker) of packet `sequence`.
-    pub fn tone_part(&self, sequence: u32) -> impl Iterator<Item = u8> + '_ {
+    pub(crate) fn tone_part(&self, sequence: u32) -> impl Iterator<Item = u8> + '_ {
         let first = u64::from(sequence) * SAMPLES_PER_PACKET as u64;
         (MARKER_LEN..PAYLOAD_LEN).map(move |offset| self.sample(first + offset as u64))
     }
 
     /// Checks a received payload against the one its marker says was sent.
-    pub fn verify(&self, payload: &[u8]) -> PayloadCheck {
+    pub(crate) fn verify(&self, payload: &[u8]) -> PayloadCheck {
         let Some(marker) = Marker::read(payload) else {
             return PayloadCheck::NoMarker;
         };

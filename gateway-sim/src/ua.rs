@@ -17,7 +17,7 @@ use crate::sip_msg::{self, SipMsg};
 
 /// What a call task hears from its connection.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// A request or response with the call's Call-ID.
     Message(SipMsg),
     /// The connection is gone, and why (a TLS alert from the far end shows up here).
@@ -27,11 +27,11 @@ pub enum Event {
 /// An INVITE with a Call-ID not seen before on this connection, with the channel on which the
 /// rest of its dialog arrives (already registered, so the ACK cannot be missed).
 #[derive(Debug)]
-pub struct NewDialog {
+pub(crate) struct NewDialog {
     /// The INVITE.
-    pub invite: SipMsg,
+    pub(crate) invite: SipMsg,
     /// Later messages with its Call-ID.
-    pub events: mpsc::UnboundedReceiver<Event>,
+    pub(crate) events: mpsc::UnboundedReceiver<Event>,
 }
 
 enum WriterCommand {
@@ -55,7 +55,7 @@ struct Inner {
 
 /// One SIP connection, cheap to clone; every clone talks to the same tasks.
 #[derive(Clone)]
-pub struct SipConnection {
+pub(crate) struct SipConnection {
     inner: Arc<Inner>,
 }
 
@@ -97,7 +97,7 @@ impl Inner {
 impl SipConnection {
     /// Starts the reader and writer tasks on `stream`. With `new_dialogs`, INVITEs with unknown
     /// Call-IDs are handed over there (answering side); without, they get 481.
-    pub fn spawn<S>(
+    pub(crate) fn spawn<S>(
         stream: S,
         local: SocketAddr,
         peer: SocketAddr,
@@ -127,28 +127,28 @@ impl SipConnection {
     }
 
     /// Our end of the connection.
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.inner.local
     }
 
     /// The far end.
-    pub fn peer_addr(&self) -> SocketAddr {
+    pub(crate) fn peer_addr(&self) -> SocketAddr {
         self.inner.peer
     }
 
     /// TCP or TLS.
-    pub fn transport(&self) -> Transport {
+    pub(crate) fn transport(&self) -> Transport {
         self.inner.transport
     }
 
     /// Why the connection is closed, if it is.
-    pub fn closed_reason(&self) -> Option<String> {
+    pub(crate) fn closed_reason(&self) -> Option<String> {
         lock(&self.inner.routes).closed.clone()
     }
 
     /// Routes messages with `call_id` to the returned channel; `Err` with the reason if the
     /// connection is already closed.
-    pub fn register(&self, call_id: &str) -> Result<mpsc::UnboundedReceiver<Event>, String> {
+    pub(crate) fn register(&self, call_id: &str) -> Result<mpsc::UnboundedReceiver<Event>, String> {
         let mut routes = lock(&self.inner.routes);
         if let Some(reason) = &routes.closed {
             return Err(reason.clone());
@@ -159,12 +159,12 @@ impl SipConnection {
     }
 
     /// Stops routing `call_id` (the call is over).
-    pub fn unregister(&self, call_id: &str) {
+    pub(crate) fn unregister(&self, call_id: &str) {
         lock(&self.inner.routes).calls.remove(call_id);
     }
 
     /// Queues a message for sending; `Err` with the reason if the connection is closed.
-    pub fn send(&self, bytes: Vec<u8>) -> Result<(), String> {
+    pub(crate) fn send(&self, bytes: Vec<u8>) -> Result<(), String> {
         if let Some(reason) = self.closed_reason() {
             return Err(reason);
         }
@@ -175,7 +175,7 @@ impl SipConnection {
     }
 
     /// Shuts the connection down (TLS close_notify, then FIN) and stops reading.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let _ = self.inner.writer.send(WriterCommand::Close);
         self.inner.close("connection closed by us".into());
         if let Some(reader) = lock(&self.inner.reader).take() {

@@ -195,7 +195,7 @@ async fn connect(
 }
 
 /// One call from INVITE to the end of media. Never panics on the peer's behaviour.
-pub async fn place_call(conn: &SipConnection, opts: &CallOptions) -> CallReport {
+pub(crate) async fn place_call(conn: &SipConnection, opts: &CallOptions) -> CallReport {
     let call_id = new_call_id(Some(conn.local_addr()));
     let mut report = CallReport::new(
         call_id.clone(),

@@ -238,7 +238,7 @@ async fn wait_for_ack(
 }
 
 /// One incoming call, from INVITE to the end of media.
-pub async fn answer_call(
+pub(crate) async fn answer_call(
     conn: &SipConnection,
     new: NewDialog,
     opts: &AnswerOptions,

@@ -6,7 +6,7 @@
 //! certificates.
 //!
 //! The endpoint is a door too: it serves at most [`MAX_CONNECTIONS`] connections at once, each
-//! for at most [`CONNECTION_LIFETIME`], with [`HEADER_TIMEOUT`] to send its request head, and
+//! for at most `CONNECTION_LIFETIME`, with [`HEADER_TIMEOUT`] to send its request head, and
 //! backs off when accepting fails (out of file descriptors), so a stranger who opens
 //! connections and sends nothing cannot hold the process's descriptors or tasks.
 
@@ -31,32 +31,32 @@ pub const MAX_CONNECTIONS: usize = 32;
 /// Time a client has to complete the TLS handshake and to send a request head.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a connection is kept, idle or not (a scrape takes milliseconds).
-pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+pub(crate) const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (e.g. no file descriptor left) before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The metrics endpoint's TLS configuration; a reload replaces it for new connections.
-pub type HttpsConfig = Arc<RwLock<Arc<rustls::ServerConfig>>>;
+pub(crate) type HttpsConfig = Arc<RwLock<Arc<rustls::ServerConfig>>>;
 
 /// What readiness is judged on.
 #[derive(Clone)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// Counters to render.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// The media port pools, one per family.
-    pub ports: PortPools,
+    pub(crate) ports: PortPools,
     /// When our own certificate stops being valid (UNIX seconds); a reload updates it.
-    pub certificate_not_after: Arc<AtomicI64>,
+    pub(crate) certificate_not_after: Arc<AtomicI64>,
     /// The call layer's count of active calls: closed when the call-handling task has ended.
-    pub calls: watch::Receiver<usize>,
+    pub(crate) calls: watch::Receiver<usize>,
     /// Re-reads the TLS material; the error names the file and field.
-    pub reload: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
+    pub(crate) reload: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
 }
 
 /// Binds the endpoint and serves it until `shutdown` turns true; returns the bound address.
 /// With `tls`, only HTTPS clients presenting a certificate that configuration accepts are
 /// served.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     state: Readiness,
     tls: Option<HttpsConfig>,

@@ -36,7 +36,7 @@ pub enum Listener {
 
 impl Listener {
     /// The metric label value.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Listener::NextHop => "next_hop",
             Listener::GatewayTls => "gateway_tls",
@@ -82,7 +82,7 @@ pub enum TlsVersionSeen {
 
 impl TlsVersionSeen {
     /// The metric label value.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             TlsVersionSeen::Tls12 => "1.2",
             TlsVersionSeen::Tls13 => "1.3",
@@ -90,7 +90,7 @@ impl TlsVersionSeen {
     }
 
     /// From what rustls reports.
-    pub fn from_rustls(v: Option<rustls::ProtocolVersion>) -> Option<Self> {
+    pub(crate) fn from_rustls(v: Option<rustls::ProtocolVersion>) -> Option<Self> {
         match v? {
             rustls::ProtocolVersion::TLSv1_2 => Some(TlsVersionSeen::Tls12),
             rustls::ProtocolVersion::TLSv1_3 => Some(TlsVersionSeen::Tls13),
@@ -114,12 +114,12 @@ pub struct PeerIdentity {
 
 impl PeerIdentity {
     /// True when signalling is MTLS with a verified certificate (so SDES keys may cross it).
-    pub fn is_verified_mtls(&self) -> bool {
+    pub(crate) fn is_verified_mtls(&self) -> bool {
         matches!(self.signalling, Signalling::Mtls { .. })
     }
 
     /// The gateway's name, if the peer is a gateway.
-    pub fn gateway(&self) -> Option<&str> {
+    pub(crate) fn gateway(&self) -> Option<&str> {
         match &self.peer {
             Peer::Gateway(name) => Some(name),
             Peer::NextHop => None,

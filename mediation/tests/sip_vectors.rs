@@ -6,8 +6,7 @@
 
 use std::path::Path;
 
-use mediation::sip::uri::Host;
-use mediation::sip::{parse, response_for, Message, ResponseExtras, Start};
+use mediation::sip::{parse, response_for, Host, Message, ResponseExtras, Start};
 
 struct Vector {
     name: String,

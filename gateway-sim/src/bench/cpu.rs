@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Where a relay's CPU time is read.
 #[derive(Debug, Clone)]
-pub enum CpuClock {
+pub(crate) enum CpuClock {
     /// One thread: its `schedstat`.
     Thread(PathBuf),
     /// Every thread of a process: the `task` directory.
@@ -21,7 +21,7 @@ pub enum CpuClock {
 
 impl CpuClock {
     /// The calling thread (its `/proc/<pid>/task/<tid>/schedstat`).
-    pub fn current_thread() -> io::Result<Self> {
+    pub(crate) fn current_thread() -> io::Result<Self> {
         // `/proc/thread-self` links to `<pid>/task/<tid>`; resolve it now, from this thread.
         let link = std::fs::read_link("/proc/thread-self")?;
         let clock = Self::Thread(PathBuf::from("/proc").join(link).join("schedstat"));
@@ -30,12 +30,12 @@ impl CpuClock {
     }
 
     /// A whole process, all its threads (a thread that has ended no longer counts).
-    pub fn process(pid: u32) -> Self {
+    pub(crate) fn process(pid: u32) -> Self {
         Self::Process(PathBuf::from(format!("/proc/{pid}/task")))
     }
 
     /// CPU time used so far.
-    pub fn read(&self) -> io::Result<Duration> {
+    pub(crate) fn read(&self) -> io::Result<Duration> {
         match self {
             CpuClock::Thread(path) => run_time(path),
             CpuClock::Process(dir) => {

@@ -18,7 +18,7 @@ use super::load::SOCKET_BUFFER;
 
 /// The running forwarder.
 #[derive(Debug)]
-pub struct Forwarder {
+pub(crate) struct Forwarder {
     addr: SocketAddr,
     cpu: CpuClock,
     stop: Arc<AtomicBool>,
@@ -27,7 +27,7 @@ pub struct Forwarder {
 
 impl Forwarder {
     /// Starts forwarding everything that arrives on a new loopback port to `to`.
-    pub fn start(to: SocketAddr) -> io::Result<Self> {
+    pub(crate) fn start(to: SocketAddr) -> io::Result<Self> {
         let input = UdpSocket::bind("127.0.0.1:0")?;
         let output = UdpSocket::bind("127.0.0.1:0")?;
         SockRef::from(&input).set_recv_buffer_size(SOCKET_BUFFER)?;
@@ -71,12 +71,12 @@ impl Forwarder {
     }
 
     /// Where to send.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The forwarding thread's CPU time so far.
-    pub fn cpu(&self) -> io::Result<Duration> {
+    pub(crate) fn cpu(&self) -> io::Result<Duration> {
         self.cpu.read()
     }
 }
@@ -96,19 +96,19 @@ impl Drop for Forwarder {
 /// relay does, minus everything it does per packet. The gap between rows 1 and 1b is the cost
 /// of thousands of sockets; the gap between 1b and 2 is the relay's own.
 #[derive(Debug)]
-pub struct PerCallForwarder {
+pub(crate) struct PerCallForwarder {
     to: SocketAddr,
     running: Option<Forwarder>,
 }
 
 impl PerCallForwarder {
     /// No calls yet: [`PerCallForwarder::setup`] starts a thread for each step.
-    pub fn new(to: SocketAddr) -> Self {
+    pub(crate) fn new(to: SocketAddr) -> Self {
         Self { to, running: None }
     }
 
     /// Starts forwarding for `calls` calls; returns each call's address to send to.
-    pub fn setup(&mut self, calls: usize) -> io::Result<Vec<SocketAddr>> {
+    pub(crate) fn setup(&mut self, calls: usize) -> io::Result<Vec<SocketAddr>> {
         self.teardown();
         let pairs = (0..calls)
             .map(|_| {
@@ -169,12 +169,12 @@ impl PerCallForwarder {
     }
 
     /// Stops the step's thread and closes its sockets.
-    pub fn teardown(&mut self) {
+    pub(crate) fn teardown(&mut self) {
         self.running = None;
     }
 
     /// The forwarding thread's CPU time so far (zero between steps).
-    pub fn cpu(&self) -> io::Result<Duration> {
+    pub(crate) fn cpu(&self) -> io::Result<Duration> {
         match &self.running {
             Some(forwarder) => forwarder.cpu(),
             None => Ok(Duration::ZERO),

@@ -18,16 +18,16 @@ use mediation::srtp::{MasterKey, Protector, ReplayWindow, Unprotector, MAX_TRAIL
 use socket2::SockRef;
 
 /// One packet every 20 ms per call.
-pub const TICK: Duration = Duration::from_millis(20);
+pub(crate) const TICK: Duration = Duration::from_millis(20);
 /// Packets per second of one call.
-pub const CALL_PPS: u64 = 50;
+pub(crate) const CALL_PPS: u64 = 50;
 /// RTP header plus 160 bytes of PCMU.
 const PACKET_LEN: usize = 172;
 const RTP_HEADER: usize = 12;
 /// The tick is cut into this many slots; each call sends in one of them.
 const SLOTS: usize = 20;
 /// Socket buffers of the generator and the plain forwarder (the most `rmem_max` allows).
-pub const SOCKET_BUFFER: usize = 4 << 20;
+pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Marks in the payload: which part of the step a packet was sent in.
 const WARMUP: u8 = 0;
@@ -37,77 +37,75 @@ const COOLDOWN: u8 = 2;
 /// One call as the generator drives it: where its packets go, and the SRTP keys of the sending
 /// and receiving side if those are SRTP.
 #[derive(Debug, Clone)]
-pub struct Flow {
+pub(crate) struct Flow {
     /// The relay's port for this call's sending side.
-    pub dest: SocketAddr,
+    pub(crate) dest: SocketAddr,
     /// Protect what we send with this key (an SRTP→RTP row).
-    pub send_key: Option<MasterKey>,
+    pub(crate) send_key: Option<MasterKey>,
     /// Unprotect what we receive with this key (an RTP→SRTP row).
-    pub recv_key: Option<MasterKey>,
+    pub(crate) recv_key: Option<MasterKey>,
 }
 
 /// How long each part of one step lasts.
 #[derive(Debug, Clone, Copy)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Sent, not counted: latching, first packets, caches.
-    pub warmup: Duration,
+    pub(crate) warmup: Duration,
     /// Counted; the relay's CPU is read at its start and end.
-    pub measure: Duration,
+    pub(crate) measure: Duration,
     /// Sent after the window, so the relay stays loaded until the last marked packet is out.
-    pub cooldown: Duration,
+    pub(crate) cooldown: Duration,
 }
 
 /// What one step measured.
 #[derive(Debug, Clone, Default)]
-pub struct StepResult {
+pub(crate) struct StepResult {
     /// Calls (each 50 packets/s one way).
-    pub calls: usize,
+    pub(crate) calls: usize,
     /// Marked packets sent.
-    pub sent: u64,
+    pub(crate) sent: u64,
     /// Marked packets received intact (for SRTP: unprotected).
-    pub received: u64,
+    pub(crate) received: u64,
     /// Packets that failed SRTP authentication at the receiver (any part of the step).
-    pub auth_failures: u64,
-    /// Packets from unknown streams (e.g. RTCP a relay made up); not counted.
-    pub other: u64,
+    pub(crate) auth_failures: u64,
     /// The measuring window as it was.
-    pub window: Duration,
+    pub(crate) window: Duration,
     /// Relay CPU time during the window.
-    pub cpu: Duration,
+    pub(crate) cpu: Duration,
     /// How late the sender was at worst against its schedule.
-    pub sender_lag: Duration,
+    pub(crate) sender_lag: Duration,
     /// One-way delays of the marked packets, sorted, in nanoseconds.
-    pub delays: Vec<u64>,
+    pub(crate) delays: Vec<u64>,
     /// Datagrams the kernel dropped for a full buffer at our receiving socket during the step
     /// (the generator fell behind, not the relay).
-    pub drops_at_receiver: u64,
+    pub(crate) drops_at_receiver: u64,
     /// The same at every other UDP socket (the relay's, mostly).
-    pub drops_elsewhere: u64,
+    pub(crate) drops_elsewhere: u64,
 }
 
 impl StepResult {
     /// Packets per second offered.
-    pub fn offered_pps(&self) -> f64 {
+    pub(crate) fn offered_pps(&self) -> f64 {
         (self.calls as u64 * CALL_PPS) as f64
     }
 
     /// Packets per second received during the window.
-    pub fn pps(&self) -> f64 {
+    pub(crate) fn pps(&self) -> f64 {
         self.received as f64 / self.window.as_secs_f64()
     }
 
     /// Relay CPU in cores (1.0 = one core busy the whole window).
-    pub fn cores(&self) -> f64 {
+    pub(crate) fn cores(&self) -> f64 {
         self.cpu.as_secs_f64() / self.window.as_secs_f64()
     }
 
     /// Marked packets lost, plus authentication failures.
-    pub fn lost(&self) -> u64 {
+    pub(crate) fn lost(&self) -> u64 {
         self.sent.saturating_sub(self.received) + self.auth_failures
     }
 
     /// Fraction of the marked packets lost.
-    pub fn loss(&self) -> f64 {
+    pub(crate) fn loss(&self) -> f64 {
         if self.sent == 0 {
             return 1.0;
         }
@@ -115,7 +113,7 @@ impl StepResult {
     }
 
     /// The delay below which `q` (0..1) of the packets were, in microseconds.
-    pub fn delay_us(&self, q: f64) -> Option<f64> {
+    pub(crate) fn delay_us(&self, q: f64) -> Option<f64> {
         if self.delays.is_empty() {
             return None;
         }
@@ -126,7 +124,7 @@ impl StepResult {
 
 /// The generator's two sockets.
 #[derive(Debug)]
-pub struct Generator {
+pub(crate) struct Generator {
     send: UdpSocket,
     recv: UdpSocket,
     epoch: Instant,
@@ -134,7 +132,7 @@ pub struct Generator {
 
 impl Generator {
     /// Binds the sending and receiving sockets on loopback.
-    pub fn bind() -> anyhow::Result<Self> {
+    pub(crate) fn bind() -> anyhow::Result<Self> {
         let send = UdpSocket::bind("127.0.0.1:0").context("binding the sending socket")?;
         let recv = UdpSocket::bind("127.0.0.1:0").context("binding the receiving socket")?;
         SockRef::from(&send).set_send_buffer_size(SOCKET_BUFFER)?;
@@ -147,18 +145,18 @@ impl Generator {
     }
 
     /// Where our packets come from (the relay's sending-side peer).
-    pub fn sender_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn sender_addr(&self) -> io::Result<SocketAddr> {
         self.send.local_addr()
     }
 
     /// Where the relay must send (its receiving-side peer).
-    pub fn receiver_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn receiver_addr(&self) -> io::Result<SocketAddr> {
         self.recv.local_addr()
     }
 
     /// Runs one step: `flows` for warm-up, window and cool-down; `cpu` is read at the start
     /// and end of the window. SSRCs are `ssrc_base + call index`.
-    pub fn run_step(
+    pub(crate) fn run_step(
         &self,
         flows: &[Flow],
         ssrc_base: u32,
@@ -229,7 +227,6 @@ impl Generator {
             sent,
             received: received.received,
             auth_failures: received.auth_failures,
-            other: received.other,
             window: t1 - t0,
             cpu: cpu1.saturating_sub(cpu0),
             sender_lag,
@@ -361,7 +358,6 @@ fn send(
 struct Received {
     received: u64,
     auth_failures: u64,
-    other: u64,
     delays: Vec<u64>,
 }
 
@@ -383,13 +379,11 @@ fn receive(
         let now = epoch.elapsed().as_nanos() as u64;
         // RTP version 2, not RTCP (payload types 72..=76 with the marker bit, RFC 5761).
         if len < RTP_HEADER || buf[0] >> 6 != 2 || (200..=204).contains(&buf[1]) {
-            out.other += 1;
             continue;
         }
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         let index = ssrc.wrapping_sub(ssrc_base) as usize;
         let Some(unprotector) = unprotectors.get_mut(index) else {
-            out.other += 1;
             continue;
         };
         let clear = match unprotector {
@@ -409,7 +403,6 @@ fn receive(
             payload += 4 + 4 * usize::from(words);
         }
         if clear < payload + 13 {
-            out.other += 1;
             continue;
         }
         let p = &buf[payload..clear];

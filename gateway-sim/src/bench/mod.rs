@@ -9,11 +9,11 @@
 //! until packets are lost, as real traffic is; a single blasted stream would measure
 //! something else (and trips rtpengine's flood guard).
 
-pub mod cpu;
-pub mod forwarder;
-pub mod load;
-pub mod ours;
-pub mod rtpengine;
+mod cpu;
+mod forwarder;
+mod load;
+mod ours;
+mod rtpengine;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ use rtpengine::{Direction, Rtpengine};
 
 /// One row of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Row {
+pub(crate) enum Row {
     /// The plain UDP forwarder.
     Forwarder,
     /// The plain forwarder with a socket pair per call.
@@ -43,7 +43,7 @@ pub enum Row {
 
 impl Row {
     /// Every row, in table order.
-    pub const ALL: [Row; 9] = [
+    pub(crate) const ALL: [Row; 9] = [
         Row::Forwarder,
         Row::PerCallForwarder,
         Row::Ours(Bridge::RtpToRtp),
@@ -56,7 +56,7 @@ impl Row {
     ];
 
     /// The name `--rows` takes.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         use SrtpSuite::{AeadAes128Gcm as Gcm, AesCm128HmacSha1_80 as Cm};
         match self {
             Row::Forwarder => "forwarder",
@@ -73,7 +73,7 @@ impl Row {
     }
 
     /// What the table says.
-    pub fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         match self {
             Row::Forwarder => "1. plain UDP forwarder (1 socket in, 1 out)".into(),
             Row::PerCallForwarder => {
@@ -119,7 +119,7 @@ pub struct BenchArgs {
     /// Rows to measure (default: all): forwarder, rtp, srtp-rtp-cm, rtp-srtp-cm, srtp-rtp-gcm,
     /// rtp-srtp-gcm, rtpengine-srtp-rtp, rtpengine-rtp-srtp.
     #[arg(long, value_delimiter = ',', value_name = "ROW,...")]
-    pub rows: Vec<Row>,
+    pub(crate) rows: Vec<Row>,
     /// Loads to step through, in calls of 50 packets/s each; a row stops at the first step
     /// that, tried twice, loses packets or delays the median packet over 20 ms.
     #[arg(
@@ -128,25 +128,25 @@ pub struct BenchArgs {
         default_value = "500,1000,1500,2000,2500,3000",
         value_name = "N,..."
     )]
-    pub calls: Vec<usize>,
+    pub(crate) calls: Vec<usize>,
     /// The fixed load every row's loss and delay are reported at, in calls.
     #[arg(long, default_value_t = 1000, value_name = "N")]
-    pub fixed_calls: usize,
+    pub(crate) fixed_calls: usize,
     /// Measured seconds per step.
     #[arg(long, default_value = "3", value_name = "SECS", value_parser = seconds)]
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Seconds of traffic before each step's measurement starts.
     #[arg(long, default_value = "1", value_name = "SECS", value_parser = seconds)]
-    pub warmup: Duration,
+    pub(crate) warmup: Duration,
     /// Leave out the rtpengine rows (without this, a missing rtpengine is an error).
     #[arg(long)]
-    pub skip_rtpengine: bool,
+    pub(crate) skip_rtpengine: bool,
     /// The rtpengine binary.
     #[arg(long, default_value = "rtpengine", value_name = "PATH")]
-    pub rtpengine: String,
+    pub(crate) rtpengine: String,
     /// Where rtpengine's log goes (default: rtpengine-bench.log in the temporary directory).
     #[arg(long, value_name = "FILE")]
-    pub rtpengine_log: Option<PathBuf>,
+    pub(crate) rtpengine_log: Option<PathBuf>,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -156,21 +156,21 @@ fn seconds(s: &str) -> Result<Duration, String> {
 
 /// What one row measured.
 #[derive(Debug, Clone)]
-pub struct RowResult {
+pub(crate) struct RowResult {
     /// The row.
-    pub row: Row,
+    pub(crate) row: Row,
     /// The highest sustained step (zero loss, median delay within 20 ms) that the generator
     /// offered evenly (if none did, the highest sustained one).
-    pub best: Option<StepResult>,
+    pub(crate) best: Option<StepResult>,
     /// True when `best` is the highest step tried (the limit is above it).
-    pub best_is_highest: bool,
+    pub(crate) best_is_highest: bool,
     /// The step at the fixed load.
-    pub fixed: StepResult,
+    pub(crate) fixed: StepResult,
 }
 
 impl RowResult {
     /// Packets per second per core at the best zero-loss step.
-    pub fn pps_per_core(&self) -> Option<f64> {
+    pub(crate) fn pps_per_core(&self) -> Option<f64> {
         self.best.as_ref().map(|b| b.pps() / b.cores().max(1e-9))
     }
 }

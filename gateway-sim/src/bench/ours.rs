@@ -20,7 +20,7 @@ const PORTS: std::ops::RangeInclusive<u16> = 20000..=39999;
 
 /// Which way media is bridged, as in the table's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bridge {
+pub(crate) enum Bridge {
     /// Plain RTP on both legs.
     RtpToRtp,
     /// SRTP in (the generator protects), RTP out.
@@ -30,7 +30,7 @@ pub enum Bridge {
 }
 
 /// The relay's thread and its calls.
-pub struct OurRelay {
+pub(crate) struct OurRelay {
     pool: PortPool,
     cpu: CpuClock,
     metrics: Metrics,
@@ -43,7 +43,7 @@ pub struct OurRelay {
 
 impl OurRelay {
     /// Starts the relay's thread, with no calls yet.
-    pub fn start() -> anyhow::Result<Self> {
+    pub(crate) fn start() -> anyhow::Result<Self> {
         let pool = PortPool::new(IpAddr::V4(Ipv4Addr::LOCALHOST), PORTS)?;
         let workers = MediaWorkers::start(1, || {})?;
         let tid = workers.thread_ids()[0];
@@ -60,12 +60,12 @@ impl OurRelay {
     }
 
     /// The relay thread's CPU time so far.
-    pub fn cpu(&self) -> io::Result<Duration> {
+    pub(crate) fn cpu(&self) -> io::Result<Duration> {
         self.cpu.read()
     }
 
     /// Starts `calls` relays bridging `bridge`; returns what the generator needs per call.
-    pub fn setup(
+    pub(crate) fn setup(
         &mut self,
         calls: usize,
         bridge: Bridge,
@@ -117,7 +117,7 @@ impl OurRelay {
     }
 
     /// Stops every call's relay and waits until their ports are free.
-    pub fn teardown(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn teardown(&mut self) -> anyhow::Result<()> {
         for relay in self.relays.drain(..) {
             self.runtime.block_on(relay.stop());
         }

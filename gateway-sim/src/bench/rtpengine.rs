@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use mediation::sdp::crypto::{CryptoAttribute, MasterKeySalt};
+use mediation::sdp::{CryptoAttribute, MasterKeySalt};
 use mediation::srtp::{MasterKey, SrtpSuite};
 
 use super::cpu::CpuClock;
@@ -23,11 +23,11 @@ use super::load::Flow;
 const PORT_MIN: u16 = 40000;
 const PORT_MAX: u16 = 59999;
 /// The only suite rtpengine is asked to use on its SRTP side.
-pub const SUITE: SrtpSuite = SrtpSuite::AesCm128HmacSha1_80;
+pub(crate) const SUITE: SrtpSuite = SrtpSuite::AesCm128HmacSha1_80;
 
 /// Which way rtpengine bridges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// The caller sends SRTP, rtpengine sends plain RTP to the callee.
     SrtpToRtp,
     /// The caller sends plain RTP, rtpengine sends SRTP to the callee.
@@ -36,7 +36,7 @@ pub enum Direction {
 
 /// A running rtpengine daemon.
 #[derive(Debug)]
-pub struct Rtpengine {
+pub(crate) struct Rtpengine {
     child: Child,
     ng: UdpSocket,
     cpu: CpuClock,
@@ -44,12 +44,12 @@ pub struct Rtpengine {
     next_call: u64,
     cookie: u64,
     /// Where its log goes.
-    pub log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 impl Rtpengine {
     /// Starts `binary` in the foreground with one worker thread and waits for its `ng` port.
-    pub fn start(binary: &str, log: PathBuf) -> anyhow::Result<Self> {
+    pub(crate) fn start(binary: &str, log: PathBuf) -> anyhow::Result<Self> {
         let ng = UdpSocket::bind("127.0.0.1:0")?;
         ng.set_read_timeout(Some(Duration::from_millis(500)))?;
         // A free port for its control socket: bind one, let it go, hand it over.
@@ -113,13 +113,13 @@ impl Rtpengine {
     }
 
     /// The daemon's CPU time so far, all threads.
-    pub fn cpu(&self) -> io::Result<Duration> {
+    pub(crate) fn cpu(&self) -> io::Result<Duration> {
         self.cpu.read()
     }
 
     /// Sets up `calls` calls, each bridging `direction` between the generator's `sender`
     /// (the caller's media address) and `receiver` (the callee's).
-    pub fn setup(
+    pub(crate) fn setup(
         &mut self,
         calls: usize,
         direction: Direction,
@@ -208,7 +208,7 @@ impl Rtpengine {
     }
 
     /// Deletes every call set up so far.
-    pub fn teardown(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn teardown(&mut self) -> anyhow::Result<()> {
         for call_id in std::mem::take(&mut self.calls) {
             self.request(&[
                 ("command", Value::str("delete")),
@@ -332,7 +332,7 @@ fn media_addr(sdp: &str) -> Option<SocketAddr> {
 
 /// A bencoded value (the ng protocol's encoding).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     /// Byte string.
     Bytes(Vec<u8>),
     /// Integer.
@@ -356,7 +356,7 @@ impl Value {
     }
 
     /// Appends the encoding to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Value::Bytes(b) => {
                 out.extend_from_slice(format!("{}:", b.len()).as_bytes());
@@ -380,7 +380,7 @@ impl Value {
     }
 
     /// Decodes one value from the start of `input`; returns it and the rest.
-    pub fn decode(input: &[u8]) -> Option<(Value, &[u8])> {
+    pub(crate) fn decode(input: &[u8]) -> Option<(Value, &[u8])> {
         match *input.first()? {
             b'i' => {
                 let end = input.iter().position(|&b| b == b'e')?;

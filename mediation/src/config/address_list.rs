@@ -21,11 +21,11 @@ pub enum IpFamily {
 
 impl IpFamily {
     /// Both families, IPv4 first.
-    pub const ALL: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
+    pub(crate) const ALL: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
 
     /// The family of an address. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, what a
     /// dual-stack socket reports for an IPv4 peer) is IPv4.
-    pub fn of(ip: IpAddr) -> Self {
+    pub(crate) fn of(ip: IpAddr) -> Self {
         match ip.to_canonical() {
             IpAddr::V4(_) => IpFamily::V4,
             IpAddr::V6(_) => IpFamily::V6,
@@ -33,7 +33,7 @@ impl IpFamily {
     }
 
     /// `IPv4` or `IPv6`, for messages.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             IpFamily::V4 => "IPv4",
             IpFamily::V6 => "IPv6",
@@ -41,7 +41,7 @@ impl IpFamily {
     }
 
     /// The unspecified address of the family (`0.0.0.0` or `::`): bind to every local address.
-    pub fn unspecified(self) -> IpAddr {
+    pub(crate) fn unspecified(self) -> IpAddr {
         match self {
             IpFamily::V4 => IpAddr::from([0u8; 4]),
             IpFamily::V6 => IpAddr::from([0u8; 16]),
@@ -61,17 +61,17 @@ pub struct AddressList(Vec<IpAddr>);
 
 impl AddressList {
     /// The addresses in the order written.
-    pub fn as_slice(&self) -> &[IpAddr] {
+    pub(crate) fn as_slice(&self) -> &[IpAddr] {
         &self.0
     }
 
     /// True when no address is given.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The (first) address of `family`.
-    pub fn get(&self, family: IpFamily) -> Option<IpAddr> {
+    pub(crate) fn get(&self, family: IpFamily) -> Option<IpAddr> {
         self.0
             .iter()
             .copied()
@@ -79,12 +79,12 @@ impl AddressList {
     }
 
     /// The first address written: the family used toward a peer known only by a host name.
-    pub fn first(&self) -> Option<IpAddr> {
+    pub(crate) fn first(&self) -> Option<IpAddr> {
         self.0.first().copied()
     }
 
     /// For each address that repeats an earlier one's family: its index and family.
-    pub fn repeated_families(&self) -> Vec<(usize, IpFamily)> {
+    pub(crate) fn repeated_families(&self) -> Vec<(usize, IpFamily)> {
         let mut seen = Vec::new();
         let mut repeated = Vec::new();
         for (i, ip) in self.0.iter().enumerate() {
@@ -99,7 +99,7 @@ impl AddressList {
     }
 
     /// The address written with our SIP host syntax: `[2001:db8::10]` for IPv6.
-    pub fn sip_host(ip: IpAddr) -> String {
+    pub(crate) fn sip_host(ip: IpAddr) -> String {
         match ip {
             IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),

@@ -16,7 +16,7 @@ pub struct IpNet {
 
 impl IpNet {
     /// True when `ip` is in this network (an IPv4-mapped IPv6 address counts as its IPv4 one).
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,

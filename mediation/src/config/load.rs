@@ -17,11 +17,11 @@ const MAX_MEDIA_THREADS: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// Dotted path of the field, e.g. `gateway[0].srtp`.
-    pub field: String,
+    pub(crate) field: String,
     /// 1-based line in the file, where the field (or its table) is written.
-    pub line: Option<usize>,
+    pub(crate) line: Option<usize>,
     /// What is wrong and what was expected.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Problem {
@@ -60,16 +60,6 @@ fn list(problems: &[Problem]) -> String {
         .map(|p| format!("  {p}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-impl ConfigError {
-    /// The problems, if the file was read.
-    pub fn problems(&self) -> &[Problem] {
-        match self {
-            ConfigError::Invalid { problems, .. } => problems,
-            ConfigError::Read { .. } => &[],
-        }
-    }
 }
 
 /// Loads and validates a configuration file. Relative paths in it are resolved against the
@@ -126,7 +116,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
 }
 
 /// Splits `host:port` (or `[v6]:port`) into its parts.
-pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
+pub(crate) fn split_host_port(s: &str) -> Option<(&str, u16)> {
     let (host, port) = s.rsplit_once(':')?;
     let host = host
         .strip_prefix('[')

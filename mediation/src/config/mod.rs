@@ -12,6 +12,7 @@ mod model;
 mod warnings;
 
 pub use ip_net::IpNet;
-pub use load::{load_file, load_str, split_host_port, ConfigError, Problem};
+pub(crate) use load::split_host_port;
+pub use load::{load_file, load_str, ConfigError, Problem};
 pub use model::*;
 pub use warnings::warnings;

@@ -16,22 +16,22 @@ use crate::srtp::SrtpSuite;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[node]`: who this server is.
-    pub node: NodeConfig,
+    pub(crate) node: NodeConfig,
     /// `[tls]`: our certificate and the CAs we trust.
     pub tls: TlsConfig,
     /// `[next_hop]`: the internal side.
     pub next_hop: NextHopConfig,
     /// `[gateway_listen]`: where gateways connect to us.
     #[serde(default)]
-    pub gateway_listen: GatewayListenConfig,
+    pub(crate) gateway_listen: GatewayListenConfig,
     /// `[[gateway]]`: the PSTN gateways (trunks) we serve.
     #[serde(default, rename = "gateway")]
     pub gateways: Vec<GatewayConfig>,
     /// `[media]`: the relay's sockets and SRTP suites.
-    pub media: MediaConfig,
+    pub(crate) media: MediaConfig,
     /// `[[route]]`: which gateways calls from the next hop go to, by called number.
     #[serde(default, rename = "route")]
-    pub routes: Vec<RouteConfig>,
+    pub(crate) routes: Vec<RouteConfig>,
     /// `[sip]`: protocol timers and limits.
     #[serde(default)]
     pub sip: SipConfig,
@@ -43,19 +43,12 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-impl Config {
-    /// The gateway with this configured name.
-    pub fn gateway(&self, name: &str) -> Option<&GatewayConfig> {
-        self.gateways.iter().find(|g| g.name == name)
-    }
-}
-
 /// `[node]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeConfig {
+pub(crate) struct NodeConfig {
     /// SIP host name of this server (used in Via, Contact and Record-Route).
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// `[tls]`. Paths are relative to the configuration file's directory.
@@ -63,14 +56,14 @@ pub struct NodeConfig {
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain presented on every TLS connection, both ways.
-    pub certificate: PathBuf,
+    pub(crate) certificate: PathBuf,
     /// PEM private key of that certificate.
-    pub private_key: PathBuf,
+    pub(crate) private_key: PathBuf,
     /// PEM bundle of CAs whose gateway and next-hop certificates are trusted.
-    pub trusted_cas: PathBuf,
+    pub(crate) trusted_cas: PathBuf,
     /// PEM CRLs checked for every peer certificate.
     #[serde(default)]
-    pub crls: Vec<PathBuf>,
+    pub(crate) crls: Vec<PathBuf>,
     /// Lowest TLS version accepted: "1.2" (default) or "1.3". Never lower.
     #[serde(default)]
     pub min_version: TlsVersion,
@@ -79,12 +72,12 @@ pub struct TlsConfig {
     pub fips: bool,
     /// Seconds a peer has to complete the TLS handshake.
     #[serde(default = "default_handshake_timeout")]
-    pub handshake_timeout_secs: u64,
+    pub(crate) handshake_timeout_secs: u64,
 }
 
 impl TlsConfig {
     /// The handshake timeout as a duration.
-    pub fn handshake_timeout(&self) -> Duration {
+    pub(crate) fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs)
     }
 }
@@ -111,18 +104,18 @@ pub enum TlsVersion {
 pub struct NextHopConfig {
     /// Socket address of the MTLS listener for the next hop.
     #[serde(default = "default_next_hop_listen")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// `host:port` where calls toward the internal side are sent (MTLS).
     pub address: String,
     /// DNS name the next hop's certificate must carry.
-    pub identity: String,
+    pub(crate) identity: String,
     /// SRTP policy toward the next hop.
     #[serde(default)]
     pub encryption: EncryptionLevel,
     /// A call whose number came as a tel: URI reaches the next hop as a sip: URI with
     /// `user=phone` (RFC 3261 §19.1.1); `false` leaves the parameter out.
     #[serde(default = "default_true")]
-    pub user_phone: bool,
+    pub(crate) user_phone: bool,
 }
 
 fn default_next_hop_listen() -> SocketAddr {
@@ -145,16 +138,16 @@ pub enum EncryptionLevel {
 /// `[gateway_listen]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GatewayListenConfig {
+pub(crate) struct GatewayListenConfig {
     /// MTLS listener for gateways; absent disables it.
     #[serde(default = "default_gateway_tls")]
-    pub tls: Option<SocketAddr>,
+    pub(crate) tls: Option<SocketAddr>,
     /// Plain TCP listener for gateways; absent disables it.
     #[serde(default = "default_gateway_tcp")]
-    pub tcp: Option<SocketAddr>,
+    pub(crate) tcp: Option<SocketAddr>,
     /// Plain UDP socket for `transport = "udp"` gateways; absent (the default) opens none.
     #[serde(default)]
-    pub udp: Option<SocketAddr>,
+    pub(crate) udp: Option<SocketAddr>,
 }
 
 impl Default for GatewayListenConfig {
@@ -180,64 +173,64 @@ fn default_gateway_tcp() -> Option<SocketAddr> {
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Short name used in logs and metric labels.
-    pub name: String,
+    pub(crate) name: String,
     /// `host:port` where calls toward this gateway are sent.
-    pub address: String,
+    pub(crate) address: String,
     /// Signalling transport: `tls` (always mutual), `tcp` or `udp`.
-    pub transport: GatewayTransport,
+    pub(crate) transport: GatewayTransport,
     /// DNS name the gateway's certificate must carry (`tls`).
     #[serde(default)]
-    pub identity: Option<String>,
+    pub(crate) identity: Option<String>,
     /// Source IP addresses a `tcp` or `udp` gateway sends from; default: the address's host.
     #[serde(default)]
-    pub sources: Vec<IpAddr>,
+    pub(crate) sources: Vec<IpAddr>,
     /// SRTP toward this gateway.
     #[serde(default)]
-    pub srtp: SrtpMode,
+    pub(crate) srtp: SrtpMode,
     /// Seconds between OPTIONS probes that mark the gateway up or down; 0 turns them off.
     #[serde(default = "default_options_interval")]
-    pub options_interval_secs: u64,
+    pub(crate) options_interval_secs: u64,
     /// Run RFC 4028 session timers on this gateway's leg even when the gateway does not ask
     /// (Lync's trunk `EnableSessionTimer`): we ask for `[sip] session_expires_secs` and
     /// refresh, and a call whose gateway stops refreshing is ended.
     #[serde(default)]
-    pub enable_session_timer: bool,
+    pub(crate) enable_session_timer: bool,
     /// SRTP suites offered to and accepted from this gateway, in order of preference; default:
     /// `[media] srtp_suites`. (An older gateway may mishandle GCM or 256-bit keys offered
     /// before the suite it can do.)
     #[serde(default)]
-    pub srtp_suites: Option<Vec<SrtpSuite>>,
+    pub(crate) srtp_suites: Option<Vec<SrtpSuite>>,
     /// How we offer SRTP to this gateway: `savp` (`RTP/SAVP` with `a=crypto`, RFC 4568) or
     /// `avp-crypto` (`RTP/AVP` with `a=crypto` and `a=encryption:optional|required`, as Lync
     /// does and RFC 8643 describes), which a gateway that will not do SRTP can still answer
     /// with plain RTP where the trunk's `srtp = "optional"`.
     #[serde(default)]
-    pub srtp_offer_style: SrtpOfferStyle,
+    pub(crate) srtp_offer_style: SrtpOfferStyle,
     /// Where plain RTP from this gateway may come from: `sdp` (the IP address in its SDP; the
     /// port is learned from its first packet) or `any` (for a gateway behind NAT: the first
     /// packet latches). SRTP is taken from wherever it authenticates.
     #[serde(default)]
-    pub media_sources: MediaSources,
+    pub(crate) media_sources: MediaSources,
     /// The networks this gateway's SDP may ask media to be sent to (`["192.0.2.0/24"]`); empty
     /// (the default): any. An offer or answer naming another address is refused with 488, so
     /// the gateway's signalling cannot aim our RTP at a third party.
     #[serde(default)]
-    pub media_networks: Vec<super::IpNet>,
+    pub(crate) media_networks: Vec<super::IpNet>,
     /// Calls with this gateway at once, both directions (default: only `[sip] max_calls`):
     /// further calls from it get 503 with Retry-After, and calls toward it go to the next
     /// gateway of their route, or get 503.
     #[serde(default)]
-    pub max_calls: Option<usize>,
+    pub(crate) max_calls: Option<usize>,
     /// A call whose number came as a tel: URI reaches this gateway as a sip: URI with
     /// `user=phone` (RFC 3261 §19.1.1); `false` leaves the parameter out.
     #[serde(default = "default_true")]
-    pub user_phone: bool,
+    pub(crate) user_phone: bool,
 }
 
 /// How SRTP is offered toward a gateway.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum SrtpOfferStyle {
+pub(crate) enum SrtpOfferStyle {
     /// `m=audio ... RTP/SAVP` with `a=crypto`: the answer must be SRTP (RFC 3264 keeps the
     /// profile); a gateway that cannot do it answers 488.
     #[default]
@@ -255,12 +248,12 @@ fn default_options_interval() -> u64 {
 /// `gateways`, tried in order (a gateway marked down by OPTIONS is skipped).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteConfig {
+pub(crate) struct RouteConfig {
     /// A regular expression matched against the called number (the Request-URI user part).
     #[serde(with = "serde_regex")]
-    pub pattern: regex::Regex,
+    pub(crate) pattern: regex::Regex,
     /// Gateway names, in order of preference.
-    pub gateways: Vec<String>,
+    pub(crate) gateways: Vec<String>,
 }
 
 mod serde_regex {
@@ -301,35 +294,35 @@ pub enum SrtpMode {
 /// `[media]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MediaConfig {
+pub(crate) struct MediaConfig {
     /// Local addresses the media sockets bind to, at most one per family (`"192.0.2.10"` or
     /// `["192.0.2.10", "2001:db8::10"]`); a family not given binds to `0.0.0.0` or `::`. Each
     /// family needs an `advertise` address.
     #[serde(default)]
-    pub bind: AddressList,
+    pub(crate) bind: AddressList,
     /// Addresses written into SDP (the ones peers send media to) and into our Via and Contact,
     /// at most one per family. Each leg uses the one of its peer's family; a peer known only by
     /// host name gets the first one's.
-    pub advertise: AddressList,
+    pub(crate) advertise: AddressList,
     /// UDP port range for RTP/RTCP pairs, `first-last`.
     #[serde(default = "default_ports")]
-    pub ports: PortRange,
+    pub(crate) ports: PortRange,
     /// SRTP suites offered and accepted, in order of preference.
     #[serde(default = "default_suites")]
-    pub srtp_suites: Vec<SrtpSuite>,
+    pub(crate) srtp_suites: Vec<SrtpSuite>,
     /// Seconds without any RTP or RTCP in either direction after which a call is ended with
     /// BYE on both legs (Lync's `RTCPActiveCalls`); 0 never ends a call for silence.
     #[serde(default = "default_media_timeout")]
-    pub media_timeout_secs: u64,
+    pub(crate) media_timeout_secs: u64,
     /// SRTP/SRTCP replay window in packets (RFC 3711 §3.3.2), 64..=32768, rounded up to a
     /// multiple of 64: how late a packet may arrive and still be accepted once. Replayed and
     /// too-old packets are dropped and counted per leg.
     #[serde(default = "default_replay_window")]
-    pub replay_window: usize,
+    pub(crate) replay_window: usize,
     /// Media threads relaying calls (each owns the calls given to it); 0: one per core the
     /// process may use.
     #[serde(default)]
-    pub threads: usize,
+    pub(crate) threads: usize,
 }
 
 fn default_replay_window() -> usize {
@@ -343,7 +336,7 @@ fn default_media_timeout() -> u64 {
 impl MediaConfig {
     /// The address media sockets of `family` bind to: `bind`'s of that family, else the
     /// family's unspecified address; `None` when `advertise` has no address of that family.
-    pub fn bind_for(&self, family: IpFamily) -> Option<IpAddr> {
+    pub(crate) fn bind_for(&self, family: IpFamily) -> Option<IpAddr> {
         self.advertise.get(family)?;
         Some(self.bind.get(family).unwrap_or(family.unspecified()))
     }
@@ -362,16 +355,16 @@ fn default_suites() -> Vec<SrtpSuite> {
 
 /// An inclusive UDP port range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
+pub(crate) struct PortRange {
     /// First port.
-    pub first: u16,
+    pub(crate) first: u16,
     /// Last port (inclusive).
-    pub last: u16,
+    pub(crate) last: u16,
 }
 
 impl PortRange {
     /// Number of RTP/RTCP pairs (even RTP port, odd RTCP port) that fit in the range.
-    pub fn pairs(&self) -> usize {
+    pub(crate) fn pairs(&self) -> usize {
         let first_even = u32::from(self.first) + u32::from(self.first % 2);
         let last = u32::from(self.last);
         if first_even + 1 > last {
@@ -414,73 +407,73 @@ impl<'de> Deserialize<'de> for PortRange {
 pub struct SipConfig {
     /// Seconds to wait for a final answer to an INVITE before giving up (`408`).
     #[serde(default = "default_answer_timeout")]
-    pub answer_timeout_secs: u64,
+    pub(crate) answer_timeout_secs: u64,
     /// Largest SIP message accepted on a stream, in bytes.
     #[serde(default = "default_max_message")]
-    pub max_message_bytes: usize,
+    pub(crate) max_message_bytes: usize,
     /// Most header lines accepted in one message.
     #[serde(default = "default_max_headers")]
-    pub max_headers: usize,
+    pub(crate) max_headers: usize,
     /// Copy `P-Asserted-Identity` and `Privacy` from the caller's INVITE to the callee's.
     #[serde(default = "default_true")]
-    pub forward_pai: bool,
+    pub(crate) forward_pai: bool,
     /// Further headers copied byte for byte from the caller's INVITE to the callee's: names
     /// (case-insensitive) or prefixes ending in `*` (`["X-*", "ms-*", "User-to-User"]`). The
     /// headers the B2BUA writes itself (Via, From, To, Contact, Route, ...) cannot be listed.
     #[serde(default)]
-    pub pass_headers: Vec<String>,
+    pub(crate) pass_headers: Vec<String>,
     /// Seconds a gateway has to send a provisional response before the call moves to the next
     /// gateway of its route (Lync's fast failover).
     #[serde(default = "default_failover_timeout")]
-    pub failover_timeout_secs: u64,
+    pub(crate) failover_timeout_secs: u64,
     /// Calls held at once, at most; beyond it a new INVITE gets `503` with `Retry-After`.
     #[serde(default = "default_max_calls")]
-    pub max_calls: usize,
+    pub(crate) max_calls: usize,
     /// On SIGTERM: seconds calls in progress may go on (new calls get 503) before the rest are
     /// ended with BYE.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout_secs: u64,
     /// Session interval we ask for on legs with session timers enabled (RFC 4028; at least 90).
     #[serde(default = "default_session_expires")]
-    pub session_expires_secs: u32,
+    pub(crate) session_expires_secs: u32,
     /// Early dialogs (forks answering with different To tags) kept per call; provisional
     /// responses from further forks are not relayed.
     #[serde(default = "default_max_early_dialogs")]
-    pub max_early_dialogs: usize,
+    pub(crate) max_early_dialogs: usize,
     /// Unanswered calls (INVITE transactions in progress) one connection may hold at once;
     /// beyond it a new INVITE gets `503` with `Retry-After`. Over UDP, where a source port is
     /// easily spoofed, all of one gateway's flows together count as one connection.
     #[serde(default = "default_max_pending_per_connection")]
-    pub max_pending_per_connection: usize,
+    pub(crate) max_pending_per_connection: usize,
     /// Accepted connections that carry no SIP message for this many seconds while no call uses
     /// them are closed (the peer opens a new one when it needs it); 0 never closes them. This
     /// includes UDP flows that carried a call (those that never did go after 64*T1 idle).
     #[serde(default = "default_idle_connection_timeout")]
-    pub idle_connection_timeout_secs: u64,
+    pub(crate) idle_connection_timeout_secs: u64,
     /// SIP connections accepted at once on each front door; more are closed at accept. The
     /// last tenth (at most 64) of each door's places are kept for configured peers' addresses.
     #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// SIP connections accepted at once on one front door from one IPv4 address or IPv6 /64.
     #[serde(default = "default_max_connections_per_source")]
-    pub max_connections_per_source: usize,
+    pub(crate) max_connections_per_source: usize,
     /// UDP retransmission timer T1 (RFC 3261 §17), milliseconds: the first retransmission
     /// interval; 64*T1 is how long a request waits for an answer (timers B and F).
     #[serde(default = "default_t1")]
-    pub udp_t1_ms: u64,
+    pub(crate) udp_t1_ms: u64,
     /// UDP timer T2, milliseconds: the longest retransmission interval.
     #[serde(default = "default_t2")]
-    pub udp_t2_ms: u64,
+    pub(crate) udp_t2_ms: u64,
     /// UDP flows (remote address:port) one source IP may hold that carry no call; a new port
     /// from an IP at this cap evicts that IP's least recently active such flow, so spoofed
     /// ports cannot lock the gateway out. Flows carrying a call are not counted or evicted.
     #[serde(default = "default_udp_max_flows_per_source")]
-    pub udp_max_flows_per_source: usize,
+    pub(crate) udp_max_flows_per_source: usize,
     /// UDP flows held at once in all; beyond it a new remote address is dropped unless its IP
     /// has a call-less flow to give up. A flow is forgotten 64*T1 after its last activity once
     /// its transactions ended (one that carried a call keeps its connection for the call).
     #[serde(default = "default_udp_max_flows")]
-    pub udp_max_flows: usize,
+    pub(crate) udp_max_flows: usize,
 }
 
 fn default_udp_max_flows_per_source() -> usize {
@@ -525,7 +518,7 @@ fn default_t2() -> u64 {
 
 impl SipConfig {
     /// The UDP flow caps.
-    pub fn udp_flow_limits(&self) -> crate::transport::FlowLimits {
+    pub(crate) fn udp_flow_limits(&self) -> crate::transport::FlowLimits {
         crate::transport::FlowLimits {
             per_source: self.udp_max_flows_per_source,
             total: self.udp_max_flows,
@@ -533,7 +526,7 @@ impl SipConfig {
     }
 
     /// The UDP transaction timers.
-    pub fn udp_timers(&self) -> crate::sip::transaction::Timers {
+    pub(crate) fn udp_timers(&self) -> crate::sip::transaction::Timers {
         crate::sip::transaction::Timers {
             t1: Duration::from_millis(self.udp_t1_ms),
             t2: Duration::from_millis(self.udp_t2_ms),
@@ -608,7 +601,7 @@ pub struct MetricsConfig {
     /// Serve plain HTTP on an address other than loopback (`/reload` included): only on a
     /// management network nobody else reaches. Without it such a `listen` needs `[metrics.tls]`.
     #[serde(default)]
-    pub allow_plain_http: bool,
+    pub(crate) allow_plain_http: bool,
 }
 
 impl Default for MetricsConfig {
@@ -627,7 +620,7 @@ impl Default for MetricsConfig {
 #[serde(deny_unknown_fields)]
 pub struct MetricsTlsConfig {
     /// PEM CAs a scraper's client certificate must chain to.
-    pub client_ca: PathBuf,
+    pub(crate) client_ca: PathBuf,
 }
 
 fn default_metrics_listen() -> SocketAddr {
@@ -689,7 +682,8 @@ pub enum MediaSources {
 
 impl MediaSources {
     /// The setting's value, for logs and documentation.
-    pub fn name(self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn name(self) -> &'static str {
         match self {
             MediaSources::Sdp => "sdp",
             MediaSources::Any => "any",

@@ -9,7 +9,7 @@ use crate::srtp::SrtpError;
 
 /// Why the relay dropped a packet: the `reason` label of `media_packets_dropped_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// Not RTP/RTCP, truncated, or not SRTP/SRTCP on an SRTP leg.
     Malformed,
     /// From an address other than the latched one, and not authenticated.
@@ -34,7 +34,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, to export the counters at zero.
-    pub const ALL: [DropReason; 10] = [
+    pub(crate) const ALL: [DropReason; 10] = [
         DropReason::Malformed,
         DropReason::UnknownSource,
         DropReason::AuthFailed,
@@ -48,7 +48,7 @@ impl DropReason {
     ];
 
     /// The label value.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             DropReason::Malformed => "malformed",
             DropReason::UnknownSource => "unknown_source",
@@ -64,7 +64,7 @@ impl DropReason {
     }
 
     /// The reason for a packet that failed to unprotect (`incoming`) or protect.
-    pub fn from_srtp(error: SrtpError, incoming: bool) -> Self {
+    pub(crate) fn from_srtp(error: SrtpError, incoming: bool) -> Self {
         match error {
             SrtpError::AuthFailed => DropReason::AuthFailed,
             SrtpError::Replay if incoming => DropReason::Replay,
@@ -105,7 +105,7 @@ impl Tally {
 
 /// The metrics of one leg of one call.
 #[derive(Debug)]
-pub struct LegCounters {
+pub(super) struct LegCounters {
     packets_in: Tally,
     packets_out: Tally,
     bytes_in: Tally,
@@ -117,7 +117,7 @@ pub struct LegCounters {
 
 impl LegCounters {
     /// Resolves the label values for leg `leg` whose media is `protection` (`srtp`/`rtp`).
-    pub fn new(metrics: &Metrics, leg: &str, protection: &str) -> Self {
+    pub(super) fn new(metrics: &Metrics, leg: &str, protection: &str) -> Self {
         let packets = |direction| {
             Tally::new(
                 metrics
@@ -150,25 +150,25 @@ impl LegCounters {
     }
 
     /// A packet from the peer passed every check.
-    pub fn packet_in(&mut self, bytes: usize) {
+    pub(super) fn packet_in(&mut self, bytes: usize) {
         self.packets_in.pending += 1;
         self.bytes_in.pending += bytes as u64;
     }
 
     /// A packet went to the peer.
-    pub fn packet_out(&mut self, bytes: usize) {
+    pub(super) fn packet_out(&mut self, bytes: usize) {
         self.packets_out.pending += 1;
         self.bytes_out.pending += bytes as u64;
     }
 
     /// A packet was dropped.
-    pub fn dropped(&mut self, reason: DropReason) {
+    pub(super) fn dropped(&mut self, reason: DropReason) {
         self.dropped[reason.index()].pending += 1;
     }
 
     /// A packet from the peer failed to unprotect: `srtp_auth_failures_total` and
     /// `srtp_replay_drops_total` count these whatever the drop reason recorded.
-    pub fn unprotect_failed(&mut self, error: SrtpError) {
+    pub(super) fn unprotect_failed(&mut self, error: SrtpError) {
         match error {
             SrtpError::AuthFailed => self.auth_failures.pending += 1,
             SrtpError::Replay | SrtpError::TooOld => self.replays.pending += 1,
@@ -177,7 +177,7 @@ impl LegCounters {
     }
 
     /// Adds everything tallied to the Prometheus counters.
-    pub fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         self.packets_in.flush();
         self.packets_out.flush();
         self.bytes_in.flush();

@@ -17,7 +17,7 @@ use crate::config::MediaSources;
 
 /// How a packet's source relates to a leg's remote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceMatch {
+pub(super) enum SourceMatch {
     /// The latched address.
     Latched,
     /// Not latched, but admitted: the packet latches if it passes the other checks.
@@ -28,7 +28,7 @@ pub enum SourceMatch {
 
 /// Where one stream (RTP, or RTCP without rtcp-mux) of a leg comes from and is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Remote {
+pub(super) struct Remote {
     signalled: Option<SocketAddr>,
     latched: Option<SocketAddr>,
     sources: MediaSources,
@@ -36,7 +36,7 @@ pub struct Remote {
 
 impl Remote {
     /// A remote known only from SDP (or not at all), taking media from `sources`.
-    pub fn new(signalled: Option<SocketAddr>, sources: MediaSources) -> Self {
+    pub(super) fn new(signalled: Option<SocketAddr>, sources: MediaSources) -> Self {
         Self {
             signalled,
             latched: None,
@@ -50,7 +50,7 @@ impl Remote {
     }
 
     /// How `source` relates to this remote.
-    pub fn compare(&self, source: SocketAddr) -> SourceMatch {
+    pub(super) fn compare(&self, source: SocketAddr) -> SourceMatch {
         match (self.latched, self.sources) {
             (Some(latched), _) if latched == source => SourceMatch::Latched,
             (None, MediaSources::Sdp) if self.is_sdp_ip(source) => SourceMatch::Admitted,
@@ -68,13 +68,13 @@ impl Remote {
 
     /// Latches `source` (a packet from it passed every check). Returns the address it replaces
     /// when that changes anything, for the log.
-    pub fn latch(&mut self, source: SocketAddr) -> Option<Option<SocketAddr>> {
+    pub(super) fn latch(&mut self, source: SocketAddr) -> Option<Option<SocketAddr>> {
         let before = self.latched.replace(source);
         (before != Some(source)).then_some(before)
     }
 
     /// Where to send: the latched address, else the one from SDP, else nowhere yet.
-    pub fn destination(&self) -> Option<SocketAddr> {
+    pub(super) fn destination(&self) -> Option<SocketAddr> {
         self.latched.or(self.signalled)
     }
 }

@@ -12,23 +12,23 @@ use crate::srtp::ReplayWindow;
 #[derive(Debug)]
 pub struct LegMedia {
     /// `gateway` or `next_hop`: the `leg` label of the media metrics.
-    pub label: &'static str,
+    pub(crate) label: &'static str,
     /// Our sockets for this leg.
     pub sockets: LegSockets,
     /// RTP address from the peer's SDP (`c=` and `m=`); `None`: none (hold), nothing to send to
     /// until an SRTP packet authenticates.
-    pub remote_rtp: Option<SocketAddr>,
+    pub(crate) remote_rtp: Option<SocketAddr>,
     /// RTCP address from the peer's SDP (`a=rtcp:` or RTP port + 1, RFC 3605). Unused with
     /// rtcp-mux.
-    pub remote_rtcp: Option<SocketAddr>,
+    pub(crate) remote_rtcp: Option<SocketAddr>,
     /// RTP and RTCP share the RTP port (RFC 5761), as negotiated in SDP.
-    pub rtcp_mux: bool,
+    pub(crate) rtcp_mux: bool,
     /// Plain RTP or SRTP with keys.
-    pub protection: Protection,
+    pub(crate) protection: Protection,
     /// How late an SRTP packet may arrive and still be accepted once.
-    pub replay_window: ReplayWindow,
+    pub(crate) replay_window: ReplayWindow,
     /// Which sources plain media is taken from before one has latched.
-    pub sources: MediaSources,
+    pub(crate) sources: MediaSources,
 }
 
 impl LegMedia {
@@ -61,7 +61,7 @@ impl LegMedia {
     }
 
     /// The same leg with another SRTP/SRTCP replay window.
-    pub fn with_replay_window(mut self, window: ReplayWindow) -> Self {
+    pub(crate) fn with_replay_window(mut self, window: ReplayWindow) -> Self {
         self.replay_window = window;
         self
     }

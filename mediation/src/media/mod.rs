@@ -7,22 +7,23 @@
 //! (`worker`), each owning its calls outright and sharing nothing with other threads per
 //! packet but the Prometheus counters, which it updates in batches.
 
-pub mod counters;
-pub mod latch;
-pub mod leg;
-pub mod packet;
-pub mod pools;
-pub mod ports;
-pub mod relay;
-pub mod stats;
-pub mod worker;
+mod counters;
+mod latch;
+mod leg;
+mod packet;
+mod pools;
+mod ports;
+mod relay;
+mod stats;
+mod worker;
 
 pub use crate::config::MediaSources;
-pub use counters::DropReason;
 pub use leg::{LegMedia, Protection};
-pub use packet::{PacketKind, Port};
-pub use pools::{FamilyUsage, PortPools};
-pub use ports::{EmptyRange, LegSockets, PortError, PortLease, PortPool};
+pub use packet::{classify, looks_like_rtcp, PacketKind, Port};
+pub use ports::{EmptyRange, LegSockets, PortError, PortPool};
 pub use relay::{spawn_relay, RelayError, RelayHandle};
 pub use stats::{LegSnapshot, RelayStats, Side};
 pub use worker::MediaWorkers;
+
+pub(crate) use counters::DropReason;
+pub(crate) use pools::PortPools;

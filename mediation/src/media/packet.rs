@@ -22,7 +22,7 @@ pub enum PacketKind {
 
 impl PacketKind {
     /// `rtp` or `rtcp`, for logs.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             PacketKind::Rtp => "rtp",
             PacketKind::Rtcp => "rtcp",

@@ -10,26 +10,26 @@ use crate::config::IpFamily;
 
 /// One [`PortPool`] per family that has a bind address. Cheap to clone, as the pools are.
 #[derive(Debug, Clone, Default)]
-pub struct PortPools {
+pub(crate) struct PortPools {
     v4: Option<PortPool>,
     v6: Option<PortPool>,
 }
 
 /// The free pairs of one family's pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FamilyUsage {
+pub(crate) struct FamilyUsage {
     /// The family.
-    pub family: IpFamily,
+    pub(crate) family: IpFamily,
     /// Pairs leased to calls.
-    pub in_use: usize,
+    pub(crate) in_use: usize,
     /// Pairs in the range.
-    pub capacity: usize,
+    pub(crate) capacity: usize,
 }
 
 impl PortPools {
     /// A pool on each bind address (at most one per family: a later one of the same family
     /// replaces an earlier one), all over `ports`.
-    pub fn new(
+    pub(crate) fn new(
         binds: impl IntoIterator<Item = IpAddr>,
         ports: RangeInclusive<u16>,
     ) -> Result<Self, EmptyRange> {
@@ -45,7 +45,7 @@ impl PortPools {
     }
 
     /// The pool of `family`, if there is one.
-    pub fn get(&self, family: IpFamily) -> Option<&PortPool> {
+    pub(crate) fn get(&self, family: IpFamily) -> Option<&PortPool> {
         match family {
             IpFamily::V4 => self.v4.as_ref(),
             IpFamily::V6 => self.v6.as_ref(),
@@ -53,14 +53,14 @@ impl PortPools {
     }
 
     /// Binds a free pair from the pool of `family`.
-    pub fn allocate(&self, family: IpFamily) -> Result<LegSockets, PortError> {
+    pub(crate) fn allocate(&self, family: IpFamily) -> Result<LegSockets, PortError> {
         self.get(family)
             .ok_or(PortError::NoFamily { family })?
             .allocate()
     }
 
     /// Each pool's use, IPv4 first.
-    pub fn usage(&self) -> Vec<FamilyUsage> {
+    pub(crate) fn usage(&self) -> Vec<FamilyUsage> {
         IpFamily::ALL
             .into_iter()
             .filter_map(|family| {
@@ -74,12 +74,12 @@ impl PortPools {
     }
 
     /// Pairs leased to calls, all families.
-    pub fn in_use(&self) -> usize {
+    pub(crate) fn in_use(&self) -> usize {
         self.usage().iter().map(|u| u.in_use).sum()
     }
 
     /// Pairs in all, all families.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.usage().iter().map(|u| u.capacity).sum()
     }
 }

@@ -17,9 +17,9 @@ use rand::Rng;
 #[error("media port range {first}-{last} holds no RTP/RTCP pair (an even port and the next one)")]
 pub struct EmptyRange {
     /// First port of the range.
-    pub first: u16,
+    pub(crate) first: u16,
     /// Last port of the range.
-    pub last: u16,
+    pub(crate) last: u16,
 }
 
 /// No pair could be handed out.
@@ -179,7 +179,7 @@ impl PortPool {
     }
 
     /// Pairs in the range.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.shared.state().in_use.len()
     }
 
@@ -260,7 +260,7 @@ fn bind_one(addr: SocketAddr) -> io::Result<UdpSocket> {
 /// The claim on one pair of the pool; dropping it returns the pair. Held by whoever holds the
 /// sockets, and dropped after them.
 #[derive(Debug)]
-pub struct PortLease {
+pub(crate) struct PortLease {
     pool: Weak<Shared>,
     pair: usize,
     rtp_port: u16,
@@ -268,12 +268,12 @@ pub struct PortLease {
 
 impl PortLease {
     /// The RTP port (even).
-    pub fn rtp_port(&self) -> u16 {
+    pub(crate) fn rtp_port(&self) -> u16 {
         self.rtp_port
     }
 
     /// The RTCP port (`rtp_port + 1`).
-    pub fn rtcp_port(&self) -> u16 {
+    pub(crate) fn rtcp_port(&self) -> u16 {
         self.rtp_port + 1
     }
 }
@@ -291,11 +291,11 @@ impl Drop for PortLease {
 pub struct LegSockets {
     // Field order is drop order: sockets close before the pair goes back to the pool.
     /// RTP (and, with rtcp-mux, RTCP too).
-    pub rtp: UdpSocket,
+    pub(crate) rtp: UdpSocket,
     /// RTCP when not multiplexed.
-    pub rtcp: UdpSocket,
+    pub(crate) rtcp: UdpSocket,
     /// Returns the pair to the pool when dropped.
-    pub lease: PortLease,
+    pub(crate) lease: PortLease,
 }
 
 impl LegSockets {

@@ -89,7 +89,7 @@ impl RelayHandle {
     }
 
     /// Switches an SRTP leg to new keys: what we send is protected with `tx` at once; what the
-    /// peer sends is checked with `rx`, and for [`REKEY_GRACE`] still with the old key too, so a
+    /// peer sends is checked with `rx`, and for `REKEY_GRACE` still with the old key too, so a
     /// packet already on its way under the old key is not lost. A new key starts with a
     /// rollover counter of 0 (a fresh context), as RFC 3711 and libsrtp do.
     ///
@@ -142,7 +142,7 @@ impl Drop for RelayHandle {
 }
 
 /// Starts relaying between legs `a` and `b` on the process's media threads
-/// ([`MediaWorkers::shared`]).
+/// (`MediaWorkers::shared`).
 pub fn spawn_relay(a: LegMedia, b: LegMedia, metrics: &Metrics) -> Result<RelayHandle, RelayError> {
     MediaWorkers::shared()?.spawn_relay(a, b, metrics)
 }

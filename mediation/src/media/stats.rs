@@ -16,7 +16,7 @@ pub enum Side {
 
 impl Side {
     /// The other leg.
-    pub fn other(self) -> Side {
+    pub(crate) fn other(self) -> Side {
         match self {
             Side::A => Side::B,
             Side::B => Side::A,

@@ -60,7 +60,7 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// port (see [`token`]).
 const WAKE: u64 = u64::MAX;
 
-/// The media threads. [`MediaWorkers::shared`] is the process's; tests and benchmarks may start
+/// The media threads. `MediaWorkers::shared` is the process's; tests and benchmarks may start
 /// their own.
 #[derive(Debug)]
 pub struct MediaWorkers {
@@ -137,7 +137,7 @@ impl MediaWorkers {
     /// Media threads for whoever has none of their own ([`super::spawn_relay`]: tests,
     /// tools), one per core the process may use, started on first use. The service starts its
     /// own, as many as `[media] threads` asks.
-    pub fn shared() -> Result<&'static MediaWorkers, RelayError> {
+    pub(crate) fn shared() -> Result<&'static MediaWorkers, RelayError> {
         static SHARED: OnceLock<Result<MediaWorkers, String>> = OnceLock::new();
         SHARED
             .get_or_init(|| MediaWorkers::start(0, || {}).map_err(|e| e.to_string()))

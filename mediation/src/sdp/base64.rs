@@ -86,7 +86,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Base64Error> {
 
 /// Writes `data` as padded base64 into `out`; `Display` impls use it so that printing a key
 /// does not leave an extra heap copy of its encoding behind.
-pub fn encode_into(out: &mut impl std::fmt::Write, data: &[u8]) -> std::fmt::Result {
+pub(crate) fn encode_into(out: &mut impl std::fmt::Write, data: &[u8]) -> std::fmt::Result {
     for chunk in data.chunks(3) {
         let mut quad = [0u8; 4];
         let b0 = chunk[0];

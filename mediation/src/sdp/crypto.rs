@@ -20,20 +20,20 @@ use super::base64::{self, Base64Error};
 use crate::srtp::SrtpSuite;
 
 /// Largest tag RFC 4568 §9.1 allows (`1*9DIGIT`).
-pub const MAX_TAG: u32 = 999_999_999;
+pub(super) const MAX_TAG: u32 = 999_999_999;
 
 /// Largest MKI length in bytes (RFC 4568 §9.1: `mki-length = 1*3DIGIT ; range 1..128`).
-pub const MAX_MKI_LEN: u8 = 128;
+pub(super) const MAX_MKI_LEN: u8 = 128;
 
 /// More keys than this in one attribute is refused (bounds work on hostile input).
-pub const MAX_KEYS: usize = 16;
+pub(super) const MAX_KEYS: usize = 16;
 
 /// Session parameter: SRTP payload is not encrypted (RFC 4568 §6.3.2).
-pub const UNENCRYPTED_SRTP: &str = "UNENCRYPTED_SRTP";
+pub(super) const UNENCRYPTED_SRTP: &str = "UNENCRYPTED_SRTP";
 /// Session parameter: SRTCP payload is not encrypted (RFC 4568 §6.3.3).
-pub const UNENCRYPTED_SRTCP: &str = "UNENCRYPTED_SRTCP";
+pub(super) const UNENCRYPTED_SRTCP: &str = "UNENCRYPTED_SRTCP";
 /// Session parameter: SRTP is not authenticated (RFC 4568 §6.3.4).
-pub const UNAUTHENTICATED_SRTP: &str = "UNAUTHENTICATED_SRTP";
+pub(super) const UNAUTHENTICATED_SRTP: &str = "UNAUTHENTICATED_SRTP";
 
 /// Why an `a=crypto` value was refused. Messages name the offending field but never contain
 /// key material.
@@ -75,7 +75,7 @@ pub enum CryptoError {
     /// More than a lifetime and an MKI after the inline key, or them in the wrong order.
     #[error("inline key is followed by something other than [|lifetime][|MKI:length]")]
     BadKeyFields,
-    /// More keys than [`MAX_KEYS`].
+    /// More keys than `MAX_KEYS`.
     #[error("a=crypto carries {0} keys, at most 16 are accepted")]
     TooManyKeys(usize),
     /// Several keys without an MKI on each, or MKIs of different lengths (RFC 4568 §6.1).
@@ -97,7 +97,7 @@ pub enum CryptoError {
     #[error("session parameter FEC_ORDER=`{0}` is neither FEC_SRTP nor SRTP_FEC")]
     BadFecOrder(String),
     /// A session parameter that weakens SRTP, with its name, from
-    /// [`CryptoAttribute::check_security`].
+    /// `CryptoAttribute::check_security`.
     #[error("session parameter {0} turns off SRTP protection, which is never accepted")]
     Weakening(&'static str),
     /// `FEC_KEY=`: a separate FEC key is not supported (and would be key material in a log).
@@ -137,7 +137,7 @@ pub enum CryptoSuiteName {
 
 impl CryptoSuiteName {
     /// Classifies a suite name as written in SDP (case-sensitive, RFC 4568 §6.2).
-    pub fn parse(name: &str) -> Self {
+    pub(crate) fn parse(name: &str) -> Self {
         match name.parse::<SrtpSuite>() {
             Ok(suite) => CryptoSuiteName::Known(suite),
             Err(_) => CryptoSuiteName::Unknown(name.to_string()),
@@ -145,7 +145,7 @@ impl CryptoSuiteName {
     }
 
     /// The name as written in SDP.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             CryptoSuiteName::Known(suite) => suite.name(),
             CryptoSuiteName::Unknown(name) => name,
@@ -153,7 +153,7 @@ impl CryptoSuiteName {
     }
 
     /// The suite, if we implement it.
-    pub fn known(&self) -> Option<SrtpSuite> {
+    pub(crate) fn known(&self) -> Option<SrtpSuite> {
         match self {
             CryptoSuiteName::Known(suite) => Some(*suite),
             CryptoSuiteName::Unknown(_) => None,
@@ -188,7 +188,7 @@ impl MasterKeySalt {
     /// # Panics
     ///
     /// Only if the operating system cannot provide random bytes, when no key can be made at
-    /// all; [`MasterKeySalt::try_generate`] returns an error instead.
+    /// all; `MasterKeySalt::try_generate` returns an error instead.
     pub fn generate(suite: SrtpSuite) -> Self {
         let mut bytes = Zeroizing::new(vec![0u8; suite.key_len() + suite.salt_len()]);
         OsRng.fill_bytes(bytes.as_mut_slice());
@@ -199,7 +199,8 @@ impl MasterKeySalt {
     }
 
     /// Like [`MasterKeySalt::generate`], with an error if the OS CSPRNG fails.
-    pub fn try_generate(suite: SrtpSuite) -> Result<Self, CryptoError> {
+    #[cfg(test)]
+    pub(crate) fn try_generate(suite: SrtpSuite) -> Result<Self, CryptoError> {
         let mut bytes = Zeroizing::new(vec![0u8; suite.key_len() + suite.salt_len()]);
         OsRng
             .try_fill_bytes(bytes.as_mut_slice())
@@ -235,12 +236,14 @@ impl MasterKeySalt {
     }
 
     /// The master key.
-    pub fn key(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> &[u8] {
         &self.bytes[..self.key_len]
     }
 
     /// The master salt.
-    pub fn salt(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn salt(&self) -> &[u8] {
         &self.bytes[self.key_len..]
     }
 
@@ -250,13 +253,9 @@ impl MasterKeySalt {
     }
 
     /// Total length (key plus salt) in bytes.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.bytes.len()
-    }
-
-    /// True when there is no key material at all.
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
     }
 }
 
@@ -300,7 +299,7 @@ pub struct KeyParams {
 
 impl KeyParams {
     /// A key with neither lifetime nor MKI.
-    pub fn new(key_salt: MasterKeySalt) -> Self {
+    pub(crate) fn new(key_salt: MasterKeySalt) -> Self {
         KeyParams {
             key_salt,
             lifetime: None,
@@ -339,7 +338,7 @@ pub struct CryptoAttribute {
     /// One or more keys (several only with MKIs).
     pub keys: Vec<KeyParams>,
     /// Session parameters as written (`UNENCRYPTED_SRTCP`, `KDR=0`, `WSH=128`, ...).
-    pub session_params: Vec<String>,
+    pub(crate) session_params: Vec<String>,
 }
 
 impl CryptoAttribute {
@@ -408,7 +407,7 @@ impl CryptoAttribute {
 
     /// The SRTP master key of the attribute's first key, with its MKI and lifetime: what an
     /// SRTP context takes. Refused for a suite we do not implement, no key, or an MKI longer
-    /// than [`Mki::MAX_LEN`](crate::srtp::Mki::MAX_LEN) bytes.
+    /// than `Mki::MAX_LEN` bytes.
     pub fn master_key(&self) -> Result<crate::srtp::MasterKey, String> {
         let suite = self.known_suite().map_err(|e| e.to_string())?;
         let params = self.keys.first().ok_or("a=crypto without a key")?;
@@ -436,7 +435,8 @@ impl CryptoAttribute {
     /// The first session parameter that turns off encryption or authentication
     /// (`UNENCRYPTED_SRTP`, `UNENCRYPTED_SRTCP`, `UNAUTHENTICATED_SRTP`, RFC 4568 §6.3.1-3) as
     /// an error naming it; such an attribute is never used.
-    pub fn check_security(&self) -> Result<(), CryptoError> {
+    #[cfg(test)]
+    pub(crate) fn check_security(&self) -> Result<(), CryptoError> {
         for param in &self.session_params {
             for weak in [UNENCRYPTED_SRTP, UNENCRYPTED_SRTCP, UNAUTHENTICATED_SRTP] {
                 if param == weak {

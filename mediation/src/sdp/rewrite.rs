@@ -26,7 +26,7 @@ use super::crypto::CryptoAttribute;
 use super::session::{Direction, Encryption, MediaBody, MediaLine, PeerSdp, Proto};
 
 /// `o=` user name of every SDP we write.
-pub const ORIGIN_USERNAME: &str = "mediation";
+pub(super) const ORIGIN_USERNAME: &str = "mediation";
 
 /// Audio attributes passed from one leg to the other unchanged.
 const PASSED_ATTRIBUTES: [&str; 5] = ["rtpmap", "fmtp", "ptime", "maxptime", "silenceSupp"];
@@ -57,7 +57,7 @@ pub struct LegSdpParams {
 /// The SDP for one leg, built from the peer's SDP on the other leg: an offer built from the
 /// other leg's offer, or an answer built from the other leg's answer when both have the same
 /// `m=` lines (see [`answer_sdp`] when that cannot be relied on). The `m=` lines keep the peer's
-/// number and order; the audio one ([`PeerSdp::audio_index`]) carries our transport, the
+/// number and order; the audio one (`PeerSdp::audio_index`) carries our transport, the
 /// others port 0.
 pub fn leg_sdp(peer: &PeerSdp, ours: &LegSdpParams) -> String {
     let audio = peer.audio_index();

@@ -25,11 +25,11 @@ use zeroize::Zeroize;
 use super::crypto::{CryptoAttribute, CryptoError};
 
 /// Largest SDP body accepted, in bytes.
-pub const MAX_SDP_LEN: usize = 64 * 1024;
+pub(super) const MAX_SDP_LEN: usize = 64 * 1024;
 
 /// Most `m=` lines accepted in one SDP (a call uses one; each costs parsing and, for those we
 /// decline, a line in our answer).
-pub const MAX_MEDIA_LINES: usize = 16;
+pub(super) const MAX_MEDIA_LINES: usize = 16;
 
 /// Media types the `sdp` crate accepts on an `m=` line.
 const CRATE_MEDIA: [&str; 6] = ["audio", "video", "text", "application", "message", "image"];
@@ -44,10 +44,10 @@ pub enum SdpError {
     /// No body, or only blank lines.
     #[error("SDP body is empty")]
     Empty,
-    /// Larger than [`MAX_SDP_LEN`].
+    /// Larger than `MAX_SDP_LEN`.
     #[error("SDP body is {0} bytes, more than the 65536 accepted")]
     TooLarge(usize),
-    /// More `m=` lines than [`MAX_MEDIA_LINES`].
+    /// More `m=` lines than `MAX_MEDIA_LINES`.
     #[error("SDP has {0} m= lines, more than the 16 accepted")]
     TooManyMedia(usize),
     /// Not UTF-8.
@@ -72,7 +72,7 @@ pub enum Encryption {
 
 impl Encryption {
     /// Parses the attribute value; `None` for anything else (the attribute is then ignored).
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text.trim() {
             "required" => Some(Encryption::Required),
             "optional" => Some(Encryption::Optional),
@@ -82,7 +82,7 @@ impl Encryption {
     }
 
     /// The value as written after `a=encryption:`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Encryption::Required => "required",
             Encryption::Optional => "optional",
@@ -104,7 +104,7 @@ pub enum Proto {
 
 impl Proto {
     /// Classifies a transport as written on the `m=` line.
-    pub fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         match text {
             "RTP/AVP" => Proto::Avp,
             "RTP/SAVP" => Proto::Savp,
@@ -130,7 +130,7 @@ impl fmt::Display for Proto {
 
 /// Media type of an `m=` line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum MediaKind {
+pub(crate) enum MediaKind {
     /// `audio`
     Audio,
     /// `video`
@@ -149,7 +149,7 @@ pub enum MediaKind {
 
 impl MediaKind {
     /// Classifies a media type as written on the `m=` line.
-    pub fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         match text {
             "audio" => MediaKind::Audio,
             "video" => MediaKind::Video,
@@ -162,7 +162,7 @@ impl MediaKind {
     }
 
     /// The media type as written in SDP.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             MediaKind::Audio => "audio",
             MediaKind::Video => "video",
@@ -197,7 +197,7 @@ pub enum Direction {
 
 impl Direction {
     /// Parses an attribute name; `None` if it is not a direction.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "sendrecv" => Some(Direction::SendRecv),
             "sendonly" => Some(Direction::SendOnly),
@@ -226,7 +226,7 @@ impl fmt::Display for Direction {
 
 /// Something the normalisation pass had to do for the body to parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Repair {
+pub(crate) enum Repair {
     /// There was no `t=` line; `t=0 0` was assumed.
     AssumedTiming,
     /// The `m=` line at this index has a media type or transport the `sdp` crate does not
@@ -238,15 +238,15 @@ pub enum Repair {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaLine {
     /// Position among the `m=` lines, from 0.
-    pub index: usize,
+    pub(crate) index: usize,
     /// Media type.
-    pub kind: MediaKind,
+    pub(crate) kind: MediaKind,
     /// Port (0: declined or disabled).
-    pub port: u16,
+    pub(crate) port: u16,
     /// Transport.
-    pub proto: Proto,
+    pub(crate) proto: Proto,
     /// Formats as listed (payload types for RTP).
-    pub formats: Vec<String>,
+    pub(crate) formats: Vec<String>,
 }
 
 /// The parts of an `m=` section beyond its `m=` line.
@@ -320,20 +320,20 @@ impl MediaBody {
 
 /// An `a=crypto` line of the audio stream that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectedCrypto {
+pub(crate) struct RejectedCrypto {
     /// Position among the stream's `a=crypto` lines, from 0.
-    pub position: usize,
+    pub(crate) position: usize,
     /// The tag, if the first field was a number.
-    pub tag: Option<u32>,
+    pub(crate) tag: Option<u32>,
     /// What is wrong with it.
-    pub error: CryptoError,
+    pub(crate) error: CryptoError,
 }
 
-/// The audio stream of an SDP, as a call leg sees it (see [`PeerSdp::audio_index`]).
+/// The audio stream of an SDP, as a call leg sees it (see `PeerSdp::audio_index`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioStream {
     /// Position among the `m=` lines.
-    pub index: usize,
+    pub(crate) index: usize,
     /// RTP port (0: the stream is declined).
     pub port: u16,
     /// Transport.
@@ -346,20 +346,20 @@ pub struct AudioStream {
     /// Every `a=crypto` of the stream that parsed, in the peer's order.
     pub crypto: Vec<CryptoAttribute>,
     /// Every `a=crypto` of the stream that did not parse, and why.
-    pub crypto_errors: Vec<RejectedCrypto>,
+    pub(crate) crypto_errors: Vec<RejectedCrypto>,
     /// `a=rtcp-mux` present.
-    pub rtcp_mux: bool,
+    pub(crate) rtcp_mux: bool,
     /// Port of `a=rtcp`, if present and valid.
     pub rtcp_port: Option<u16>,
     /// Media-level direction, else session-level, else `sendrecv`.
     pub direction: Direction,
     /// `a=encryption:` (Lync), media level else session level, if present and understood.
-    pub encryption: Option<Encryption>,
+    pub(crate) encryption: Option<Encryption>,
 }
 
 impl AudioStream {
     /// True if the peer signals hold: `c=` 0.0.0.0 / `::`, or `sendonly` / `inactive`.
-    pub fn is_hold(&self) -> bool {
+    pub(crate) fn is_hold(&self) -> bool {
         self.address.is_some_and(|a| a.is_unspecified())
             || matches!(self.direction, Direction::SendOnly | Direction::Inactive)
     }
@@ -373,8 +373,12 @@ impl AudioStream {
 /// A peer's SDP, reduced to what a call leg uses.
 #[derive(Debug, Clone)]
 pub struct PeerSdp {
+    // The origin and the repairs are only shown by `Debug` (and read by the tests).
+    #[allow(dead_code)]
     origin_username: String,
+    #[allow(dead_code)]
     session_id: u64,
+    #[allow(dead_code)]
     session_version: u64,
     session_address: Option<IpAddr>,
     session_direction: Option<Direction>,
@@ -382,6 +386,7 @@ pub struct PeerSdp {
     session_encryption: Option<Encryption>,
     media: Vec<MediaLine>,
     bodies: Vec<MediaBody>,
+    #[allow(dead_code)]
     repairs: Vec<Repair>,
 }
 
@@ -495,7 +500,7 @@ impl PeerSdp {
     /// Drops every `a=crypto` the peer sent (its keys are zeroed as they drop), once the one in
     /// use has been taken out: a call keeps its offer for the SDP it builds later, and need not
     /// keep the keys it did not choose (a Lync offer carries seven, ~4 KiB).
-    pub fn forget_keys(&mut self) {
+    pub(crate) fn forget_keys(&mut self) {
         for body in &mut self.bodies {
             body.crypto = Vec::new();
             body.crypto_errors = Vec::new();
@@ -503,27 +508,31 @@ impl PeerSdp {
     }
 
     /// `o=` session id (a re-INVITE keeps it).
-    pub fn session_id(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn session_id(&self) -> u64 {
         self.session_id
     }
 
     /// `o=` session version (a changed SDP in a re-INVITE increments it).
-    pub fn session_version(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn session_version(&self) -> u64 {
         self.session_version
     }
 
     /// `o=` user name.
-    pub fn origin_username(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn origin_username(&self) -> &str {
         &self.origin_username
     }
 
     /// Session-level `c=` address, if it is an IP literal.
-    pub fn session_address(&self) -> Option<IpAddr> {
+    #[cfg(test)]
+    pub(crate) fn session_address(&self) -> Option<IpAddr> {
         self.session_address
     }
 
     /// Every `m=` line, in order.
-    pub fn media_lines(&self) -> &[MediaLine] {
+    pub(crate) fn media_lines(&self) -> &[MediaLine] {
         &self.media
     }
 
@@ -544,13 +553,13 @@ impl PeerSdp {
     /// Index of the audio stream a call leg uses: the first `m=audio` line with a non-zero
     /// port, else the first `m=audio` line (a re-offer keeps a removed stream's line at port 0
     /// and appends its replacement, RFC 3264 §8.2).
-    pub fn audio_index(&self) -> Option<usize> {
+    pub(crate) fn audio_index(&self) -> Option<usize> {
         let mut audio = self.media.iter().filter(|m| m.kind == MediaKind::Audio);
         let first = audio.clone().next()?;
         Some(audio.find(|m| m.port != 0).unwrap_or(first).index)
     }
 
-    /// The audio stream a call leg uses (see [`PeerSdp::audio_index`]).
+    /// The audio stream a call leg uses (see `PeerSdp::audio_index`).
     pub fn audio(&self) -> Option<AudioStream> {
         let index = self.audio_index()?;
         let line = self.media.get(index)?;
@@ -583,7 +592,8 @@ impl PeerSdp {
     }
 
     /// Things the normalisation pass did for the body to parse.
-    pub fn repairs(&self) -> &[Repair] {
+    #[cfg(test)]
+    pub(crate) fn repairs(&self) -> &[Repair] {
         &self.repairs
     }
 

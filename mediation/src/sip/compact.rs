@@ -29,7 +29,7 @@ const COMPACT_FORMS: &[(u8, &str)] = &[
 
 /// The long header name for a compact one (`b"v"` → `"Via"`, case-insensitive); `None` for
 /// anything that is not a known single-letter compact form.
-pub fn long_form(name: &[u8]) -> Option<&'static str> {
+pub(super) fn long_form(name: &[u8]) -> Option<&'static str> {
     let [letter] = name else {
         return None;
     };

@@ -8,7 +8,7 @@ use super::Method;
 
 /// Splits a list header's value at the commas outside quoted strings and `<...>`, each item
 /// trimmed; an empty item (`a,,b`) is an error.
-pub fn split_list(value: &str) -> Result<Vec<&str>, &'static str> {
+pub(super) fn split_list(value: &str) -> Result<Vec<&str>, &'static str> {
     let mut out = Vec::new();
     let mut quoted = false;
     let mut escaped = false;
@@ -47,7 +47,7 @@ pub fn split_list(value: &str) -> Result<Vec<&str>, &'static str> {
 
 /// Parses `;name[=value]` header parameters (white space around `;` and `=` allowed, values
 /// may be quoted strings, kept with their quotes).
-pub fn parse_params(s: &str) -> Result<Vec<Param>, &'static str> {
+pub(super) fn parse_params(s: &str) -> Result<Vec<Param>, &'static str> {
     let mut out = Vec::new();
     let mut rest = s.trim_start();
     while !rest.is_empty() {
@@ -109,18 +109,18 @@ fn quoted_len(s: &str) -> Option<usize> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr {
     /// The display name as written (quotes kept), if any.
-    pub display: Option<String>,
+    pub(crate) display: Option<String>,
     /// The URI.
-    pub uri: Uri,
+    pub(crate) uri: Uri,
     /// The URI's text as written.
     pub uri_text: String,
     /// Header parameters (`tag`, `expires`, ...).
-    pub params: Vec<Param>,
+    pub(crate) params: Vec<Param>,
 }
 
 impl NameAddr {
     /// Parses `["display"] <uri> *(;param)` or `addr-spec *(;param)`.
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub(crate) fn parse(value: &str) -> Result<Self, String> {
         let value = value.trim();
         let (display, uri_text, rest) = match value.find(['<', '"']) {
             Some(_) => {
@@ -170,7 +170,7 @@ impl NameAddr {
     }
 
     /// The `tag` parameter.
-    pub fn tag(&self) -> Option<&str> {
+    pub(crate) fn tag(&self) -> Option<&str> {
         super::uri::find_param(&self.params, "tag").filter(|t| !t.is_empty())
     }
 }
@@ -185,12 +185,12 @@ pub struct Via {
     /// sent-by port, when written.
     pub port: Option<u16>,
     /// Parameters (`branch`, `received`, `rport`, ...).
-    pub params: Vec<Param>,
+    pub(crate) params: Vec<Param>,
 }
 
 impl Via {
     /// Parses `SIP / 2.0 / TRANSPORT sent-by *(;param)` (white space around `/` allowed).
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub(crate) fn parse(value: &str) -> Result<Self, String> {
         let mut parts = value.splitn(3, '/');
         let (Some(name), Some(version), Some(rest)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -257,7 +257,7 @@ impl Via {
 }
 
 /// A `;name=value` parameter of a header value, outside any `<...>` URI and quoted string.
-pub fn param(value: &str, name: &str) -> Option<String> {
+pub(super) fn param(value: &str, name: &str) -> Option<String> {
     let mut depth_uri = false;
     let mut quoted = false;
     let mut start = None;
@@ -283,7 +283,7 @@ pub fn param(value: &str, name: &str) -> Option<String> {
 }
 
 /// Largest CSeq sequence number allowed by RFC 3261 §8.1.1.5 (below 2**31).
-pub const MAX_CSEQ: u32 = (1 << 31) - 1;
+pub(super) const MAX_CSEQ: u32 = (1 << 31) - 1;
 
 /// A CSeq value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,7 +296,7 @@ pub struct CSeq {
 
 impl CSeq {
     /// Parses `number LWS method`.
-    pub fn parse(value: &str) -> Result<Self, &'static str> {
+    pub(crate) fn parse(value: &str) -> Result<Self, &'static str> {
         let mut words = value.split_ascii_whitespace();
         let (Some(num), Some(method), None) = (words.next(), words.next(), words.next()) else {
             return Err("not a number and a method");

@@ -181,11 +181,6 @@ impl StreamFramer {
         }
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &FramingLimits {
-        &self.limits
-    }
-
     /// Bytes buffered and not yet returned.
     pub fn buffered_len(&self) -> usize {
         self.buf.len()

@@ -58,9 +58,9 @@ pub(super) fn trim_wsp(mut s: &[u8]) -> &[u8] {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Line<'a> {
     /// The line without its line ending.
-    pub text: &'a [u8],
+    pub(crate) text: &'a [u8],
     /// Bytes of input the line occupies, line ending included.
-    pub raw_len: usize,
+    pub(crate) raw_len: usize,
 }
 
 /// Splits `block` into lines ending in CRLF (or, tolerantly, a bare LF).
@@ -95,9 +95,9 @@ pub(super) fn lines(block: &[u8]) -> impl Iterator<Item = Line<'_>> {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Field<'a> {
     /// The header name with surrounding whitespace removed.
-    pub name: &'a [u8],
+    pub(crate) name: &'a [u8],
     /// Everything after the colon, untouched.
-    pub after_colon: &'a [u8],
+    pub(crate) after_colon: &'a [u8],
 }
 
 /// Splits `name *WSP ":" value`; `None` when the line has no colon or the name is not a token.
@@ -116,9 +116,9 @@ pub(super) fn split_field(line: &[u8]) -> Option<Field<'_>> {
 #[derive(Debug, Clone)]
 pub(super) struct HeaderField<'a> {
     /// The header name as written (may be a compact form).
-    pub name: &'a [u8],
+    pub(crate) name: &'a [u8],
     /// The value with folding replaced by single spaces and outer whitespace trimmed.
-    pub value: Cow<'a, [u8]>,
+    pub(crate) value: Cow<'a, [u8]>,
 }
 
 /// The logical header lines of a header block (the start line skipped, folding undone).
@@ -175,7 +175,7 @@ pub(super) fn request_method(line: &[u8]) -> Option<&[u8]> {
 /// xorshift64: deterministic pseudo-random numbers for the no-panic tests, without extra
 /// dependencies.
 #[cfg(test)]
-pub(super) struct XorShift(pub u64);
+pub(super) struct XorShift(pub(crate) u64);
 
 #[cfg(test)]
 impl XorShift {

@@ -19,7 +19,7 @@ use super::uri::{Uri, UriError};
 use super::{compact, framing::parse_decimal, head, Method};
 
 /// The most hops a request may still travel (RFC 3261 §20.22: 0 to 255).
-pub const MAX_HOPS: u32 = 255;
+pub(super) const MAX_HOPS: u32 = 255;
 
 /// Why a framed message could not be accepted. Every variant names what was wrong, and
 /// [`ParseError::response_status`] gives the answer a request gets.
@@ -89,7 +89,7 @@ impl ParseError {
     }
 
     /// A `Warning` value (RFC 3261 §20.43) saying what was wrong, for the 4xx.
-    pub fn warning(&self) -> String {
+    pub(crate) fn warning(&self) -> String {
         let text: String = self
             .to_string()
             .chars()
@@ -154,7 +154,7 @@ impl Header {
     }
 
     /// True when this header is `name` (a long name, compared case-insensitively).
-    pub fn is(&self, name: &str) -> bool {
+    pub(crate) fn is(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name)
     }
 }
@@ -191,22 +191,22 @@ pub struct View {
     pub cseq: CSeq,
     /// Every Via value, top first.
     pub vias: Vec<Via>,
-    /// Max-Forwards, at most [`MAX_HOPS`]; `None` when absent.
+    /// Max-Forwards, at most `MAX_HOPS`; `None` when absent.
     pub max_forwards: Option<u32>,
     /// Contact values (none when absent or `*`).
     pub contacts: Vec<NameAddr>,
     /// Record-Route values as written, top first.
-    pub record_route: Vec<String>,
+    pub(crate) record_route: Vec<String>,
     /// Route values as written, top first.
     pub route: Vec<String>,
     /// Option tags in Supported.
-    pub supported: Vec<String>,
+    pub(crate) supported: Vec<String>,
     /// Option tags in Require.
-    pub require: Vec<String>,
+    pub(crate) require: Vec<String>,
     /// Methods in Allow.
-    pub allow: Vec<String>,
+    pub(crate) allow: Vec<String>,
     /// Session-Expires as written (RFC 4028; read by the session timer).
-    pub session_expires: Option<String>,
+    pub(crate) session_expires: Option<String>,
     /// Content-Type as written.
     pub content_type: Option<String>,
 }
@@ -223,7 +223,7 @@ impl View {
     }
 
     /// The `branch` of the top Via.
-    pub fn branch(&self) -> Option<&str> {
+    pub(crate) fn branch(&self) -> Option<&str> {
         self.vias.first().and_then(Via::branch)
     }
 
@@ -233,7 +233,7 @@ impl View {
     }
 
     /// True when Allow lists `method`.
-    pub fn allows(&self, method: &str) -> bool {
+    pub(crate) fn allows(&self, method: &str) -> bool {
         self.allow.iter().any(|m| m.eq_ignore_ascii_case(method))
     }
 }
@@ -350,7 +350,7 @@ impl Message {
     }
 
     /// The reason phrase of a response.
-    pub fn reason(&self) -> Option<&str> {
+    pub(crate) fn reason(&self) -> Option<&str> {
         match &self.start {
             Start::Response { reason, .. } => Some(reason),
             Start::Request { .. } => None,
@@ -358,7 +358,7 @@ impl Message {
     }
 
     /// True for a request.
-    pub fn is_request(&self) -> bool {
+    pub(crate) fn is_request(&self) -> bool {
         matches!(self.start, Start::Request { .. })
     }
 
@@ -368,7 +368,10 @@ impl Message {
     }
 
     /// The headers named `name` (long name, case-insensitive), in order.
-    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Header> + 'a {
+    pub(crate) fn headers_named<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Header> + 'a {
         self.headers.iter().filter(move |h| h.is(name))
     }
 

@@ -57,7 +57,7 @@ const NAMED: &[(&str, Method)] = &[
 
 impl Method {
     /// The method as written on the wire.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Method::Other(s) => s,
             named => NAMED
@@ -68,7 +68,7 @@ impl Method {
     }
 
     /// True for a method this stack names (an RFC method, in upper case).
-    pub fn is_known(&self) -> bool {
+    pub(crate) fn is_known(&self) -> bool {
         !matches!(self, Method::Other(_))
     }
 }

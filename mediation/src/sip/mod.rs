@@ -10,28 +10,25 @@
 //! answer with [`response_for`] from the head bytes and the error's `response_status()`, and
 //! close the connection if [`FramingError::is_fatal`].
 
-pub mod compact;
-pub mod fields;
-pub mod framing;
+mod compact;
+mod fields;
+mod framing;
 mod head;
-pub mod message;
+mod message;
 mod method;
-pub mod outgoing;
-pub mod stateless;
-pub mod trace;
-pub mod transaction;
-pub mod uri;
+pub(crate) mod outgoing;
+mod stateless;
+pub(crate) mod trace;
+pub(crate) mod transaction;
+pub(crate) mod uri;
 
-pub use compact::long_form;
 pub use fields::{CSeq, NameAddr, Via};
 pub use framing::{Frame, FramingError, FramingLimits, KeepAlive, StreamFramer};
-pub use message::{parse, Header, Message, ParseError, Start, View, MAX_HOPS};
+pub use message::{parse, Header, Message, ParseError, Start, View};
 pub use method::Method;
+pub use outgoing::{Outgoing, ReceivedRequest};
 pub use stateless::{response_for, response_for_request, ResponseExtras};
-pub use uri::{Host, Uri};
+pub use trace::Redacted;
+pub use uri::{Host, SipUri, TelUri, Uri, UriError};
 
-/// The methods we handle (UPDATE: session refreshes and re-offers, RFC 3311).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
-
-/// What we call ourselves in `Server` and `User-Agent`.
-pub const SERVER: &str = concat!("mediation/", env!("CARGO_PKG_VERSION"));
+pub(crate) use outgoing::{ALLOW, SERVER};

@@ -9,12 +9,18 @@ use super::fields::param;
 use super::trace::Redacted;
 #[cfg(doc)]
 use super::Header;
-use super::{Message, SERVER};
+use super::Message;
+
+/// The methods we handle (UPDATE: session refreshes and re-offers, RFC 3311).
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
+
+/// What we call ourselves in `Server` and `User-Agent`.
+pub(crate) const SERVER: &str = concat!("mediation/", env!("CARGO_PKG_VERSION"));
 
 /// The headers the B2BUA writes itself on each leg, which are never passed through from the
 /// other leg (`[sip] pass_headers` cannot name them): a second Via, Call-ID or Content-Length
 /// would break the dialog or the framing.
-pub const MANAGED_HEADERS: &[&str] = &[
+pub(crate) const MANAGED_HEADERS: &[&str] = &[
     "Via",
     "From",
     "To",
@@ -51,7 +57,7 @@ pub struct Outgoing {
 
 impl Outgoing {
     /// A request with its start line.
-    pub fn request(method: &str, uri: &str) -> Self {
+    pub(crate) fn request(method: &str, uri: &str) -> Self {
         Self {
             start: format!("{method} {uri} SIP/2.0"),
             headers: Vec::new(),
@@ -60,7 +66,7 @@ impl Outgoing {
     }
 
     /// A response with its status line.
-    pub fn response(code: u16, reason: &str) -> Self {
+    pub(crate) fn response(code: u16, reason: &str) -> Self {
         Self {
             start: format!("SIP/2.0 {code} {reason}"),
             headers: Vec::new(),
@@ -69,21 +75,21 @@ impl Outgoing {
     }
 
     /// Appends a header.
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
 
     /// Appends a received header field byte for byte ([`Header::raw`], a header passed
     /// through to the other leg).
-    pub fn raw_header(mut self, field: String) -> Self {
+    pub(crate) fn raw_header(mut self, field: String) -> Self {
         self.headers.push(("", field));
         self
     }
 
     /// Adds a session timer's `Session-Expires` value (RFC 4028), and `Require: timer` when
     /// the peer supports timers and must know.
-    pub fn session_expires(mut self, value: Option<String>, require: bool) -> Self {
+    pub(crate) fn session_expires(mut self, value: Option<String>, require: bool) -> Self {
         if let Some(v) = value {
             self = self.header("Session-Expires", v);
             if require {
@@ -93,26 +99,15 @@ impl Outgoing {
         self
     }
 
-    /// Sets the `branch` of our Via (an ACK in its INVITE's transaction).
-    pub fn replace_via_branch(&mut self, branch: &str) {
-        if let Some((_, via)) = self.headers.iter_mut().find(|(n, _)| *n == "Via") {
-            if let Some(at) = via.find(";branch=") {
-                via.truncate(at);
-            }
-            via.push_str(";branch=");
-            via.push_str(branch);
-        }
-    }
-
     /// The `branch` of our Via, once added.
-    pub fn via_branch(&self) -> Option<&str> {
+    pub(crate) fn via_branch(&self) -> Option<&str> {
         let (_, via) = self.headers.iter().find(|(n, _)| *n == "Via")?;
         via.split(';')
             .find_map(|p| p.trim().strip_prefix("branch="))
     }
 
     /// Sets an `application/sdp` body.
-    pub fn sdp(mut self, body: String) -> Self {
+    pub(crate) fn sdp(mut self, body: String) -> Self {
         self.body = Some(body);
         self
     }
@@ -157,7 +152,7 @@ impl std::fmt::Debug for Outgoing {
 
 /// A fresh random token for tags, branches and Call-IDs, drawn from `rng` (the engine's, seeded
 /// from the operating system in service and fixed in tests).
-pub fn token(rng: &mut impl Rng, len: usize) -> String {
+pub(crate) fn token(rng: &mut impl Rng, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     (0..len)
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
@@ -165,7 +160,7 @@ pub fn token(rng: &mut impl Rng, len: usize) -> String {
 }
 
 /// A fresh RFC 3261 branch.
-pub fn branch(rng: &mut impl Rng) -> String {
+pub(crate) fn branch(rng: &mut impl Rng) -> String {
     format!("z9hG4bK-{}", token(rng, 16))
 }
 
@@ -214,18 +209,18 @@ impl ReceivedRequest {
     }
 
     /// The request's From value.
-    pub fn from(&self) -> &str {
+    pub(crate) fn from(&self) -> &str {
         &self.from
     }
 
     /// The request's To value.
-    pub fn to(&self) -> &str {
+    pub(crate) fn to(&self) -> &str {
         &self.to
     }
 }
 
 /// Strips the `;tag=` parameter from a From/To value (to reuse its name-addr on another leg).
-pub fn without_tag(value: &str) -> String {
+pub(crate) fn without_tag(value: &str) -> String {
     match param(value, "tag") {
         Some(tag) => value.replace(&format!(";tag={tag}"), "").trim().to_string(),
         None => value.trim().to_string(),

@@ -55,7 +55,7 @@ impl fmt::Debug for Redacted<'_> {
 }
 
 /// Logs a message received on or sent to connection `conn` at debug level.
-pub fn message(direction: &'static str, conn: impl fmt::Debug, bytes: &[u8]) {
+pub(crate) fn message(direction: &'static str, conn: impl fmt::Debug, bytes: &[u8]) {
     if tracing::enabled!(tracing::Level::DEBUG) {
         tracing::debug!(direction, ?conn, message = %Redacted(bytes), "SIP message");
     }

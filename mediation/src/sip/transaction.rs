@@ -22,15 +22,15 @@ use super::Message as SipMessage;
 
 /// The §17.1.1.1 timer values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timers {
+pub(crate) struct Timers {
     /// RTT estimate: the first retransmission interval (default 500 ms).
-    pub t1: Duration,
+    pub(crate) t1: Duration,
     /// Longest retransmission interval for non-INVITE requests and INVITE responses (4 s).
-    pub t2: Duration,
+    pub(crate) t2: Duration,
     /// How long the network may hold a message (5 s): timers I and K.
-    pub t4: Duration,
+    pub(crate) t4: Duration,
     /// Timer D: how long a completed client INVITE absorbs answer retransmissions (32 s).
-    pub d: Duration,
+    pub(crate) d: Duration,
 }
 
 impl Default for Timers {
@@ -46,13 +46,13 @@ impl Default for Timers {
 
 impl Timers {
     /// 64*T1: timers B, F, H, J and the 2xx retransmission limit.
-    pub fn give_up(&self) -> Duration {
+    pub(crate) fn give_up(&self) -> Duration {
         self.t1.saturating_mul(64)
     }
 }
 
 /// Transactions held at once by default; beyond it the oldest is dropped.
-pub const MAX_TRANSACTIONS: usize = 4096;
+pub(crate) const MAX_TRANSACTIONS: usize = 4096;
 
 /// Which of the four §17 machines (plus the 2xx handling of the core).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +163,7 @@ impl Info {
 
 /// All transactions of one flow (one remote address). `Debug` shows counts, not the messages
 /// kept (they may carry SDES keys).
-pub struct Transactions {
+pub(crate) struct Transactions {
     timers: Timers,
     max: usize,
     next_seq: u64,
@@ -194,12 +194,12 @@ impl std::fmt::Debug for Transactions {
 
 impl Transactions {
     /// No transactions yet, at most [`MAX_TRANSACTIONS`].
-    pub fn new(timers: Timers) -> Self {
+    pub(crate) fn new(timers: Timers) -> Self {
         Self::with_capacity(timers, MAX_TRANSACTIONS)
     }
 
     /// At most `max` transactions (and as many remembered ACKs).
-    pub fn with_capacity(timers: Timers, max: usize) -> Self {
+    pub(crate) fn with_capacity(timers: Timers, max: usize) -> Self {
         Self {
             timers,
             max: max.max(1),
@@ -215,22 +215,22 @@ impl Transactions {
     }
 
     /// Transactions in progress (client and server).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.client.len() + self.server.len()
     }
 
     /// True when nothing is in progress and nothing is remembered.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0 && self.acks.is_empty()
     }
 
     /// Transactions (or remembered ACKs) dropped because the table was full.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// True when a transaction here owns this response (or absorbs it: a repeated 2xx).
-    pub fn owns_response(&self, msg: &SipMessage) -> bool {
+    pub(crate) fn owns_response(&self, msg: &SipMessage) -> bool {
         let Some(info) = Info::of(msg) else {
             return false;
         };
@@ -239,7 +239,7 @@ impl Transactions {
     }
 
     /// True when a client transaction for this top Via branch and CSeq method is in progress.
-    pub fn has_client(&self, branch: &str, method: &str) -> bool {
+    pub(crate) fn has_client(&self, branch: &str, method: &str) -> bool {
         self.client.contains_key(&Key {
             branch: branch.to_string(),
             method: method.to_ascii_uppercase(),
@@ -249,23 +249,23 @@ impl Transactions {
     /// True once the layer above has sent an INVITE here, or a provisional or 2xx answer to
     /// one: a call (early or confirmed) may live on this peer, so the layer above may send here
     /// again long after the last transaction ended.
-    pub fn carried_call(&self) -> bool {
+    pub(crate) fn carried_call(&self) -> bool {
         self.carried_call
     }
 
     /// The next datagram to put on the wire.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+    pub(crate) fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmit.pop_front()
     }
 
     /// The next message for the layer above that no received datagram carried (a `408` when
     /// timer B or F fired).
-    pub fn poll_deliver(&mut self) -> Option<SipMessage> {
+    pub(crate) fn poll_deliver(&mut self) -> Option<SipMessage> {
         self.deliver.pop_front()
     }
 
     /// When [`Transactions::handle_timeout`] must be called next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let txns = self.client.values().chain(self.server.values());
         txns.filter_map(Txn::deadline)
             .chain(self.acks.values().map(|a| a.until))
@@ -274,7 +274,7 @@ impl Transactions {
 
     /// The layer above sends `bytes`: they are queued for transmission (once, or not at all
     /// when the transaction already did the job) and tracked for retransmission.
-    pub fn send(&mut self, now: Instant, bytes: Bytes) {
+    pub(crate) fn send(&mut self, now: Instant, bytes: Bytes) {
         let info = crate::sip::parse(&bytes).ok().and_then(|m| Info::of(&m));
         let Some(info) = info else {
             self.transmit.push_back(bytes);
@@ -364,7 +364,7 @@ impl Transactions {
 
     /// A message arrived from the peer: `Some` to hand it up, `None` when it was a
     /// retransmission the transaction layer absorbed (answering it if needed).
-    pub fn receive(&mut self, now: Instant, msg: SipMessage) -> Option<SipMessage> {
+    pub(crate) fn receive(&mut self, now: Instant, msg: SipMessage) -> Option<SipMessage> {
         let Some(info) = Info::of(&msg) else {
             return Some(msg);
         };
@@ -554,7 +554,7 @@ impl Transactions {
     }
 
     /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         let timers = self.timers;
         let mut expired = Vec::new();
         for (key, txn) in self.client.iter_mut() {

@@ -14,11 +14,11 @@ pub struct UriError(pub &'static str);
 
 /// A `;name` or `;name=value` parameter, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Param {
+pub(crate) struct Param {
     /// Parameter name (compare case-insensitively).
-    pub name: String,
+    pub(crate) name: String,
     /// Value, when there is one.
-    pub value: Option<String>,
+    pub(crate) value: Option<String>,
 }
 
 /// The host of a SIP URI or Via.
@@ -34,7 +34,7 @@ pub enum Host {
 
 impl Host {
     /// Parses a host: an IPv6 reference in brackets, a dotted IPv4 address or a hostname.
-    pub fn parse(s: &str) -> Result<Self, UriError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, UriError> {
         if let Some(inner) = s.strip_prefix('[') {
             let inner = inner
                 .strip_suffix(']')
@@ -71,7 +71,7 @@ impl Host {
     }
 
     /// The address, for IP hosts.
-    pub fn ip(&self) -> Option<IpAddr> {
+    pub(crate) fn ip(&self) -> Option<IpAddr> {
         match self {
             Host::Name(_) => None,
             Host::V4(a) => Some(IpAddr::V4(*a)),
@@ -100,7 +100,7 @@ impl fmt::Display for Host {
 }
 
 /// Parses `host[:port]` (a Via sent-by, a URI's hostport).
-pub fn host_port(s: &str) -> Result<(Host, Option<u16>), UriError> {
+pub(crate) fn host_port(s: &str) -> Result<(Host, Option<u16>), UriError> {
     let (host, port) = if s.starts_with('[') {
         let close = s
             .find(']')
@@ -139,30 +139,30 @@ fn parse_port(p: &str) -> Result<u16, UriError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipUri {
     /// `sips:`.
-    pub secure: bool,
+    pub(crate) secure: bool,
     /// The user part, as written (escapes kept).
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// The password, as written (discouraged by RFC 3261, kept if present).
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// The host.
-    pub host: Host,
+    pub(crate) host: Host,
     /// The host as written (an IPv6 reference keeps its own spelling and brackets).
-    pub host_text: String,
+    pub(crate) host_text: String,
     /// The port, when written.
     pub port: Option<u16>,
     /// URI parameters in order.
-    pub params: Vec<Param>,
+    pub(crate) params: Vec<Param>,
     /// The `?headers` part without its `?`, as written.
-    pub headers: Option<String>,
+    pub(crate) headers: Option<String>,
 }
 
 /// A `tel:` URI (RFC 3966).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelUri {
     /// The number as written, visual separators included (`+1-555-123-4567`).
-    pub number: String,
+    pub(crate) number: String,
     /// Parameters in order (`phone-context`, `ext`, `npdi`, `rn`, ...).
-    pub params: Vec<Param>,
+    pub(crate) params: Vec<Param>,
 }
 
 /// A URI this stack understands.
@@ -232,7 +232,7 @@ fn parse_params(s: &str, extra: &[u8]) -> Result<Vec<Param>, UriError> {
 
 /// The value of the first parameter named `name` (case-insensitive); `Some("")` for a
 /// parameter without a value.
-pub fn find_param<'a>(params: &'a [Param], name: &str) -> Option<&'a str> {
+pub(crate) fn find_param<'a>(params: &'a [Param], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|p| p.name.eq_ignore_ascii_case(name))
@@ -256,7 +256,7 @@ impl Uri {
 
     /// The user part of a SIP URI without user parameters, or the number of a tel URI as
     /// written.
-    pub fn user(&self) -> Option<&str> {
+    pub(crate) fn user(&self) -> Option<&str> {
         match self {
             Uri::Sip(u) => u.user.as_deref().map(|u| u.split(';').next().unwrap_or(u)),
             Uri::Tel(t) => Some(&t.number),
@@ -266,7 +266,7 @@ impl Uri {
 
     /// The number a route matches on: the user part of a SIP URI (visual separators removed
     /// when it says `user=phone`), or the digits of a tel URI (`+1-555-123` → `+1555123`).
-    pub fn number(&self) -> Option<String> {
+    pub(crate) fn number(&self) -> Option<String> {
         let phone = match self {
             Uri::Tel(_) => true,
             Uri::Sip(u) => find_param(&u.params, "user").is_some_and(|v| v == "phone"),
@@ -301,7 +301,7 @@ impl Uri {
 /// characters of RFC 3261's `user` (unreserved, escaped, user-unreserved) except `,`, so
 /// nothing in it can end a URI, a header value or the start line (`<`, `>`, `"`, `,`, white
 /// space, CR, LF, `@`).
-pub fn is_safe_user(user: &str) -> bool {
+pub(crate) fn is_safe_user(user: &str) -> bool {
     !user.is_empty()
         && user
             .bytes()

@@ -38,7 +38,7 @@ pub enum SrtpError {
     /// version); the text says what is wrong.
     #[error("malformed packet: {0}")]
     Malformed(&'static str),
-    /// A new SSRC in a context that already holds state for [`MAX_SSRCS`] of them.
+    /// A new SSRC in a context that already holds state for `MAX_SSRCS` of them.
     #[error("more than {MAX_SSRCS} SSRCs under one SRTP key")]
     TooManySsrcs,
     /// The key protected as many packets as RFC 3711 §9.2 (2^48 SRTP, 2^31 SRTCP) or its
@@ -52,9 +52,9 @@ pub enum SrtpError {
 #[error("cannot set up an SRTP context for {suite}: {reason}")]
 pub struct SetupError {
     /// The suite asked for.
-    pub suite: SrtpSuite,
+    pub(crate) suite: SrtpSuite,
     /// What went wrong.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// RFC 3711 §9.2: "the master key MUST NOT be used ... more than 2^48 SRTP packets".
@@ -135,7 +135,7 @@ impl fmt::Debug for Protector {
 
 impl Protector {
     /// A context that protects with `key` (ours: the one we sent in our `a=crypto`), at most
-    /// the key's lifetime ([`MasterKey::with_lifetime`]) of SRTP and of SRTCP packets; past
+    /// the key's lifetime (`MasterKey::with_lifetime`) of SRTP and of SRTCP packets; past
     /// that, [`SrtpError::KeyExhausted`]. The limits of RFC 3711 §9.2 (2^48 SRTP, 2^31 SRTCP
     /// packets) apply in any case.
     pub fn new(key: &MasterKey) -> Result<Self, SetupError> {
@@ -150,17 +150,17 @@ impl Protector {
     }
 
     /// The suite this context protects with.
-    pub fn suite(&self) -> SrtpSuite {
+    pub(crate) fn suite(&self) -> SrtpSuite {
         self.keys.suite()
     }
 
     /// Bytes `protect_rtp` adds to an RTP packet: the tag and the MKI.
-    pub fn rtp_overhead(&self) -> usize {
+    pub(crate) fn rtp_overhead(&self) -> usize {
         self.suite().srtp_overhead() + mki_len(&self.mki)
     }
 
     /// Bytes `protect_rtcp` adds to an RTCP packet: `E || index`, the tag and the MKI.
-    pub fn rtcp_overhead(&self) -> usize {
+    pub(crate) fn rtcp_overhead(&self) -> usize {
         self.suite().srtcp_overhead() + mki_len(&self.mki)
     }
 
@@ -173,7 +173,7 @@ impl Protector {
     }
 
     /// Like [`protect_rtp`](Self::protect_rtp), writing the SRTP packet into `out` (at least
-    /// [`rtp_overhead`](Self::rtp_overhead) bytes longer than `rtp`) and returning its length.
+    /// `rtp_overhead` bytes longer than `rtp`) and returning its length.
     /// No allocation.
     pub fn protect_rtp_into(&mut self, rtp: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
         let total = rtp.len() + self.rtp_overhead();
@@ -186,7 +186,11 @@ impl Protector {
 
     /// Protects the RTP packet in `buf[..len]` in place; `buf` must have room for
     /// [`rtp_overhead`](Self::rtp_overhead) more bytes. Returns the SRTP packet's length.
-    pub fn protect_rtp_in_place(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+    pub(crate) fn protect_rtp_in_place(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<usize, SrtpError> {
         let rtp = buf
             .get(..len)
             .ok_or(SrtpError::Malformed("length beyond the buffer"))?;
@@ -247,7 +251,7 @@ impl Protector {
 
     /// Protects the RTCP packet in `buf[..len]` in place; `buf` must have room for
     /// [`rtcp_overhead`](Self::rtcp_overhead) more bytes. Returns the SRTCP packet's length.
-    pub fn protect_rtcp_in_place(
+    pub(crate) fn protect_rtcp_in_place(
         &mut self,
         buf: &mut [u8],
         len: usize,
@@ -287,7 +291,7 @@ impl Protector {
 /// Unprotects what the peer of one leg sends, with the key it sent us.
 ///
 /// State for an SSRC (its rollover counter and replay window) is made only once a packet of
-/// it has authenticated, and for at most [`MAX_SSRCS`] of them: forged packets with ever new
+/// it has authenticated, and for at most `MAX_SSRCS` of them: forged packets with ever new
 /// SSRCs cost a tag check each and nothing else.
 pub struct Unprotector {
     keys: Box<SessionKeys>,
@@ -334,13 +338,8 @@ impl Unprotector {
     }
 
     /// The suite this context unprotects.
-    pub fn suite(&self) -> SrtpSuite {
+    pub(crate) fn suite(&self) -> SrtpSuite {
         self.keys.suite()
-    }
-
-    /// The replay window in use.
-    pub fn window(&self) -> ReplayWindow {
-        self.window
     }
 
     /// SRTP in, RTP out, only if the tag verifies and the index is new.
@@ -491,49 +490,6 @@ impl Unprotector {
         stream.accept(u64::from(index));
         self.srtcp_budget.used += 1;
         Ok(payload_end)
-    }
-}
-
-/// Both directions of one leg: what we send and what we receive.
-#[derive(Debug)]
-pub struct SrtpSession {
-    /// Protects what we send, with our key.
-    pub tx: Protector,
-    /// Unprotects what the peer sends, with its key.
-    pub rx: Unprotector,
-}
-
-impl SrtpSession {
-    /// A session sending with `ours` and receiving with `theirs`.
-    pub fn new(
-        ours: &MasterKey,
-        theirs: &MasterKey,
-        window: ReplayWindow,
-    ) -> Result<Self, SetupError> {
-        Ok(Self {
-            tx: Protector::new(ours)?,
-            rx: Unprotector::new(theirs, window)?,
-        })
-    }
-
-    /// See [`Protector::protect_rtp`].
-    pub fn protect_rtp(&mut self, rtp: &[u8]) -> Result<Bytes, SrtpError> {
-        self.tx.protect_rtp(rtp)
-    }
-
-    /// See [`Protector::protect_rtcp`].
-    pub fn protect_rtcp(&mut self, rtcp: &[u8]) -> Result<Bytes, SrtpError> {
-        self.tx.protect_rtcp(rtcp)
-    }
-
-    /// See [`Unprotector::unprotect_rtp`].
-    pub fn unprotect_rtp(&mut self, srtp: &[u8]) -> Result<Bytes, SrtpError> {
-        self.rx.unprotect_rtp(srtp)
-    }
-
-    /// See [`Unprotector::unprotect_rtcp`].
-    pub fn unprotect_rtcp(&mut self, srtcp: &[u8]) -> Result<Bytes, SrtpError> {
-        self.rx.unprotect_rtcp(srtcp)
     }
 }
 
@@ -1040,8 +996,9 @@ mod tests {
     #[test]
     fn debug_shows_no_keys() {
         let key = MasterKey::from_bytes(SrtpSuite::AesCm128HmacSha1_80, &[0xAB; 30]).unwrap();
-        let session = SrtpSession::new(&key, &key, ReplayWindow::DEFAULT).unwrap();
-        let shown = format!("{session:?}");
+        let tx = Protector::new(&key).unwrap();
+        let rx = Unprotector::new(&key, ReplayWindow::DEFAULT).unwrap();
+        let shown = format!("{tx:?} {rx:?}");
         assert!(shown.contains("AesCm128HmacSha1_80"), "{shown}");
         for needle in ["171", "ab", "AB"] {
             assert!(!shown.contains(needle), "{shown}");

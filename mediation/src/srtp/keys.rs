@@ -38,7 +38,7 @@ pub struct Mki {
 
 impl Mki {
     /// The largest MKI length we support, in bytes.
-    pub const MAX_LEN: u8 = 4;
+    pub(crate) const MAX_LEN: u8 = 4;
 
     /// The MKI `value` written on `len` bytes, big-endian (RFC 4568 §6.1). `None` if `len`
     /// is not 1..=4 or `value` does not fit.
@@ -61,7 +61,8 @@ impl Mki {
     }
 
     /// The value.
-    pub fn value(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn value(&self) -> u32 {
         self.as_bytes()
             .iter()
             .fold(0u32, |v, b| (v << 8) | u32::from(*b))
@@ -130,7 +131,7 @@ impl MasterKey {
     /// lifetime such as `|2^31`): contexts made from it refuse more, sending or receiving, with
     /// [`SrtpError::KeyExhausted`](super::SrtpError::KeyExhausted).
     /// A lifetime of 0 (which `a=crypto` parsing never yields) is taken as 1.
-    pub fn with_lifetime(mut self, packets: u64) -> Self {
+    pub(crate) fn with_lifetime(mut self, packets: u64) -> Self {
         self.lifetime = Some(NonZeroU64::new(packets).unwrap_or(NonZeroU64::MIN));
         self
     }
@@ -168,7 +169,7 @@ impl MasterKey {
     /// The same key: suite, key and salt (compared in constant time), MKI and lifetime. A
     /// context under the same key must go on, never start again (RFC 3711 §9.1: a key with a
     /// reset rollover counter protects the same indices twice).
-    pub fn same_key(&self, other: &MasterKey) -> bool {
+    pub(crate) fn same_key(&self, other: &MasterKey) -> bool {
         self.suite == other.suite
             && self.mki == other.mki
             && self.lifetime == other.lifetime

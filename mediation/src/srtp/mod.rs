@@ -7,21 +7,22 @@
 //! at one index, and no input makes it panic. The fast path does not allocate.
 
 mod aes_cm;
-pub mod context;
+mod context;
 mod hmac_sha1;
 mod kdf;
-pub mod keys;
+mod keys;
 mod replay;
-pub mod ssrcs;
-pub mod suite;
+mod ssrcs;
+mod suite;
 mod transform;
-pub mod window;
-pub mod wire;
+mod window;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod vectors;
 
-pub use context::{Protector, SetupError, SrtpError, SrtpSession, Unprotector, MAX_TRAILER_LEN};
+pub use context::{Protector, SetupError, SrtpError, Unprotector, MAX_TRAILER_LEN};
 pub use keys::{KeyError, MasterKey, Mki};
-pub use suite::SrtpSuite;
-pub use window::{ReplayWindow, WindowError};
+pub use suite::{SrtpSuite, UnknownSuite};
+pub use window::ReplayWindow;
+pub use wire::{check_rtcp_prefix, RtpHeader, SrtcpTrailer};

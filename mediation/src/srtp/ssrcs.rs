@@ -3,11 +3,11 @@
 
 /// Streams (SSRCs) one SRTP context will hold state for. A voice call has one or two per
 /// direction; new keys (re-INVITE) start a fresh context.
-pub const MAX_SSRCS: usize = 32;
+pub(super) const MAX_SSRCS: usize = 32;
 
 /// The table is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full;
+pub(super) struct Full;
 
 /// Up to [`MAX_SSRCS`] entries; lookups scan from the last hit, which is the common case for a
 /// stream of packets from one source. Room is made as streams are admitted (1, 2, 4 ... up to
@@ -15,14 +15,14 @@ pub struct Full;
 /// one stream in each, so preallocating every table for 32 cost ~10 KiB per call. Admitting a
 /// stream allocates anyway (its replay bitmap); a packet of a known stream never does.
 #[derive(Debug)]
-pub struct SsrcTable<T> {
+pub(super) struct SsrcTable<T> {
     entries: Vec<(u32, T)>,
     last_hit: usize,
 }
 
 impl<T> SsrcTable<T> {
     /// An empty table (no allocation until the first entry).
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             entries: Vec::new(),
             last_hit: 0,
@@ -37,19 +37,20 @@ impl<T> SsrcTable<T> {
     }
 
     /// True if `ssrc` has an entry.
-    pub fn contains(&self, ssrc: u32) -> bool {
+    #[cfg(test)]
+    pub(super) fn contains(&self, ssrc: u32) -> bool {
         self.position(ssrc).is_some()
     }
 
     /// The entry for `ssrc`.
-    pub fn get_mut(&mut self, ssrc: u32) -> Option<&mut T> {
+    pub(super) fn get_mut(&mut self, ssrc: u32) -> Option<&mut T> {
         let at = self.position(ssrc)?;
         self.last_hit = at;
         Some(&mut self.entries[at].1)
     }
 
     /// The entry for `ssrc`, made with `make` if there is none and there is room.
-    pub fn get_or_insert_with(
+    pub(super) fn get_or_insert_with(
         &mut self,
         ssrc: u32,
         make: impl FnOnce() -> T,
@@ -71,12 +72,13 @@ impl<T> SsrcTable<T> {
     }
 
     /// Number of entries.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// True if no SSRC has an entry.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }

@@ -70,7 +70,7 @@ impl SrtpSuite {
 
     /// True for the AES-GCM suites of RFC 7714, whose tag comes from the cipher; false for
     /// AES counter mode with HMAC-SHA1 (RFC 3711, RFC 6188).
-    pub fn is_aead(self) -> bool {
+    pub(crate) fn is_aead(self) -> bool {
         matches!(self, SrtpSuite::AeadAes128Gcm | SrtpSuite::AeadAes256Gcm)
     }
 
@@ -85,7 +85,7 @@ impl SrtpSuite {
 
     /// Bytes of the SRTCP authentication tag: 80 bits of HMAC-SHA1 in every AES-CM suite, the
     /// `_32` ones included (RFC 4568 §6.2.1, RFC 6188 §6), or the 16-byte GCM tag.
-    pub fn srtcp_tag_len(self) -> usize {
+    pub(crate) fn srtcp_tag_len(self) -> usize {
         if self.is_aead() {
             16
         } else {
@@ -95,7 +95,7 @@ impl SrtpSuite {
 
     /// Bytes SRTCP adds to an RTCP packet, without an MKI: the `E || SRTCP index` word and the
     /// tag.
-    pub fn srtcp_overhead(self) -> usize {
+    pub(crate) fn srtcp_overhead(self) -> usize {
         4 + self.srtcp_tag_len()
     }
 }

@@ -183,11 +183,11 @@ pub(crate) struct SessionKeys {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RtpLayout {
     /// End of the RTP header: the payload starts here.
-    pub header: usize,
+    pub(crate) header: usize,
     /// End of the payload.
-    pub payload_end: usize,
+    pub(crate) payload_end: usize,
     /// Bytes of MKI.
-    pub mki_len: usize,
+    pub(crate) mki_len: usize,
 }
 
 /// Where the parts of an SRTCP packet are.
@@ -200,9 +200,9 @@ pub(crate) struct RtpLayout {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RtcpLayout {
     /// End of the encrypted part.
-    pub payload_end: usize,
+    pub(crate) payload_end: usize,
     /// Bytes of MKI.
-    pub mki_len: usize,
+    pub(crate) mki_len: usize,
 }
 
 /// Bytes of the clear RTCP prefix: header and sender SSRC.

@@ -13,21 +13,21 @@ pub struct ReplayWindow(usize);
     min = ReplayWindow::MIN.0,
     max = ReplayWindow::MAX.0
 )]
-pub struct WindowError(pub usize);
+pub(crate) struct WindowError(pub(crate) usize);
 
 impl ReplayWindow {
     /// The smallest window RFC 3711 §3.3.2 allows: "a minimum size of 64 is RECOMMENDED" and
     /// libsrtp refuses less.
-    pub const MIN: ReplayWindow = ReplayWindow(64);
+    pub(crate) const MIN: ReplayWindow = ReplayWindow(64);
     /// The largest window (libsrtp's limit, half the 16-bit sequence space).
-    pub const MAX: ReplayWindow = ReplayWindow(0x8000);
+    pub(crate) const MAX: ReplayWindow = ReplayWindow(0x8000);
     /// Our default, libsrtp's default.
     pub const DEFAULT: ReplayWindow = ReplayWindow(128);
 
     /// A window of at least `packets`, rounded up to a multiple of 64.
     ///
     /// The replay bitmap is kept in 64-bit words, so the window is too.
-    pub fn new(packets: usize) -> Result<Self, WindowError> {
+    pub(crate) fn new(packets: usize) -> Result<Self, WindowError> {
         if !(Self::MIN.0..=Self::MAX.0).contains(&packets) {
             return Err(WindowError(packets));
         }
@@ -35,7 +35,7 @@ impl ReplayWindow {
     }
 
     /// The window size in packets.
-    pub fn packets(self) -> usize {
+    pub(crate) fn packets(self) -> usize {
         self.0
     }
 }
@@ -53,7 +53,7 @@ impl Default for ReplayWindow {
 /// second packet with a sequence number it already protected (libsrtp does the same unless
 /// `allow_repeat_tx` is set).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SentWindow {
+pub(super) struct SentWindow {
     /// Newest sequence number protected, once one has been.
     newest: Option<u16>,
     /// Bit `n` set: `newest - n` has been protected.
@@ -62,10 +62,10 @@ pub struct SentWindow {
 
 impl SentWindow {
     /// Sequence numbers further behind the newest than this are refused.
-    pub const SPAN: u16 = 128;
+    pub(super) const SPAN: u16 = 128;
 
     /// True if `sequence` has not been protected and is not too old to tell.
-    pub fn is_fresh(&self, sequence: u16) -> bool {
+    pub(super) fn is_fresh(&self, sequence: u16) -> bool {
         let Some(newest) = self.newest else {
             return true;
         };
@@ -79,7 +79,7 @@ impl SentWindow {
     }
 
     /// Records that `sequence` was protected. Call only after [`SentWindow::is_fresh`].
-    pub fn mark(&mut self, sequence: u16) {
+    pub(super) fn mark(&mut self, sequence: u16) {
         let Some(newest) = self.newest else {
             self.newest = Some(sequence);
             self.seen = 1;

@@ -2,19 +2,19 @@
 //! checked, so no peer's bytes reach the SRTP transforms unless they are well formed.
 
 /// The RTP version every packet we accept carries (RFC 3550 §5.1).
-pub const RTP_VERSION: u8 = 2;
+pub(crate) const RTP_VERSION: u8 = 2;
 
 /// Bytes of the fixed RTP header.
-pub const RTP_FIXED_HEADER_LEN: usize = 12;
+pub(crate) const RTP_FIXED_HEADER_LEN: usize = 12;
 
 /// Bytes of the RTCP header plus the sender's SSRC, which SRTCP leaves in the clear.
-pub const RTCP_CLEAR_PREFIX_LEN: usize = 8;
+pub(crate) const RTCP_CLEAR_PREFIX_LEN: usize = 8;
 
 /// Bytes of the `E || SRTCP index` word (RFC 3711 §3.4).
-pub const SRTCP_INDEX_LEN: usize = 4;
+pub(crate) const SRTCP_INDEX_LEN: usize = 4;
 
 /// What is wrong with a packet, for logs; the relay counts them all as `malformed`.
-pub type Malformation = &'static str;
+pub(crate) type Malformation = &'static str;
 
 /// The fields of an RTP header that SRTP uses, and where the payload starts.
 ///

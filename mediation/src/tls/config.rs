@@ -29,10 +29,11 @@ pub struct TlsConfigError(String);
 
 /// Whether this binary carries a FIPS 140-3 validated cryptographic module (built with the
 /// `fips` cargo feature).
-pub const FIPS_MODULE: bool = cfg!(feature = "fips");
+pub(super) const FIPS_MODULE: bool = cfg!(feature = "fips");
 
 /// Why a build without the `fips` feature refuses `[tls] fips = true`.
-pub const FIPS_UNAVAILABLE: &str = "tls.fips = true needs a FIPS 140-3 validated cryptographic \
+pub(super) const FIPS_UNAVAILABLE: &str =
+    "tls.fips = true needs a FIPS 140-3 validated cryptographic \
      module and this binary has none: it must be built with `--features fips` \
      (`cargo build --release -p mediation --features fips`, which needs cmake, Go and clang)";
 

@@ -8,7 +8,7 @@ use rustls_pki_types::CertificateDer;
 /// in the certificate (`*.example.test`) counts only when the configured identity is that very
 /// wildcard: a gateway holding a wildcard certificate from our CA must not pass for the next hop
 /// (`frontend.example.test`) or another gateway.
-pub fn matches_identity(cert: &CertificateDer<'_>, identity: &str) -> bool {
+pub(crate) fn matches_identity(cert: &CertificateDer<'_>, identity: &str) -> bool {
     let want = normalise(identity);
     !want.is_empty() && dns_names(cert).iter().any(|name| normalise(name) == want)
 }
@@ -18,7 +18,7 @@ fn normalise(name: &str) -> String {
 }
 
 /// The DNS names a certificate carries, for logs.
-pub fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
+pub(crate) fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
     use x509_parser::prelude::*;
     let Ok((_, x509)) = X509Certificate::from_der(cert.as_ref()) else {
         return Vec::new();
@@ -37,7 +37,7 @@ pub fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
 }
 
 /// When a certificate stops being valid (UNIX seconds), and its subject common name.
-pub fn expiry(cert: &CertificateDer<'_>) -> Option<(i64, String)> {
+pub(crate) fn expiry(cert: &CertificateDer<'_>) -> Option<(i64, String)> {
     use x509_parser::prelude::*;
     let (_, x509) = X509Certificate::from_der(cert.as_ref()).ok()?;
     let cn = x509

@@ -12,13 +12,13 @@ use crate::config::TlsConfig;
 #[derive(Debug)]
 pub struct TlsMaterial {
     /// Our certificate chain, end entity first.
-    pub chain: Vec<CertificateDer<'static>>,
+    pub(crate) chain: Vec<CertificateDer<'static>>,
     /// Our private key.
-    pub key: PrivateKeyDer<'static>,
+    pub(crate) key: PrivateKeyDer<'static>,
     /// CAs whose peers we trust.
-    pub roots: Vec<CertificateDer<'static>>,
+    pub(crate) roots: Vec<CertificateDer<'static>>,
     /// Revocation lists checked for peer certificates.
-    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    pub(crate) crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
 /// A certificate, key or CRL file that cannot be used.
@@ -26,11 +26,11 @@ pub struct TlsMaterial {
 #[error("{field}: {path}: {problem}")]
 pub struct MaterialError {
     /// The configuration field that names the file, e.g. `tls.certificate`.
-    pub field: String,
+    pub(crate) field: String,
     /// The file.
-    pub path: String,
+    pub(crate) path: String,
     /// What is wrong.
-    pub problem: String,
+    pub(crate) problem: String,
 }
 
 impl TlsMaterial {

@@ -7,9 +7,8 @@ mod identity;
 mod material;
 mod refusal;
 
-pub use config::{
-    client_config, crypto_provider, server_config, TlsConfigError, FIPS_MODULE, FIPS_UNAVAILABLE,
-};
-pub use identity::{dns_names, expiry, matches_identity};
+pub use config::{client_config, crypto_provider, server_config, TlsConfigError};
 pub use material::{MaterialError, TlsMaterial};
-pub use refusal::RefusalReason;
+
+pub(crate) use identity::{dns_names, expiry, matches_identity};
+pub(crate) use refusal::RefusalReason;

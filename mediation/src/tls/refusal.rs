@@ -7,7 +7,7 @@ use rustls::{CertificateError, Error as TlsError};
 
 /// The reason a TLS connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RefusalReason {
+pub(crate) enum RefusalReason {
     /// The peer sent no client certificate.
     NoCertificate,
     /// The peer's certificate does not chain to a trusted CA.
@@ -30,7 +30,7 @@ pub enum RefusalReason {
 
 impl RefusalReason {
     /// Every reason, to export the counters at zero.
-    pub const ALL: [RefusalReason; 9] = [
+    pub(crate) const ALL: [RefusalReason; 9] = [
         RefusalReason::NoCertificate,
         RefusalReason::UntrustedCa,
         RefusalReason::Expired,
@@ -43,7 +43,7 @@ impl RefusalReason {
     ];
 
     /// The metric label value.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             RefusalReason::NoCertificate => "no_certificate",
             RefusalReason::UntrustedCa => "untrusted_ca",
@@ -58,14 +58,14 @@ impl RefusalReason {
     }
 
     /// Classifies the error a rustls handshake ended with (as tokio-rustls wraps it).
-    pub fn of_io_error(e: &std::io::Error) -> Self {
+    pub(crate) fn of_io_error(e: &std::io::Error) -> Self {
         e.get_ref()
             .and_then(|inner| inner.downcast_ref::<TlsError>())
             .map_or(RefusalReason::HandshakeFailed, Self::of_tls_error)
     }
 
     /// Classifies a rustls error.
-    pub fn of_tls_error(e: &TlsError) -> Self {
+    pub(crate) fn of_tls_error(e: &TlsError) -> Self {
         use CertificateError as C;
         match e {
             TlsError::NoCertificatesPresented => RefusalReason::NoCertificate,

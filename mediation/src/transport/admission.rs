@@ -17,7 +17,7 @@ use crate::peer::{Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 use crate::tls::{dns_names, matches_identity, RefusalReason};
 
 /// Who may connect, and how they prove it.
-pub struct Admission {
+pub(crate) struct Admission {
     next_hop_identity: String,
     /// (gateway name, certificate identity) of every TLS gateway.
     tls_gateways: Vec<(String, String)>,
@@ -35,7 +35,7 @@ pub struct Admission {
 impl Admission {
     /// Builds the gatekeeper. Host names of TCP and UDP gateways without `sources` are resolved
     /// now.
-    pub async fn new(
+    pub(crate) async fn new(
         config: &Config,
         server: Arc<ServerConfig>,
         metrics: Metrics,
@@ -72,13 +72,13 @@ impl Admission {
 
     /// The addresses configured peers connect from: the next hop's and the gateways' (their
     /// `sources`, else their addresses resolved at start). Connection places are kept for them.
-    pub fn peer_addresses(&self) -> &[IpAddr] {
+    pub(crate) fn peer_addresses(&self) -> &[IpAddr] {
         &self.peer_addresses
     }
 
     /// Replaces the server TLS configuration (certificate or CRL rotation); connections already
     /// established keep theirs.
-    pub fn set_server_config(&self, server: Arc<ServerConfig>) {
+    pub(crate) fn set_server_config(&self, server: Arc<ServerConfig>) {
         *self.server.write().unwrap_or_else(|e| e.into_inner()) = server;
     }
 
@@ -102,7 +102,7 @@ impl Admission {
 
     /// Runs the MTLS handshake on a connection accepted by `listener` and establishes who the
     /// peer is. Every refusal is logged and counted before it is returned.
-    pub async fn admit_tls(
+    pub(crate) async fn admit_tls(
         &self,
         listener: Listener,
         tcp: TcpStream,
@@ -183,7 +183,7 @@ impl Admission {
     }
 
     /// Recognises a plain-TCP gateway by its source address.
-    pub fn admit_tcp(&self, remote: SocketAddr) -> Option<PeerIdentity> {
+    pub(crate) fn admit_tcp(&self, remote: SocketAddr) -> Option<PeerIdentity> {
         let found = self
             .tcp_gateways
             .iter()
@@ -210,7 +210,7 @@ impl Admission {
 impl Admission {
     /// Recognises a UDP gateway by the source address of its first datagram; `None` (counted)
     /// for any other sender.
-    pub fn admit_udp(&self, remote: SocketAddr) -> Option<PeerIdentity> {
+    pub(crate) fn admit_udp(&self, remote: SocketAddr) -> Option<PeerIdentity> {
         let found = self
             .udp_gateways
             .iter()

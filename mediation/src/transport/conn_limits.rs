@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 /// Which limit refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitHit {
+pub(crate) enum LimitHit {
     /// `max_connections`.
     Total,
     /// `max_connections_per_source`.
@@ -23,7 +23,7 @@ pub enum LimitHit {
 
 impl LimitHit {
     /// The metric label value.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             LimitHit::Total => "max_connections",
             LimitHit::PerSource => "max_connections_per_source",
@@ -32,7 +32,7 @@ impl LimitHit {
     }
 
     /// Every label value, to export the counters at zero.
-    pub const LABELS: [&'static str; 3] = [
+    pub(crate) const LABELS: [&'static str; 3] = [
         "max_connections",
         "max_connections_per_source",
         "reserved_for_peers",
@@ -61,7 +61,7 @@ impl SourceKey {
 
 /// The limits of every listener, before any pool is made.
 #[derive(Debug, Clone)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     max_total: usize,
     max_per_source: usize,
     reserved: usize,
@@ -77,14 +77,14 @@ struct Counts {
 
 /// One listener's pool of connection places.
 #[derive(Debug, Clone)]
-pub struct ConnectionPool {
+pub(crate) struct ConnectionPool {
     limits: ConnectionLimits,
     counts: Arc<Mutex<Counts>>,
 }
 
 /// One admitted connection's place; dropping it gives the place back.
 #[derive(Debug)]
-pub struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     source: SourceKey,
     counts: Arc<Mutex<Counts>>,
 }
@@ -92,7 +92,7 @@ pub struct ConnectionSlot {
 impl ConnectionLimits {
     /// `max_total` connections per listener, `max_per_source` from one source, and the last
     /// tenth of each pool (at most 64 places) kept for `peers`.
-    pub fn new(
+    pub(crate) fn new(
         max_total: usize,
         max_per_source: usize,
         peers: impl IntoIterator<Item = IpAddr>,
@@ -112,7 +112,7 @@ impl ConnectionLimits {
     }
 
     /// A new, empty pool under these limits (one per listener).
-    pub fn pool(&self) -> ConnectionPool {
+    pub(crate) fn pool(&self) -> ConnectionPool {
         ConnectionPool {
             limits: self.clone(),
             counts: Arc::default(),
@@ -122,7 +122,7 @@ impl ConnectionLimits {
 
 impl ConnectionPool {
     /// A place for a connection from `ip`, or the limit that refuses it.
-    pub fn acquire(&self, ip: IpAddr) -> Result<ConnectionSlot, LimitHit> {
+    pub(crate) fn acquire(&self, ip: IpAddr) -> Result<ConnectionSlot, LimitHit> {
         let limits = &self.limits;
         let source = SourceKey::of(ip);
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
@@ -145,7 +145,8 @@ impl ConnectionPool {
     }
 
     /// Connections held now.
-    pub fn in_use(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn in_use(&self) -> usize {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 }

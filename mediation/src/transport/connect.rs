@@ -22,28 +22,28 @@ use crate::sip::FramingLimits;
 
 /// Opens outbound connections.
 #[derive(Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     /// Our client TLS configuration (replaced on reload; each connection takes the current one).
-    pub tls: Arc<std::sync::RwLock<Arc<rustls::ClientConfig>>>,
+    pub(crate) tls: Arc<std::sync::RwLock<Arc<rustls::ClientConfig>>>,
     /// How long connecting plus the handshake may take.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Framing limits for what the peer sends back.
-    pub limits: FramingLimits,
+    pub(crate) limits: FramingLimits,
     /// Where connection events go.
-    pub events: mpsc::Sender<SipEvent>,
+    pub(crate) events: mpsc::Sender<SipEvent>,
     /// Counters.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// The UDP task, when `[gateway_listen] udp` is set.
-    pub udp: Option<UdpHandle>,
+    pub(crate) udp: Option<UdpHandle>,
     /// Names of the `transport = "udp"` gateways.
-    pub udp_gateways: Arc<HashSet<String>>,
+    pub(crate) udp_gateways: Arc<HashSet<String>>,
 }
 
 impl Connector {
     /// Connects in the background as `conn`; on success the connection is served like an
     /// accepted one (its first event is `Opened`), on failure `Closed` is sent. A host name's
     /// addresses of `family` (the one our leg toward the peer advertises) are tried first.
-    pub fn spawn(
+    pub(crate) fn spawn(
         &self,
         conn: ConnId,
         peer: Peer,

@@ -16,7 +16,7 @@ use crate::sip::{self, Frame, FramingLimits, StreamFramer};
 /// What connections tell the call layer. `Debug` shows a message with its keys redacted.
 // Moved once per SIP message, never per media packet: boxing the message would buy nothing.
 #[allow(clippy::large_enum_variant)]
-pub enum SipEvent {
+pub(crate) enum SipEvent {
     /// A peer was admitted; `out` writes to it.
     Opened {
         /// The connection.
@@ -59,7 +59,7 @@ impl std::fmt::Debug for SipEvent {
 }
 
 /// Written to a connection's `out`, an empty message closes it (after what was queued before).
-pub const CLOSE: Bytes = Bytes::new();
+pub(crate) const CLOSE: Bytes = Bytes::new();
 
 /// Messages queued toward one peer before the sender waits (the engine's driver drops the
 /// connection instead). One connection carries every call of a gateway or next hop: at a few
@@ -71,7 +71,7 @@ pub(super) const OUT_QUEUE: usize = 4096;
 
 /// Serves one admitted connection until either side closes it. Sends `Opened` first and
 /// `Closed` last to `events`.
-pub async fn serve<S>(
+pub(super) async fn serve<S>(
     stream: S,
     conn: ConnId,
     peer: Arc<PeerIdentity>,

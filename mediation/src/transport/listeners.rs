@@ -26,12 +26,12 @@ pub struct Bound {
     /// Gateway TCP listener, if enabled.
     pub gateway_tcp: Option<SocketAddr>,
     /// Gateway UDP socket, if enabled (bound by [`super::bind_udp`]).
-    pub gateway_udp: Option<SocketAddr>,
+    pub(crate) gateway_udp: Option<SocketAddr>,
 }
 
 /// Binds every configured front door and spawns its accept loop. Loops stop when `shutdown`
 /// turns true.
-pub async fn bind_listeners(
+pub(crate) async fn bind_listeners(
     next_hop: SocketAddr,
     gateway_tls: Option<SocketAddr>,
     gateway_tcp: Option<SocketAddr>,
@@ -73,17 +73,17 @@ pub async fn bind_listeners(
 }
 
 /// What every accepted connection needs.
-pub struct AcceptContext {
+pub(crate) struct AcceptContext {
     /// Admits or refuses peers.
-    pub admission: Arc<Admission>,
+    pub(crate) admission: Arc<Admission>,
     /// Where connections report.
-    pub events: mpsc::Sender<SipEvent>,
+    pub(crate) events: mpsc::Sender<SipEvent>,
     /// Framing limits.
-    pub limits: FramingLimits,
+    pub(crate) limits: FramingLimits,
     /// Counters.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Connections at once per listener, per source, and the reserve for configured peers.
-    pub connections: ConnectionLimits,
+    pub(crate) connections: ConnectionLimits,
 }
 
 async fn accept_loop(

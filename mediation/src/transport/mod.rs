@@ -9,10 +9,12 @@ mod connection;
 mod listeners;
 mod udp;
 
-pub use crate::peer::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
-pub use admission::Admission;
-pub use conn_limits::{ConnectionLimits, ConnectionSlot, LimitHit};
-pub use connect::Connector;
-pub use connection::{serve, SipEvent, CLOSE};
-pub use listeners::{bind_listeners, AcceptContext, Bound};
-pub use udp::{bind_udp, AdmitUdp, FlowLimits, UdpContext, UdpHandle, MAX_DATAGRAM};
+pub(crate) use crate::peer::{ConnId, Listener, Peer};
+pub use listeners::Bound;
+
+pub(crate) use admission::Admission;
+pub(crate) use conn_limits::{ConnectionLimits, LimitHit};
+pub(crate) use connect::Connector;
+pub(crate) use connection::{SipEvent, CLOSE};
+pub(crate) use listeners::{bind_listeners, AcceptContext};
+pub(crate) use udp::{bind_udp, FlowLimits, UdpContext};

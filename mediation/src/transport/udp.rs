@@ -29,35 +29,35 @@ use crate::sip::transaction::Transactions;
 
 mod flows;
 
-pub use flows::FlowLimits;
+pub(crate) use flows::FlowLimits;
 use flows::{FlowTable, Gone};
 
 /// The largest datagram we read or write (the UDP length field's limit).
-pub const MAX_DATAGRAM: usize = 65_535;
+pub(super) const MAX_DATAGRAM: usize = 65_535;
 
 /// Recognises a UDP gateway by the source address of its first datagram (normally
 /// [`Admission::admit_udp`]).
-pub type AdmitUdp = Arc<dyn Fn(SocketAddr) -> Option<PeerIdentity> + Send + Sync>;
+pub(super) type AdmitUdp = Arc<dyn Fn(SocketAddr) -> Option<PeerIdentity> + Send + Sync>;
 
 /// What the UDP task needs.
-pub struct UdpContext {
+pub(crate) struct UdpContext {
     /// Recognises UDP gateways by source address.
-    pub admit: AdmitUdp,
+    pub(crate) admit: AdmitUdp,
     /// Where flows report.
-    pub events: mpsc::Sender<SipEvent>,
+    pub(crate) events: mpsc::Sender<SipEvent>,
     /// Retransmission timers (64*T1 is also how long a flow outlives its last activity).
-    pub timers: Timers,
+    pub(crate) timers: Timers,
     /// How many flows may be held.
-    pub limits: FlowLimits,
+    pub(crate) limits: FlowLimits,
     /// Largest SIP message accepted, in bytes (at most [`MAX_DATAGRAM`]).
-    pub max_message_bytes: usize,
+    pub(crate) max_message_bytes: usize,
     /// Counters.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
 }
 
 /// Asks the UDP task to open flows toward gateways (the outbound side of [`super::Connector`]).
 #[derive(Clone, Debug)]
-pub struct UdpHandle {
+pub(crate) struct UdpHandle {
     open: mpsc::Sender<Open>,
 }
 
@@ -71,14 +71,14 @@ struct Open {
 impl UdpHandle {
     /// Opens `conn` toward `remote`: the task emits `Opened` for it. False when the task is
     /// gone.
-    pub async fn open(&self, conn: ConnId, peer: Peer, remote: SocketAddr) -> bool {
+    pub(crate) async fn open(&self, conn: ConnId, peer: Peer, remote: SocketAddr) -> bool {
         self.open.send(Open { conn, peer, remote }).await.is_ok()
     }
 }
 
 /// Binds the UDP socket at `addr` and spawns its task; returns the bound address and the
 /// handle that opens outbound flows. The task stops when `shutdown` turns true.
-pub async fn bind_udp(
+pub(crate) async fn bind_udp(
     addr: SocketAddr,
     ctx: UdpContext,
     shutdown: watch::Receiver<bool>,

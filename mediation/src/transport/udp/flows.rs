@@ -27,11 +27,11 @@ use crate::transport::ConnId;
 
 /// How many flows may be held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowLimits {
+pub(crate) struct FlowLimits {
     /// Flows that never carried a call, per source IP address.
-    pub per_source: usize,
+    pub(crate) per_source: usize,
     /// Live flows in all (flows we open or bring back for the call layer may exceed it).
-    pub total: usize,
+    pub(crate) total: usize,
 }
 
 impl Default for FlowLimits {
@@ -52,11 +52,11 @@ pub(super) struct TableFull;
 pub(super) struct Flow {
     /// The connection ids the call layer knows this address by; the first carries what
     /// arrives.
-    pub conns: Vec<ConnId>,
+    pub(crate) conns: Vec<ConnId>,
     /// Its transactions.
-    pub txns: Transactions,
+    pub(crate) txns: Transactions,
     /// Transactions dropped so far (to count the difference).
-    pub dropped: u64,
+    pub(crate) dropped: u64,
     last_active: Instant,
     /// Carried a call: parked, not forgotten, when idle; never evicted.
     pinned: bool,

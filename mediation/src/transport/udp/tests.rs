@@ -11,8 +11,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::{bind_udp, FlowLimits, UdpContext, UdpHandle};
 use crate::metrics::Metrics;
+use crate::peer::{ConnId, Listener, Peer, PeerIdentity, Signalling};
 use crate::sip::transaction::Timers;
-use crate::transport::{ConnId, Listener, Peer, PeerIdentity, Signalling, SipEvent};
+use crate::transport::SipEvent;
 
 struct Rig {
     addr: SocketAddr,

@@ -32,7 +32,9 @@ def modules(root):
 
 
 def uses(text):
-    cut = re.search(r"#\[cfg\(test\)\]\s*(pub(\([a-z]+\))?\s+)?mod tests", text)
+    # Stop at the first inline test module (`mod tests {`, `mod debug_tests {`, ...): tests may
+    # import anything, and their `super` is this file, not its parent.
+    cut = re.search(r"#\[cfg\(test\)\]\s*(pub(\([a-z]+\))?\s+)?mod \w+\s*\{", text)
     if cut:
         text = text[: cut.start()]
     for m in re.finditer(r"^\s*(pub(?:\([a-z]+\))?\s+)?use\s+([^;]+);", text, re.M):
@@ -87,7 +89,8 @@ def main():
         for k in range(len(full), -1, -1):
             m = "::".join(full[:k])
             if m in mods:
-                if k == len(full) - 1:
+                # `m::Item` or `m::Item::Variant`: a re-exported item counts where it is defined.
+                if k < len(full):
                     return reexports.get((m, full[k]), m)
                 return m
         return None

@@ -8,6 +8,7 @@
 //! packet but the Prometheus counters, which it updates in batches.
 
 mod counters;
+mod drops;
 mod latch;
 mod leg;
 mod packet;
@@ -21,9 +22,8 @@ pub use crate::config::MediaSources;
 pub use leg::{LegMedia, Protection};
 pub use packet::{classify, looks_like_rtcp, PacketKind, Port};
 pub use ports::{EmptyRange, LegSockets, PortError, PortPool};
-pub use relay::{spawn_relay, RelayError, RelayHandle};
 pub use stats::{LegSnapshot, RelayStats, Side};
-pub use worker::MediaWorkers;
+pub use worker::{spawn_relay, MediaWorkers, RelayError, RelayHandle};
 
-pub(crate) use counters::DropReason;
+pub(crate) use drops::DropReason;
 pub(crate) use pools::PortPools;

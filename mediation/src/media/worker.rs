@@ -23,6 +23,9 @@
 //! Commands are taken after a batch of events, never during one, so a slot a stopped call
 //! freed cannot be handed to a new call while events for the old one are still being read.
 //!
+//! The rest of the process holds a call's [`RelayHandle`], which sends the call's thread its
+//! commands; the relay itself ([`super::relay`]) knows nothing of threads.
+//!
 //! A panic while relaying (a bug: nothing on the path panics on input, and the parsers are
 //! fuzzed) ends that one call's media, as it ended only that call's task before the media
 //! threads: its sockets close, its ports go back to the pool, the error is logged in the call's
@@ -45,9 +48,10 @@ use tracing::{error, Span};
 
 use super::leg::LegMedia;
 use super::packet::Port;
-use super::relay::{Rekey, Relay, RelayError, RelayHandle, DRAIN};
-use super::stats::Side;
+use super::relay::{Rekey, Relay, DRAIN};
+use super::stats::{RelayStats, Side};
 use crate::metrics::Metrics;
+use crate::srtp::{MasterKey, SetupError};
 
 /// Ready sockets taken from one `epoll_wait`.
 const EVENTS: usize = 256;
@@ -173,6 +177,102 @@ impl MediaWorkers {
     pub fn thread_ids(&self) -> Vec<i32> {
         self.workers.iter().map(|w| w.tid).collect()
     }
+}
+
+/// The relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The media threads could not be started.
+    #[error("cannot start the media threads: {0}")]
+    Workers(String),
+    /// An SRTP context could not be made.
+    #[error(transparent)]
+    Srtp(#[from] SetupError),
+}
+
+/// The running relay of one call. Dropping it stops the relay too; [`RelayHandle::stop`] also
+/// waits until the sockets are closed and the ports back in the pool.
+#[derive(Debug)]
+pub struct RelayHandle {
+    id: u64,
+    worker: Arc<WorkerLink>,
+    stats: Arc<RelayStats>,
+    /// False once a stop was sent.
+    running: bool,
+}
+
+impl RelayHandle {
+    fn new(id: u64, worker: Arc<WorkerLink>, stats: Arc<RelayStats>) -> Self {
+        Self {
+            id,
+            worker,
+            stats,
+            running: true,
+        }
+    }
+
+    /// Packets in, out and dropped per leg, and when media last arrived.
+    pub fn stats(&self) -> &Arc<RelayStats> {
+        &self.stats
+    }
+
+    /// Switches an SRTP leg to new keys: what we send is protected with `tx` at once; what the
+    /// peer sends is checked with `rx`, and for `REKEY_GRACE` still with the old key too, so a
+    /// packet already on its way under the old key is not lost. A new key starts with a
+    /// rollover counter of 0 (a fresh context), as RFC 3711 and libsrtp do.
+    ///
+    /// Only the context whose key changed is rebuilt. A rekey is often one-sided (the peer
+    /// answers our session refresh with a new key of its own; we offered ours again): starting
+    /// our unchanged key again from rollover counter 0 would protect indices a second time
+    /// (keystream reuse under AES-CM, nonce reuse under GCM), and the peer, whose counter went
+    /// on, would refuse everything after a wrap. Starting their unchanged key again would reset
+    /// the replay window, so what they sent before could be replayed.
+    pub fn rekey(&self, side: Side, tx: MasterKey, rx: MasterKey) {
+        self.worker.send(Command::Rekey {
+            id: self.id,
+            rekey: Box::new(Rekey { side, tx, rx }),
+        });
+    }
+
+    /// The leg's peer now asks for media at `rtp` (and `rtcp`, else RTCP follows RTP's rules) in
+    /// a re-offer or answer: what we send goes there, and plain media is taken from that
+    /// address (its port learned again from the first packet); the old latch is forgotten.
+    pub fn set_remote(&self, side: Side, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        self.worker.send(Command::Remote {
+            id: self.id,
+            side,
+            rtp,
+            rtcp,
+        });
+    }
+
+    /// Ends the relay and waits for it: counters flushed, sockets closed, ports returned to
+    /// the pool, SRTP contexts and keys dropped (our copies of the master keys zeroed).
+    pub async fn stop(mut self) {
+        let (done, stopped) = oneshot::channel();
+        self.send_stop(Some(done));
+        // An error: the media thread has ended, and the call's sockets with it.
+        let _ = stopped.await;
+    }
+
+    fn send_stop(&mut self, done: Option<oneshot::Sender<()>>) {
+        if std::mem::take(&mut self.running) {
+            self.worker.calls.fetch_sub(1, Ordering::Relaxed);
+            self.worker.send(Command::Stop { id: self.id, done });
+        }
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        self.send_stop(None);
+    }
+}
+
+/// Starts relaying between legs `a` and `b` on the process's media threads
+/// (`MediaWorkers::shared`).
+pub fn spawn_relay(a: LegMedia, b: LegMedia, metrics: &Metrics) -> Result<RelayHandle, RelayError> {
+    MediaWorkers::shared()?.spawn_relay(a, b, metrics)
 }
 
 /// One call on a worker.

@@ -22,8 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::peer::ConnId;
 use crate::sip::transaction::{Timers, Transactions};
-use crate::transport::ConnId;
 
 /// How many flows may be held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

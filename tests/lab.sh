@@ -4,7 +4,8 @@
 #
 #   lab_init KEEP_VAR      build, make $lab with the PKI, pick ports, set the EXIT trap
 #                          (the lab is kept and named when $KEEP_VAR is set)
-#   lab_config PORTS MAX   write $lab/mediation.toml: media ports "first-last", max_calls
+#   lab_config PORTS MAX   write $lab/mediation.toml (`gateway-sim lab-config`): media ports
+#                          "first-last", max_calls
 #   lab_start TAG [ANSWER_ARGS...]   start the next-hop answerer ($answer) and the server
 #                          ($server), wait until the gateway TLS port listens
 #   lab_stop               SIGTERM both and wait
@@ -26,48 +27,11 @@ lab_free_port() {
 }
 
 lab_config() { # $1 media ports "first-last", $2 max_calls
-    cat >"$lab/mediation.toml" <<EOF
-[node]
-name = "mediation.example.test"
-
-[tls]
-certificate = "mediation.pem"
-private_key = "mediation-key.pem"
-trusted_cas = "ca.pem"
-crls = ["crl.pem"]
-
-[next_hop]
-listen = "127.0.0.1:$nh_listen"
-address = "127.0.0.1:$nh"
-identity = "frontend.example.test"
-encryption = "required"
-
-[gateway_listen]
-tls = "127.0.0.1:$gtls"
-
-[[gateway]]
-name = "gw1"
-address = "127.0.0.1:1"
-transport = "tls"
-identity = "gw1.example.test"
-options_interval_secs = 0
-
-[media]
-bind = "127.0.0.1"
-advertise = "127.0.0.1"
-ports = "$1"
-
-[sip]
-max_calls = $2
-max_pending_per_connection = $2
-
-[metrics]
-listen = "127.0.0.1:$metrics"
-
-[log]
-format = "json"
-level = "warn"
-EOF
+    "$bin/gateway-sim" lab-config --next-hop-listen "127.0.0.1:$nh_listen" \
+        --next-hop "127.0.0.1:$nh" --gateway-tls "127.0.0.1:$gtls" \
+        --gateway name=gw1,address=127.0.0.1:1,transport=tls,identity=gw1.example.test,options_interval_secs=0 \
+        --media-ports "$1" --max-calls "$2" --max-pending-per-connection "$2" \
+        --metrics "127.0.0.1:$metrics" --log-level warn >"$lab/mediation.toml"
 }
 
 answer=""; server=""

@@ -15,6 +15,7 @@ use mediation::metrics::Metrics;
 use mediation::service::Service;
 use tokio::sync::watch;
 
+use crate::lab_config::{self, LabConfig, LabGateway};
 use crate::{
     AnswerOptions, AnswerServer, CallOptions, CallReport, Report, SrtpMode, TlsFiles, Transport,
 };
@@ -57,47 +58,22 @@ async fn answerer(dir: &Path, cert: Option<&str>, srtp: SrtpMode) -> anyhow::Res
     Ok(AnswerServer::bind(opts).await?)
 }
 
+/// The demo's mediation configuration: listeners on loopback ports the kernel picks, the
+/// next hop and both gateways where their simulators listen.
 fn config(dir: &Path, nh: SocketAddr, gw1: SocketAddr, gw2: SocketAddr) -> String {
-    format!(
-        r#"[node]
-name = "mediation.example.test"
-[tls]
-certificate = "mediation.pem"
-private_key = "mediation-key.pem"
-trusted_cas = "ca.pem"
-crls = ["crl.pem"]
-[next_hop]
-listen = "127.0.0.1:0"
-address = "{nh}"
-identity = "frontend.example.test"
-encryption = "required"
-[gateway_listen]
-tls = "127.0.0.1:0"
-tcp = "127.0.0.1:0"
-[[gateway]]
-name = "gw1"
-address = "{gw1}"
-transport = "tls"
-identity = "gw1.example.test"
-srtp = "optional"
-[[gateway]]
-name = "gw2"
-address = "{gw2}"
-transport = "tcp"
-srtp = "optional"
-[media]
-bind = "127.0.0.1"
-advertise = "127.0.0.1"
-ports = "45000-45999"
-[metrics]
-listen = "127.0.0.1:0"
-[log]
-format = "text"
-level = "warn"
-# written by `gateway-sim demo` in {dir}
-"#,
-        dir = dir.display()
-    )
+    lab_config::render(&LabConfig {
+        next_hop_address: nh.to_string(),
+        gateway_tcp: Some("127.0.0.1:0".into()),
+        gateways: vec![
+            LabGateway::tls("gw1", gw1.to_string()).srtp("optional"),
+            LabGateway::tcp("gw2", gw2.to_string()).srtp("optional"),
+        ],
+        media_ports: (45000, 45999),
+        log_format: "text".into(),
+        log_level: "warn".into(),
+        extra: format!("# written by `gateway-sim demo` in {}", dir.display()),
+        ..LabConfig::default()
+    })
 }
 
 /// The gateway-leg decision the mediation server counted since `before`.

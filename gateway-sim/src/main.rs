@@ -1,7 +1,8 @@
 //! The `gateway-sim` command: `answer` calls or place them (`call`), print a short summary,
 //! write the JSON report, and exit non-zero when any call or check failed (1) or the run could
 //! not start (2). `bench` measures the media relay against a plain forwarder and rtpengine
-//! instead (see `gateway_sim::bench`; exit 2 if it cannot run).
+//! instead (see `gateway_sim::bench`; exit 2 if it cannot run); `lab-config` prints a lab's
+//! mediation configuration (`gateway_sim::lab_config`).
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -36,6 +37,9 @@ enum Command {
     /// Relay benchmark: a plain UDP forwarder, the mediation relay (RTP and SRTP both ways)
     /// and rtpengine under many 50 packets/s calls; prints one table (see BENCHMARKS.md).
     Bench(gateway_sim::bench::BenchArgs),
+    /// Print a lab's mediation configuration (TOML) with these values, as `demo`, the
+    /// end-to-end tests and tests/lab.sh write it.
+    LabConfig(gateway_sim::lab_config::LabConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -264,6 +268,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::LabConfig(args) => {
+            print!("{}", gateway_sim::lab_config::render(&args.into()));
+            return ExitCode::SUCCESS;
+        }
         command => Cli { command },
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -277,7 +285,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Answer(args) => answer(args).await,
             Command::Call(args) => call(args).await,
-            Command::Bench(_) => unreachable!("handled before the runtime starts"),
+            Command::Bench(_) | Command::LabConfig(_) => {
+                unreachable!("handled before the runtime starts")
+            }
             Command::Demo => Ok(if gateway_sim::demo::run().await? {
                 ExitCode::SUCCESS
             } else {

@@ -1,11 +1,13 @@
 //! Helpers for the end-to-end tests: the built binaries, a lab PKI on disk, free loopback
-//! ports, and a `mediation` process started from a generated configuration and stopped when
-//! the test ends. Everything runs as real processes over real sockets.
+//! ports, and a `mediation` process started from a configuration `gateway_sim::lab_config`
+//! writes and stopped when the test ends. Everything runs as real processes over real sockets.
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use gateway_sim::lab_config::{LabConfig, LabGateway};
 
 pub mod sipp;
 
@@ -189,6 +191,48 @@ impl Default for Setup {
     }
 }
 
+/// The configuration of one mediation instance for `setup`, listening on `ports`.
+fn config_text(setup: &Setup, ports: &Ports) -> String {
+    let gateway = |port| host_port(setup.gateway_host, port);
+    let media = if setup.gateway_host.contains(':') || setup.next_hop_host.contains(':') {
+        vec!["127.0.0.1".to_string(), "::1".to_string()]
+    } else {
+        vec!["127.0.0.1".to_string()]
+    };
+    gateway_sim::lab_config::render(&LabConfig {
+        next_hop_listen: host_port(setup.next_hop_host, ports.next_hop),
+        next_hop_address: host_port(setup.next_hop_host, setup.next_hop_port),
+        encryption: setup.encryption.into(),
+        gateway_tls: Some(gateway(ports.gateway_tls)),
+        gateway_tcp: Some(gateway(ports.gateway_tcp)),
+        gateway_udp: setup.gateway_udp.map(|p| format!("127.0.0.1:{p}")),
+        gateways: vec![
+            LabGateway {
+                extra: setup.gw1_extra.clone(),
+                ..LabGateway::tls("gw1", gateway(setup.gw1_port))
+                    .srtp(setup.gw1_srtp)
+                    .options_interval(setup.options_interval_secs)
+            },
+            LabGateway::tcp("gw2", gateway(setup.gw2_port))
+                .srtp(setup.gw2_srtp)
+                .options_interval(setup.options_interval_secs),
+        ],
+        media_bind: media.clone(),
+        media_advertise: media,
+        media_ports: (ports.media, ports.media + setup.media_ports - 1),
+        media_timeout_secs: Some(setup.media_timeout_secs),
+        media_threads: Some(setup.media_threads),
+        answer_timeout_secs: Some(10),
+        drain_timeout_secs: Some(setup.drain_timeout_secs),
+        sip_extra: setup.sip_extra.clone(),
+        udp_t1_ms: Some(setup.udp_t1_ms),
+        metrics_listen: format!("127.0.0.1:{}", ports.metrics),
+        log_level: setup.log_level.into(),
+        extra: setup.extra.clone(),
+        ..LabConfig::default()
+    })
+}
+
 /// A running `mediation run` process, killed on drop; its log is kept in a file.
 pub struct Mediation {
     child: Child,
@@ -206,97 +250,7 @@ impl Mediation {
     pub fn start(lab: &Lab, setup: &Setup) -> Self {
         let ports = Ports::free();
         let config = lab.path(&format!("mediation-{}.toml", ports.next_hop));
-        let text = format!(
-            r#"[node]
-name = "mediation.example.test"
-
-[tls]
-certificate = "mediation.pem"
-private_key = "mediation-key.pem"
-trusted_cas = "ca.pem"
-crls = ["crl.pem"]
-
-[next_hop]
-listen = "{nh_listen}"
-address = "{nh_address}"
-identity = "frontend.example.test"
-encryption = "{encryption}"
-
-[gateway_listen]
-tls = "{gtls}"
-tcp = "{gtcp}"
-{udp}
-
-[[gateway]]
-name = "gw1"
-address = "{gw1}"
-transport = "tls"
-identity = "gw1.example.test"
-srtp = "{gw1_srtp}"
-options_interval_secs = {options}
-{gw1_extra}
-
-[[gateway]]
-name = "gw2"
-address = "{gw2}"
-transport = "tcp"
-srtp = "{gw2_srtp}"
-options_interval_secs = {options}
-
-[media]
-bind = {media_addresses}
-advertise = {media_addresses}
-ports = "{m0}-{m1}"
-media_timeout_secs = {media_timeout}
-threads = {media_threads}
-
-[sip]
-answer_timeout_secs = 10
-drain_timeout_secs = {drain}
-{sip_extra}
-udp_t1_ms = {t1}
-
-[metrics]
-listen = "127.0.0.1:{metrics}"
-
-[log]
-format = "json"
-level = "{log_level}"
-
-{extra}
-"#,
-            nh_listen = host_port(setup.next_hop_host, ports.next_hop),
-            nh_address = host_port(setup.next_hop_host, setup.next_hop_port),
-            encryption = setup.encryption,
-            gtls = host_port(setup.gateway_host, ports.gateway_tls),
-            gtcp = host_port(setup.gateway_host, ports.gateway_tcp),
-            gw1 = host_port(setup.gateway_host, setup.gw1_port),
-            gw2 = host_port(setup.gateway_host, setup.gw2_port),
-            media_addresses =
-                if setup.gateway_host.contains(':') || setup.next_hop_host.contains(':') {
-                    r#"["127.0.0.1", "::1"]"#
-                } else {
-                    r#""127.0.0.1""#
-                },
-            gw1_srtp = setup.gw1_srtp,
-            gw2_srtp = setup.gw2_srtp,
-            m0 = ports.media,
-            m1 = ports.media + setup.media_ports - 1,
-            metrics = ports.metrics,
-            media_timeout = setup.media_timeout_secs,
-            media_threads = setup.media_threads,
-            drain = setup.drain_timeout_secs,
-            sip_extra = setup.sip_extra,
-            options = setup.options_interval_secs,
-            extra = setup.extra,
-            udp = setup
-                .gateway_udp
-                .map(|p| format!("udp = \"127.0.0.1:{p}\""))
-                .unwrap_or_default(),
-            t1 = setup.udp_t1_ms,
-            gw1_extra = setup.gw1_extra,
-            log_level = setup.log_level,
-        );
+        let text = config_text(setup, &ports);
         std::fs::write(&config, text).unwrap();
         let log = lab.path(&format!("mediation-{}.log", ports.next_hop));
         let child = Command::new(bin("mediation"))

@@ -7,8 +7,10 @@ that defines the item (following `pub use` re-exports, so a facade `mod.rs` is n
 and prints each strongly connected group of two or more files. A child file that adds methods
 to its parent's type imports the parent; the parent must import nothing back from it.
 
-Usage: import_cycles.py SRC_DIR [MODULE_PREFIX]   (exit 1 when a circle exists; with a prefix,
-also prints that part of the graph)
+Usage: import_cycles.py SRC_DIR [MODULE_PREFIX] [--forbid FROM=TO,TO...]
+  exit 1 when a circle exists, or when a file under module FROM imports one under a module TO
+  (the layering rule: `--forbid call=transport,media,metrics`); with a prefix, also prints that
+  part of the graph
 """
 import os
 import re
@@ -68,6 +70,14 @@ def expand(s):
 
 
 def main():
+    args = sys.argv[1:]
+    rules = []
+    while "--forbid" in args:
+        i = args.index("--forbid")
+        src, dests = args[i + 1].split("=")
+        rules.append((src, dests.split(",")))
+        del args[i : i + 2]
+    sys.argv = [sys.argv[0]] + args
     root = sys.argv[1]
     mods = modules(root)
     reexports = {}
@@ -138,11 +148,22 @@ def main():
             strong(v)
     for c in cycles:
         print("circle:", " <-> ".join(c))
+    under = lambda m, top: m == top or m.startswith(top + "::")
+    broken = [
+        (m, d)
+        for src, dests in rules
+        for m in sorted(edges)
+        if under(m, src)
+        for d in sorted(edges[m])
+        if any(under(d, top) for top in dests)
+    ]
+    for m, d in broken:
+        print(f"layering: {m} imports {d}")
     if len(sys.argv) > 2:
         for m in sorted(edges):
             if m.startswith(sys.argv[2]):
                 print(m or "(root)", "->", ", ".join(sorted(edges[m])) or "-")
-    sys.exit(1 if cycles else 0)
+    sys.exit(1 if cycles or broken else 0)
 
 
 main()

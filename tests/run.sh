@@ -25,5 +25,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
+# The structure: no import circles, and the sans-IO call layer imports no I/O (docs/design.md §3).
+python3 .ci/import_cycles.py mediation/src --forbid call=transport,media,metrics,driver,service,http
+python3 .ci/import_cycles.py gateway-sim/src
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"

@@ -11,7 +11,7 @@
 //! pki.write_to(std::path::Path::new("/tmp/lab-pki"))?;
 //! # Ok::<(), certs::Error>(())
 //! ```
-
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod ca;

@@ -4,6 +4,7 @@
 //! - `certs issue --ca-dir DIR --name NAME... [--ip IP...] [--days N] --out PREFIX`
 //!   issues one certificate from the CA in `DIR`.
 //! - `certs revoke --ca-dir DIR --cert FILE... --out crl.pem` writes a CRL.
+#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

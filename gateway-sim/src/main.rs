@@ -3,6 +3,7 @@
 //! not start (2). `bench` measures the media relay against a plain forwarder and rtpengine
 //! instead (see `gateway_sim::bench`; exit 2 if it cannot run); `lab-config` prints a lab's
 //! mediation configuration (`gateway_sim::lab_config`).
+#![forbid(unsafe_code)]
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};

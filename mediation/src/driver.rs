@@ -18,14 +18,14 @@ use crate::transport::{ConnId, Connector, Listener, SipEvent, CLOSE};
 
 /// Ports backed by bound UDP socket pairs, held until the relay takes them. The pools of the
 /// two families share a port range, so a held pair is known by its family and port.
-pub struct SocketPorts {
+pub(crate) struct SocketPorts {
     pools: PortPools,
     held: HashMap<(IpFamily, u16), LegSockets>,
 }
 
 impl SocketPorts {
     /// Over the pools.
-    pub fn new(pools: PortPools) -> Self {
+    pub(crate) fn new(pools: PortPools) -> Self {
         Self {
             pools,
             held: HashMap::new(),
@@ -58,7 +58,7 @@ impl PortAllocator for SocketPorts {
 
 /// Orders from the service to the call layer.
 #[derive(Debug, Clone, Copy)]
-pub enum Control {
+pub(crate) enum Control {
     /// Refuse new calls with 503; let calls in progress go on.
     Drain,
     /// End every call now.
@@ -66,7 +66,7 @@ pub enum Control {
 }
 
 /// What the driver needs besides the engine.
-pub struct DriverIo {
+pub(crate) struct DriverIo {
     /// Connection events.
     pub events: mpsc::Receiver<SipEvent>,
     /// Opens outbound connections.
@@ -91,7 +91,7 @@ pub struct DriverIo {
 }
 
 /// Runs the engine until `shutdown` turns true.
-pub async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
+pub(crate) async fn run(mut engine: Engine<SocketPorts>, io: DriverIo) {
     let DriverIo {
         mut events,
         connector,

@@ -22,10 +22,8 @@
 //! | [`http`], [`metrics`] | the operator endpoint and every Prometheus metric |
 #![forbid(unsafe_code)]
 
-#[allow(unreachable_pub)] // TODO(issue 19): call/ is being reworked
 pub mod call;
 pub mod config;
-#[allow(unreachable_pub)] // TODO(issue 19): driver.rs is being reworked; nothing outside uses it
 pub(crate) mod driver;
 pub mod http;
 pub mod media;

@@ -1,4 +1,5 @@
 //! The `mediation` command: run the service, check a configuration file.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

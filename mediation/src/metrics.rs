@@ -2,7 +2,7 @@
 //! `mediation_`). Label values are bounded: listener, reason, gateway name, never addresses,
 //! Call-IDs or numbers.
 
-use crate::call::report::{media_label, Report};
+use crate::call::{media_label, Report};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };

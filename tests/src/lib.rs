@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: the built binaries, a lab PKI on disk, free loopback
 //! ports, and a `mediation` process started from a configuration `gateway_sim::lab_config`
 //! writes and stopped when the test ends. Everything runs as real processes over real sockets.
+#![forbid(unsafe_code)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};

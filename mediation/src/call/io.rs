@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::media_plan::{LegPlan, Protection};
+use super::media_plan::LegPlan;
 use crate::config::IpFamily;
 use crate::peer::{ConnId, Peer, PeerIdentity};
 use crate::sip::Message;
+use crate::srtp::Protection;
 
 mod debug;
 

@@ -1,7 +1,6 @@
 //! One call as the B2BUA holds it: the caller's leg (A, whose INVITE we answer) and the callee's
 //! leg (B, the INVITE we sent), each its own SIP dialog, and the phase the call is in.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -10,14 +9,14 @@ use rand::rngs::StdRng;
 
 use super::policy::{Decision, LegMedia};
 use super::session_timer::{LegSession, LegTimer, UasAnswer};
-use crate::peer::{ConnId, PeerIdentity};
+use crate::peer::ConnId;
 use crate::sdp::{CryptoAttribute, PeerSdp, Proto};
 use crate::sip::outgoing::{branch, Outgoing, ReceivedRequest};
 
 /// One of a call's two legs: the caller's (A: its INVITE we answer) or the callee's (B: the
 /// INVITE we sent). Each is its own SIP dialog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
+pub(super) enum Side {
     /// The caller's leg (A).
     Caller,
     /// The callee's leg (B).
@@ -26,7 +25,7 @@ pub enum Side {
 
 impl Side {
     /// The other leg.
-    pub fn other(self) -> Side {
+    pub(super) fn other(self) -> Side {
         match self {
             Side::Caller => Side::Callee,
             Side::Callee => Side::Caller,
@@ -34,7 +33,7 @@ impl Side {
     }
 
     /// 0 for the caller's leg, 1 for the callee's (arrays kept per leg).
-    pub fn index(self) -> usize {
+    pub(super) fn index(self) -> usize {
         match self {
             Side::Caller => 0,
             Side::Callee => 1,
@@ -42,7 +41,7 @@ impl Side {
     }
 
     /// `caller` or `callee`, for logs.
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Side::Caller => "caller",
             Side::Callee => "callee",
@@ -71,7 +70,7 @@ impl Direction {
 
 /// Where the call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(super) enum Phase {
     /// INVITE sent on B, no final answer yet.
     Proceeding,
     /// 200 relayed to A, waiting for A's ACK.
@@ -85,7 +84,7 @@ pub enum Phase {
 
 /// How our side of a dialog is written on the wire.
 #[derive(Debug, Clone)]
-pub struct Local {
+pub(super) struct Local {
     /// Our address on this leg: the `[media] advertise` address of the peer's family, in our
     /// SDP (`c=`, `o=`), Via and Contact; the leg's media ports come from that family's pool.
     pub address: std::net::IpAddr,
@@ -97,17 +96,15 @@ pub struct Local {
 
 impl Local {
     /// The family of the leg's address, and of its media ports.
-    pub fn family(&self) -> crate::config::IpFamily {
+    pub(super) fn family(&self) -> crate::config::IpFamily {
         crate::config::IpFamily::of(self.address)
     }
 }
 
 /// The caller's leg.
-pub struct ALeg {
+pub(super) struct ALeg {
     /// The connection the INVITE came on; our responses and requests go back on it.
     pub conn: ConnId,
-    /// Who the caller is.
-    pub peer: Arc<PeerIdentity>,
     /// The INVITE, for responses.
     pub invite: ReceivedRequest,
     /// Its Call-ID.
@@ -145,7 +142,7 @@ pub struct ALeg {
 }
 
 /// The callee's leg.
-pub struct BLeg {
+pub(super) struct BLeg {
     /// The connection the INVITE went out on.
     pub conn: ConnId,
     /// Our Call-ID.
@@ -204,7 +201,7 @@ pub struct BLeg {
 impl BLeg {
     /// The `m=` transport of our SDP on this leg: `RTP/SAVP` when it carries our key, unless
     /// SRTP is offered Lync's way; `RTP/AVP` otherwise.
-    pub fn srtp_proto(&self, with_key: bool) -> Proto {
+    pub(super) fn srtp_proto(&self, with_key: bool) -> Proto {
         if with_key && self.lync_style.is_none() {
             Proto::Savp
         } else {
@@ -215,7 +212,7 @@ impl BLeg {
 
 /// What every INVITE toward the callee carries, kept for failover.
 #[derive(Debug, Clone)]
-pub struct CalleeRequest {
+pub(super) struct CalleeRequest {
     /// The called number.
     pub user: String,
     /// The caller's number (From user part).
@@ -231,7 +228,7 @@ pub struct CalleeRequest {
 
 /// A re-offer from one party waiting for the other party's answer.
 #[derive(Debug)]
-pub struct RelayedOffer {
+pub(super) struct RelayedOffer {
     /// The leg the re-offer came on (we re-offer on the other).
     pub side: Side,
     /// The request to answer.
@@ -257,7 +254,7 @@ pub struct RelayedOffer {
 }
 
 /// One call.
-pub struct Call {
+pub(super) struct Call {
     /// Internal id (logs, media).
     pub id: u64,
     /// Which way.
@@ -298,20 +295,12 @@ pub struct Call {
 
 impl Call {
     /// True if leg `side` is the one toward the gateway.
-    pub fn is_gateway_leg(&self, side: Side) -> bool {
+    pub(super) fn is_gateway_leg(&self, side: Side) -> bool {
         (self.direction == Direction::FromGateway) == (side == Side::Caller)
     }
 
-    /// The side of the gateway's leg.
-    pub fn gateway_side(&self) -> Side {
-        match self.direction {
-            Direction::FromGateway => Side::Caller,
-            Direction::FromNextHop => Side::Callee,
-        }
-    }
-
     /// `gateway` or `next_hop`: the leg's name in media commands and metric labels.
-    pub fn leg_label(&self, side: Side) -> &'static str {
+    pub(super) fn leg_label(&self, side: Side) -> &'static str {
         if self.is_gateway_leg(side) {
             "gateway"
         } else {
@@ -320,7 +309,7 @@ impl Call {
     }
 
     /// The gateway leg's decision, once known.
-    pub fn gateway_media(&self) -> Option<LegMedia> {
+    pub(super) fn gateway_media(&self) -> Option<LegMedia> {
         let d = match self.direction {
             Direction::FromGateway => Some(self.a.decision),
             Direction::FromNextHop => self.b.decision,
@@ -329,7 +318,7 @@ impl Call {
     }
 
     /// The connection of leg `side`.
-    pub fn conn(&self, side: Side) -> ConnId {
+    pub(super) fn conn(&self, side: Side) -> ConnId {
         match side {
             Side::Caller => self.a.conn,
             Side::Callee => self.b.conn,
@@ -337,7 +326,7 @@ impl Call {
     }
 
     /// The Call-ID of leg `side`'s dialog.
-    pub fn call_id(&self, side: Side) -> &str {
+    pub(super) fn call_id(&self, side: Side) -> &str {
         match side {
             Side::Caller => &self.a.call_id,
             Side::Callee => &self.b.call_id,
@@ -345,7 +334,7 @@ impl Call {
     }
 
     /// Our Via and Contact on leg `side`.
-    pub fn local(&self, side: Side) -> &Local {
+    pub(super) fn local(&self, side: Side) -> &Local {
         match side {
             Side::Caller => &self.a.local,
             Side::Callee => &self.b.local,
@@ -354,7 +343,7 @@ impl Call {
 
     /// Our media port on leg `side`, the `o=` session id and the version of the last SDP we
     /// sent there.
-    pub fn our_media(&self, side: Side) -> (u16, u64, u64) {
+    pub(super) fn our_media(&self, side: Side) -> (u16, u64, u64) {
         match side {
             Side::Caller => (self.a.port, self.a.sdp_session, self.a.sdp_version),
             Side::Callee => (self.b.port, self.b.sdp_session, self.b.sdp_version),
@@ -363,7 +352,7 @@ impl Call {
 
     /// The SRTP keys in use on leg `side`: (theirs, ours). The caller's leg has theirs only
     /// when it is SRTP (ours is set).
-    pub fn keys(&self, side: Side) -> (Option<&CryptoAttribute>, Option<&CryptoAttribute>) {
+    pub(super) fn keys(&self, side: Side) -> (Option<&CryptoAttribute>, Option<&CryptoAttribute>) {
         match side {
             Side::Caller => (
                 self.a.chosen.as_ref().filter(|_| self.a.ours.is_some()),
@@ -374,7 +363,7 @@ impl Call {
     }
 
     /// The session-timer state of leg `side`.
-    pub fn session(&self, side: Side) -> &LegSession {
+    pub(super) fn session(&self, side: Side) -> &LegSession {
         match side {
             Side::Caller => &self.a.session,
             Side::Callee => &self.b.session,
@@ -382,7 +371,7 @@ impl Call {
     }
 
     /// As [`Call::session`], to change it.
-    pub fn session_mut(&mut self, side: Side) -> &mut LegSession {
+    pub(super) fn session_mut(&mut self, side: Side) -> &mut LegSession {
         match side {
             Side::Caller => &mut self.a.session,
             Side::Callee => &mut self.b.session,
@@ -390,7 +379,7 @@ impl Call {
     }
 
     /// Records that the SDP we send on leg `side` is now `sdp` at `version`.
-    pub fn set_our_sdp(&mut self, side: Side, sdp: String, version: u64) {
+    pub(super) fn set_our_sdp(&mut self, side: Side, sdp: String, version: u64) {
         match side {
             Side::Callee => {
                 self.b.sdp_version = version;
@@ -404,7 +393,7 @@ impl Call {
     }
 
     /// Notes a hold or resume (media of a held call is exempt from the media timeout).
-    pub fn set_hold(&mut self, hold: bool) {
+    pub(super) fn set_hold(&mut self, hold: bool) {
         if hold != self.on_hold {
             tracing::info!(
                 call = self.id,
@@ -418,7 +407,7 @@ impl Call {
 
     /// Our response to a re-offer (re-INVITE or UPDATE) on a leg, in that leg's dialog; a 2xx
     /// carries our Contact, Allow and the session timer (RFC 4028 §9).
-    pub fn reoffer_response(
+    pub(super) fn reoffer_response(
         &self,
         side: Side,
         request: &ReceivedRequest,
@@ -443,12 +432,12 @@ impl Call {
     }
 
     /// A request within the B dialog (BYE; ACK for a 2xx uses [`Call::b_ack`]).
-    pub fn b_request(&mut self, method: &str) -> Bytes {
+    pub(super) fn b_request(&mut self, method: &str) -> Bytes {
         self.b_new_request(method).encode()
     }
 
     /// A new request within the B dialog, its CSeq taken, for more headers to be added.
-    pub fn b_new_request(&mut self, method: &str) -> Outgoing {
+    pub(super) fn b_new_request(&mut self, method: &str) -> Outgoing {
         self.b.local_cseq += 1;
         let cseq = self.b.local_cseq;
         let branch = branch(&mut self.rng);
@@ -463,7 +452,7 @@ impl Call {
     }
 
     /// ACK for the 2xx to our INVITE with CSeq number `cseq` (its own transaction).
-    pub fn b_ack(&mut self, cseq: u32) -> Bytes {
+    pub(super) fn b_ack(&mut self, cseq: u32) -> Bytes {
         let branch = branch(&mut self.rng);
         let b = &self.b;
         b_dialog_request(
@@ -478,7 +467,7 @@ impl Call {
 
     /// ACK and BYE for the dialog a second fork set up with its 2xx (tag `tag`, Contact
     /// `target`): we keep the first answer and end the other (RFC 3261 §13.2.2.4).
-    pub fn b_end_fork(&mut self, tag: &str, target: Option<&str>) -> [Bytes; 2] {
+    pub(super) fn b_end_fork(&mut self, tag: &str, target: Option<&str>) -> [Bytes; 2] {
         let branches = [branch(&mut self.rng), branch(&mut self.rng)];
         let [ack, bye] = branches;
         let b = &self.b;
@@ -490,7 +479,7 @@ impl Call {
 
     /// ACK for a non-2xx final answer to our INVITE, or CANCEL of it: same transaction (branch,
     /// Request-URI, CSeq number), RFC 3261 §17.1.1.3 and §9.1.
-    pub fn b_same_transaction(&self, method: &str, to_tag: Option<&str>) -> Bytes {
+    pub(super) fn b_same_transaction(&self, method: &str, to_tag: Option<&str>) -> Bytes {
         let b = &self.b;
         let to = match to_tag {
             Some(tag) => format!("{};tag={tag}", b.to),
@@ -508,7 +497,7 @@ impl Call {
 
     /// ACK for a non-2xx answer to our in-dialog re-INVITE on leg `side`: the re-INVITE's
     /// transaction (branch, CSeq number), RFC 3261 §17.1.1.3.
-    pub fn same_transaction_ack(
+    pub(super) fn same_transaction_ack(
         &self,
         side: Side,
         cseq: u32,
@@ -535,25 +524,25 @@ impl Call {
     }
 
     /// A request within the A dialog (we are the callee there): BYE.
-    pub fn a_request(&mut self, method: &str) -> Bytes {
+    pub(super) fn a_request(&mut self, method: &str) -> Bytes {
         self.a_new_request(method).encode()
     }
 
     /// A new request within the A dialog, its CSeq taken, for more headers to be added.
-    pub fn a_new_request(&mut self, method: &str) -> Outgoing {
+    pub(super) fn a_new_request(&mut self, method: &str) -> Outgoing {
         self.a.local_cseq += 1;
         let cseq = self.a.local_cseq;
         self.a_dialog_request(method, cseq)
     }
 
     /// A request within the A dialog with CSeq number `cseq` (ACK repeats its INVITE's).
-    pub fn a_dialog_request(&mut self, method: &str, cseq: u32) -> Outgoing {
+    pub(super) fn a_dialog_request(&mut self, method: &str, cseq: u32) -> Outgoing {
         let branch = branch(&mut self.rng);
         a_dialog_request(&self.a, method, cseq, branch)
     }
 
     /// A response to the A leg's INVITE.
-    pub fn a_response(&self, code: u16, reason: &str) -> Outgoing {
+    pub(super) fn a_response(&self, code: u16, reason: &str) -> Outgoing {
         self.a.invite.respond(code, reason, &self.a.local_tag)
     }
 }

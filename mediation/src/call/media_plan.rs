@@ -7,31 +7,7 @@ use super::legs::{Call, Direction};
 use super::policy::LegMedia;
 use crate::config::{IpFamily, MediaSources};
 use crate::sdp::{AudioStream, CryptoAttribute};
-use crate::srtp::MasterKey;
-
-/// How media on one leg is protected.
-#[derive(Debug)]
-pub enum Protection {
-    /// Plain RTP/RTCP: nothing is authenticated (docs/design.md §2 says when that is allowed).
-    Rtp,
-    /// SRTP/SRTCP with SDES keys.
-    Srtp {
-        /// Ours, sent in our `a=crypto`: protects what we send on this leg.
-        tx: MasterKey,
-        /// Theirs, from the peer's `a=crypto`: unprotects what the peer sends.
-        rx: MasterKey,
-    },
-}
-
-impl Protection {
-    /// `srtp` or `rtp`, the `protection` label of `media_packets_total`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Protection::Rtp => "rtp",
-            Protection::Srtp { .. } => "srtp",
-        }
-    }
-}
+use crate::srtp::Protection;
 
 /// One leg of the relay.
 #[derive(Debug)]
@@ -55,7 +31,7 @@ pub struct LegPlan {
 }
 
 /// Where an SDP audio stream asks to receive RTP and RTCP (`None` for hold `0.0.0.0` or port 0).
-pub fn remotes(audio: &AudioStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
+pub(super) fn remotes(audio: &AudioStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
     match audio.address {
         Some(ip) if !ip.is_unspecified() && audio.port != 0 => {
             let rtcp_port = if audio.rtcp_mux {
@@ -73,7 +49,10 @@ pub fn remotes(audio: &AudioStream) -> (Option<SocketAddr>, Option<SocketAddr>) 
 }
 
 /// SRTP protection from our attribute (what we send with) and theirs (what they send with).
-pub fn srtp_keys(ours: &CryptoAttribute, theirs: &CryptoAttribute) -> Result<Protection, String> {
+pub(super) fn srtp_keys(
+    ours: &CryptoAttribute,
+    theirs: &CryptoAttribute,
+) -> Result<Protection, String> {
     Ok(Protection::Srtp {
         tx: ours.master_key()?,
         rx: theirs.master_key()?,
@@ -95,7 +74,7 @@ fn protection(
 /// The relay plan, gateway leg first, once the callee answered.
 /// `a_answer`: the crypto we answer the caller with; `b_keys`: (ours, theirs) on the callee's
 /// leg; `b_audio`: the callee's answer; `gateway_sources`: the gateway's `media_sources`.
-pub fn plans(
+pub(super) fn plans(
     call: &Call,
     a_answer: &[CryptoAttribute],
     b_keys: Option<&(CryptoAttribute, CryptoAttribute)>,

@@ -16,21 +16,22 @@
 //! Nothing here imports `transport`, `media` or `metrics`: the engine learns who a peer is
 //! from [`crate::peer`], and the driver turns its outputs and reports into I/O and metrics.
 
-pub mod config;
-pub mod engine;
+mod config;
+mod engine;
 pub mod example;
-pub mod io;
-pub mod legs;
-pub mod media_plan;
+mod io;
+mod legs;
+mod media_plan;
 pub mod policy;
-pub mod reoffer;
-pub mod report;
-pub mod session_timer;
+mod reoffer;
+mod report;
+mod session_timer;
 
 pub use config::{EngineConfig, Route};
 pub use engine::Engine;
 pub use io::{Input, MediaCommand, Output, PortAllocator, Target};
-pub use media_plan::{LegPlan, Protection};
-pub use report::Report;
+pub use legs::Direction;
+pub use media_plan::LegPlan;
+pub use report::{media_label, Report};
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use crate::sdp::{CryptoAttribute, Direction, PeerSdp};
 
 /// What to do with a re-offer.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(super) enum Verdict {
     /// Answer with this SDP; `hold` tells whether the peer put the call on hold.
     Answer {
         /// Our answer.
@@ -31,12 +31,12 @@ fn mirror(offered: Direction) -> &'static str {
 }
 
 /// True when the offered audio stream still carries the key `current` (same suite and key).
-pub fn has_key(audio: &crate::sdp::AudioStream, current: &CryptoAttribute) -> bool {
+pub(super) fn has_key(audio: &crate::sdp::AudioStream, current: &CryptoAttribute) -> bool {
     audio.crypto.iter().any(|c| same_key(c, current))
 }
 
 /// True when two crypto attributes carry the same suite and master key.
-pub fn same_key(a: &CryptoAttribute, b: &CryptoAttribute) -> bool {
+pub(super) fn same_key(a: &CryptoAttribute, b: &CryptoAttribute) -> bool {
     a.suite == b.suite
         && matches!((a.keys.first(), b.keys.first()),
             (Some(x), Some(y)) if x.key_salt.as_bytes() == y.key_salt.as_bytes())
@@ -44,7 +44,7 @@ pub fn same_key(a: &CryptoAttribute, b: &CryptoAttribute) -> bool {
 
 /// Judges a re-offer on a leg whose current keys are `theirs` (the key they protect with;
 /// `None` on a plain leg) and answers it from `last`, the SDP we last sent there.
-pub fn answer(
+pub(super) fn answer(
     offer: &PeerSdp,
     theirs: Option<&CryptoAttribute>,
     last: &str,
@@ -70,7 +70,7 @@ pub fn answer(
 }
 
 /// `sdp` with the `o=` version set to `version` and the audio direction set to `direction`.
-pub fn with_version_and_direction(sdp: &str, version: u64, direction: &str) -> String {
+pub(super) fn with_version_and_direction(sdp: &str, version: u64, direction: &str) -> String {
     let mut out = String::with_capacity(sdp.len() + 16);
     let mut in_audio = false;
     let mut wrote_direction = false;

@@ -5,16 +5,16 @@
 use std::time::{Duration, Instant};
 
 /// Our `Min-SE` (RFC 4028 §4: never below 90 s).
-pub const MIN_SE: u32 = 90;
+pub(super) const MIN_SE: u32 = 90;
 
 /// The longest session interval we keep (a day, as `[sip] session_expires_secs` allows): a
 /// peer asking for more gets this (RFC 4028 §9 lets the UAS lower it), and a callee answering
 /// more than we asked is held to this too, so a refresher that stops is noticed within a day.
-pub const MAX_SE: u32 = 86_400;
+pub(super) const MAX_SE: u32 = 86_400;
 
 /// Who refreshes a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refresher {
+pub(super) enum Refresher {
     /// The dialog's caller.
     Uac,
     /// The dialog's callee.
@@ -23,7 +23,7 @@ pub enum Refresher {
 
 impl Refresher {
     /// The parameter value.
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Refresher::Uac => "uac",
             Refresher::Uas => "uas",
@@ -33,7 +33,7 @@ impl Refresher {
 
 /// A `Session-Expires` value: delta-seconds and the optional `refresher`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionExpires {
+pub(super) struct SessionExpires {
     /// Seconds.
     pub interval: u32,
     /// `refresher=`, when given.
@@ -42,13 +42,13 @@ pub struct SessionExpires {
 
 impl SessionExpires {
     /// The Session-Expires of a message, when present and readable.
-    pub fn of(view: &crate::sip::View) -> Option<Self> {
+    pub(super) fn of(view: &crate::sip::View) -> Option<Self> {
         Self::parse(view.session_expires.as_deref()?)
     }
 
     /// Parses `1800;refresher=uac` (compact or not, parameters in any order). `None` when the
     /// delta-seconds are not a number.
-    pub fn parse(value: &str) -> Option<Self> {
+    pub(super) fn parse(value: &str) -> Option<Self> {
         let mut parts = value.split(';');
         let interval = parts.next()?.trim().parse().ok()?;
         let refresher = parts.find_map(|p| {
@@ -69,14 +69,14 @@ impl SessionExpires {
     }
 
     /// The header value with the refresher named.
-    pub fn header(interval: u32, refresher: Refresher) -> String {
+    pub(super) fn header(interval: u32, refresher: Refresher) -> String {
         format!("{interval};refresher={}", refresher.label())
     }
 }
 
 /// The session timer running on one leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LegTimer {
+pub(super) struct LegTimer {
     /// Session interval, seconds.
     pub interval: u32,
     /// True when we refresh, false when the peer does.
@@ -89,7 +89,7 @@ impl LegTimer {
     /// When we must send a refresh (we refresh at half the interval, RFC 4028 §10), or when the
     /// session has expired for want of the peer's refresh (the interval less a third of it, at
     /// most 32 s, §10).
-    pub fn due(&self) -> Instant {
+    pub(super) fn due(&self) -> Instant {
         let interval = Duration::from_secs(u64::from(self.interval));
         if self.we_refresh {
             self.refreshed_at + interval / 2
@@ -99,14 +99,14 @@ impl LegTimer {
     }
 
     /// When the session is over whoever refreshes: our own refreshes that fail end it here.
-    pub fn expires(&self) -> Instant {
+    pub(super) fn expires(&self) -> Instant {
         self.refreshed_at + Duration::from_secs(u64::from(self.interval))
     }
 
     /// The `Session-Expires` value for a message of ours on this leg. `refresher` names a
     /// side of the transaction the message belongs to (RFC 4028 §7, §9): in a request we send
     /// we are its `uac`, in a response we send its `uas`.
-    pub fn header(&self, in_our_request: bool) -> String {
+    pub(super) fn header(&self, in_our_request: bool) -> String {
         let refresher = if self.we_refresh == in_our_request {
             Refresher::Uac
         } else {
@@ -117,7 +117,7 @@ impl LegTimer {
 
     /// Takes the `Session-Expires` of a 2xx to our refresh (`refresher` relative to our
     /// request: `uac` is us; absent means us) and restarts the interval.
-    pub fn refreshed_by_us(&mut self, answered: Option<SessionExpires>, now: Instant) {
+    pub(super) fn refreshed_by_us(&mut self, answered: Option<SessionExpires>, now: Instant) {
         if let Some(a) = answered {
             self.interval = a.interval.clamp(MIN_SE, MAX_SE);
             self.we_refresh = a.refresher != Some(Refresher::Uas);
@@ -128,7 +128,7 @@ impl LegTimer {
 
 /// How we answer an INVITE on a leg where we are the callee.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UasAnswer {
+pub(super) enum UasAnswer {
     /// No session timer on this leg.
     None,
     /// `422 Session Interval Too Small` with `Min-SE: 90`.
@@ -148,7 +148,7 @@ pub enum UasAnswer {
 /// timers can retry); the refresher is kept when the caller named it, else the caller refreshes
 /// when it supports timers and we do otherwise. A caller that asked nothing gets our timer with
 /// us refreshing, when enabled.
-pub fn as_uas(
+pub(super) fn as_uas(
     asked: Option<SessionExpires>,
     caller_supports: bool,
     ours: Option<u32>,
@@ -181,7 +181,7 @@ pub fn as_uas(
 /// The timer on a leg where we sent the INVITE asking for `asked` seconds, from the 2xx's
 /// `Session-Expires` (`answered`). A callee that does not support timers leaves it out: we
 /// refresh ourselves (RFC 4028 §7.2); a 2xx without `refresher` means us (§7.2).
-pub fn as_uac(asked: u32, answered: Option<SessionExpires>, now: Instant) -> LegTimer {
+pub(super) fn as_uac(asked: u32, answered: Option<SessionExpires>, now: Instant) -> LegTimer {
     let (interval, refresher) = match answered {
         Some(a) => (
             a.interval.clamp(MIN_SE, MAX_SE),
@@ -293,7 +293,7 @@ mod tests {
 
 /// Our refresh in flight on a leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pending {
+pub(super) struct Pending {
     /// Its CSeq number.
     pub cseq: u32,
     /// `INVITE` or `UPDATE`.
@@ -304,7 +304,7 @@ pub struct Pending {
 
 /// Session-timer state of one leg.
 #[derive(Debug, Clone, Default)]
-pub struct LegSession {
+pub(super) struct LegSession {
     /// The timer, once the leg is answered with one.
     pub timer: Option<LegTimer>,
     /// Our refresh in flight.
@@ -317,7 +317,7 @@ pub struct LegSession {
 
 /// What a leg's timer asks for at `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Due {
+pub(super) enum Due {
     /// Nothing yet; look again at the instant given, if any.
     Wait(Option<Instant>),
     /// Send a refresh now.
@@ -328,7 +328,7 @@ pub enum Due {
 
 impl LegSession {
     /// What to do at `now`.
-    pub fn due(&self, now: Instant) -> Due {
+    pub(super) fn due(&self, now: Instant) -> Due {
         let Some(t) = &self.timer else {
             return Due::Wait(None);
         };

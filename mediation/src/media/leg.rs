@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use super::ports::LegSockets;
-pub use crate::call::Protection;
 use crate::config::MediaSources;
+pub use crate::srtp::Protection;
 use crate::srtp::ReplayWindow;
 
 /// One leg of a call, as the relay takes it.

@@ -11,6 +11,7 @@ mod context;
 mod hmac_sha1;
 mod kdf;
 mod keys;
+mod protection;
 mod replay;
 mod ssrcs;
 mod suite;
@@ -23,6 +24,7 @@ mod vectors;
 
 pub use context::{Protector, SetupError, SrtpError, Unprotector, MAX_TRAILER_LEN};
 pub use keys::{KeyError, MasterKey, Mki};
+pub use protection::Protection;
 pub use suite::{SrtpSuite, UnknownSuite};
 pub use window::ReplayWindow;
 pub use wire::{check_rtcp_prefix, RtpHeader, SrtcpTrailer};

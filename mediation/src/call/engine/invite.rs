@@ -340,7 +340,6 @@ impl<P: PortAllocator> Engine<P> {
             (self.token(10), self.sdp_session_id(), self.call_rng());
         let a = ALeg {
             conn,
-            peer: peer.clone(),
             call_id: s.call_id.clone(),
             remote_tag: s.from_tag().unwrap_or_default().to_string(),
             local_tag,

@@ -23,7 +23,7 @@ use crate::sip::{Message, Method, View};
 const RELAY_TIMEOUT: Duration = Duration::from_secs(32);
 
 /// What a re-offer from one leg carries into [`Engine::relay_reoffer`].
-pub struct Reoffer<'a> {
+pub(super) struct Reoffer<'a> {
     /// The call.
     pub id: u64,
     /// The leg it came on.

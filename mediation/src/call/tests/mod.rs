@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::example::{engine_config, gateway};
-use super::media_plan::{LegPlan, Protection};
+use super::media_plan::LegPlan;
 use super::{Engine, EngineConfig, Input, MediaCommand, Output, PortAllocator};
 use crate::config::{EncryptionLevel, GatewayConfig, GatewayTransport, IpFamily, SrtpMode};
 use crate::metrics::Metrics;
 use crate::peer::{ConnId, Listener, Peer, PeerIdentity, Signalling, TlsVersionSeen};
 use crate::sip::outgoing::ReceivedRequest;
+use crate::srtp::Protection;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 

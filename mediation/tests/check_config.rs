@@ -78,6 +78,18 @@ fn contradictions_are_refused_naming_field_and_line() {
             "not a regular expression",
         ),
         (
+            "# forward_history = false",
+            "[[gateway.number_rules]]\nnumber = \"called\"\npattern = '^\\+1(\\d+)$'\nreplace = '$1a'",
+            "gateway[0].number_rules[0].replace",
+            "write \"${1}a\"",
+        ),
+        (
+            "# forward_history = false",
+            "[[gateway.number_rules]]\nnumber = \"dialled\"\npattern = '^1'\nreplace = '2'",
+            "gateway[0].number_rules[0].number",
+            "unknown variant",
+        ),
+        (
             "min_version = \"1.2\"",
             "min_version = \"1.1\"",
             "tls.min_version",

@@ -580,6 +580,8 @@ fn baresip_gateway_on_ipv6_calls_an_ipv6_next_hop_over_mtls_with_srtp_on_both_le
         gateway_host: "::1",
         next_hop_host: "::1",
         gw1_port: gw_port + 1,
+        // Our SIP trace, to see the next hop answer the BYE we relay.
+        log_level: "debug",
         ..Setup::default()
     };
     let next_hop = Sim::answer_on(
@@ -627,8 +629,25 @@ fn baresip_gateway_on_ipv6_calls_an_ipv6_next_hop_over_mtls_with_srtp_on_both_le
     std::thread::sleep(Duration::from_secs(4));
     let hung_up = gw.command("hangup");
     assert_eq!(hung_up["ok"], true, "{hung_up}\n{}", context());
+    // Stop the next hop only once it has answered the BYE we relayed: stopped earlier, it
+    // would hang up the call itself and find it gone (481).
+    let bye_answered = |log: &str| {
+        log.lines().any(|l| {
+            l.contains("\"direction\":\"received\"")
+                && l.contains("SIP/2.0 200")
+                && l.contains(" BYE\\r\\n")
+        })
+    };
+    // And baresip has logged the answer to its BYE.
+    let baresip_done = |log: &str| {
+        let trace = sip_trace(log);
+        let bye = trace.iter().find(|m| m.start.starts_with("BYE "));
+        bye.is_some_and(|bye| final_response(&trace, &bye.cseq).is_some())
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !mediation.log_text().contains("media relay stopped")
+    while !(mediation.log_text().contains("media relay stopped")
+        && bye_answered(&mediation.log_text())
+        && baresip_done(&gw.log_text()))
         && std::time::Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(50));

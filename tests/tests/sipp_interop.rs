@@ -85,15 +85,17 @@ fn sipp_hold_and_resume_by_reinvite() {
 
 /// SIPp as the TCP gateway answering; the next-hop simulator calls out to it.
 fn next_hop_calls_out(uas: &str, duration: u32) -> (serde_json::Value, String) {
-    next_hop_calls_out_with(uas, duration, Setup::default(), "sip:+15551234@gw2")
+    next_hop_calls_out_with(uas, duration, Setup::default(), "sip:+15551234@gw2", &[])
 }
 
-/// As [`next_hop_calls_out`] with a set-up whose `gw2_port` SIPp listens on, and a callee URI.
+/// As [`next_hop_calls_out`] with a set-up whose `gw2_port` SIPp listens on, a callee URI and
+/// further arguments for the calling simulator.
 fn next_hop_calls_out_with(
     uas: &str,
     duration: u32,
     setup: Setup,
     to: &'static str,
+    extra: &[&str],
 ) -> (serde_json::Value, String) {
     let lab = Lab::new();
     let m = Mediation::start(&lab, &setup);
@@ -117,7 +119,7 @@ fn next_hop_calls_out_with(
             srtp: "offer",
             to,
             duration,
-            extra: vec![],
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         }
         .run(&format!("call-{uas}"));
         (report, server.join().unwrap())
@@ -167,7 +169,7 @@ fn sipp_gateway_gets_session_refreshes_when_the_trunk_enables_session_timers() {
         setup.gw2_port
     );
     let (report, log) =
-        next_hop_calls_out_with("uas_session_timer.xml", 50, setup, "sip:+15551234@gw3");
+        next_hop_calls_out_with("uas_session_timer.xml", 50, setup, "sip:+15551234@gw3", &[]);
     let call = &report["calls"][0];
     assert_eq!(call["sip_status"].as_u64(), Some(200), "{report:#}");
     // SIPp's scenario only completes if the UPDATE came (its statistics are checked in
@@ -177,6 +179,40 @@ fn sipp_gateway_gets_session_refreshes_when_the_trunk_enables_session_timers() {
         "{report:#}"
     );
     assert!(!log.contains("session timer expired"), "{log}");
+}
+
+/// A trunk's number rules and `remove_plus` as SIPp, the gateway, receives them: its scenario
+/// answers only an INVITE whose Request-URI and To carry the translated called number and whose
+/// From carries the calling number without its `+` (a mismatch fails the call in SIPp).
+#[test]
+fn sipp_gateway_receives_numbers_translated_by_the_trunk_rules() {
+    let mut setup = Setup {
+        media_timeout_secs: 0,
+        ..Setup::default()
+    };
+    setup.extra = format!(
+        "[[gateway]]\nname = \"gw3\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tcp\"\n\
+         srtp = \"not-supported\"\noptions_interval_secs = 0\nremove_plus = true\n\
+         [[gateway.number_rules]]\nnumber = \"called\"\npattern = '^\\+1(\\d{{10}})$'\n\
+         replace = '1$1'\n",
+        setup.gw2_port
+    );
+    let (report, log) = next_hop_calls_out_with(
+        "uas_numbers.xml",
+        1,
+        setup,
+        "sip:+15551234567@gw3",
+        &["--from", "sip:+15550009@nexthop.example.test"],
+    );
+    assert_eq!(
+        report["calls"][0]["sip_status"].as_u64(),
+        Some(200),
+        "{report:#}"
+    );
+    assert!(
+        log.contains("numbers translated by the trunk's rules"),
+        "{log}"
+    );
 }
 
 /// SIPp as a TCP gateway on IPv6 (`-i ::1`) calling through to the IPv4 next hop: each leg in

@@ -44,7 +44,8 @@ pub fn engine_config(encryption: EncryptionLevel, gateways: Vec<GatewayConfig>) 
 
 /// Gateway `name` at `{name}.example.test:5067` over `transport` (identity `{name}.example.test`
 /// when that is TLS), SRTP at `srtp` offered as RTP/SAVP with the engine's suites; no OPTIONS
-/// probes, no session timer, no call limit, no media networks, user=phone.
+/// probes, no session timer, no call limit, no media networks, user=phone, no number rules,
+/// call history stripped.
 pub fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> GatewayConfig {
     GatewayConfig {
         name: name.into(),
@@ -61,5 +62,8 @@ pub fn gateway(name: &str, transport: GatewayTransport, srtp: SrtpMode) -> Gatew
         media_networks: Vec::new(),
         max_calls: None,
         user_phone: true,
+        number_rules: Vec::new(),
+        remove_plus: false,
+        forward_history: false,
     }
 }

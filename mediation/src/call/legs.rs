@@ -213,9 +213,10 @@ impl BLeg {
 /// What every INVITE toward the callee carries, kept for failover.
 #[derive(Debug, Clone)]
 pub(super) struct CalleeRequest {
-    /// The called number.
+    /// The called number, as the caller sent it (each gateway's number rules apply on the way
+    /// to or from it).
     pub user: String,
-    /// The caller's number (From user part).
+    /// The caller's number (From user part), as sent.
     pub caller: String,
     /// Max-Forwards, already decremented.
     pub max_forwards: u32,
@@ -224,6 +225,9 @@ pub(super) struct CalleeRequest {
     /// Header fields of the caller's INVITE passed on to the callee byte for byte
     /// (P-Asserted-Identity and Privacy, `[sip] pass_headers`).
     pub passed: Vec<String>,
+    /// Its `History-Info` and `Diversion` fields not passed already: they go on only where the
+    /// gateway's `forward_history` says so.
+    pub history: Vec<String>,
 }
 
 /// A re-offer from one party waiting for the other party's answer.

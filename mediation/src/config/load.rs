@@ -332,6 +332,25 @@ impl<'a, 's> Checker<'a, 's> {
             }
         }
 
+        // [[gateway.number_rules]]: a replacement names only groups its pattern has, and
+        // writes only what a SIP URI's user part may hold.
+        for (i, g) in c.gateways.iter().enumerate() {
+            for (j, rule) in g.number_rules.iter().enumerate() {
+                if let Err(why) = super::numbers::check_replacement(&rule.pattern, &rule.replace) {
+                    self.problem(
+                        &[
+                            Key("gateway"),
+                            Index(i),
+                            Key("number_rules"),
+                            Index(j),
+                            Key("replace"),
+                        ],
+                        why,
+                    );
+                }
+            }
+        }
+
         // [[route]]: every gateway named must exist.
         for (i, r) in c.routes.iter().enumerate() {
             if r.gateways.is_empty() {

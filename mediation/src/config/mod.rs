@@ -9,6 +9,7 @@ mod ip_net;
 mod load;
 mod locate;
 mod model;
+pub(crate) mod numbers;
 mod warnings;
 
 pub use ip_net::IpNet;

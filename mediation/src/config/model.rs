@@ -225,6 +225,59 @@ pub struct GatewayConfig {
     /// `user=phone` (RFC 3261 §19.1.1); `false` leaves the parameter out.
     #[serde(default = "default_true")]
     pub(crate) user_phone: bool,
+    /// Number translation on this trunk (Lync's trunk translation rules), in order: for each
+    /// number and direction, the first rule whose pattern matches rewrites the number
+    /// (`[[gateway.number_rules]]`).
+    #[serde(default)]
+    pub(crate) number_rules: Vec<NumberRule>,
+    /// Numbers sent to this gateway lose a leading `+` (Lync's `RemovePlusFromUri`), after the
+    /// number rules.
+    #[serde(default)]
+    pub(crate) remove_plus: bool,
+    /// Copy `History-Info` and `Diversion` (where the call was forwarded from) to the far leg
+    /// of calls with this gateway, either way (Lync's `ForwardCallHistory`). Off: stripped.
+    #[serde(default)]
+    pub(crate) forward_history: bool,
+}
+
+/// `[[gateway.number_rules]]`: a number matching `pattern` becomes `replace`, in which `$1`,
+/// `${2}` or `${name}` stand for the pattern's groups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NumberRule {
+    /// Which number: `called` (the Request-URI's and To's user part) or `calling` (From's).
+    pub(crate) number: NumberKind,
+    /// Calls `to-gateway` (default: calls from the next hop to this gateway) or
+    /// `from-gateway` (calls from this gateway to the next hop).
+    #[serde(default)]
+    pub(crate) direction: RuleDirection,
+    /// A regular expression matched against the number (tel: numbers without their visual
+    /// separators); anchor it (`^...$`) to match the whole number.
+    #[serde(with = "serde_regex")]
+    pub(crate) pattern: regex::Regex,
+    /// What a matching number becomes.
+    pub(crate) replace: String,
+}
+
+/// The number a rule rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum NumberKind {
+    /// The called number.
+    Called,
+    /// The calling number.
+    Calling,
+}
+
+/// The calls a rule applies to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RuleDirection {
+    /// Calls we place to the gateway.
+    #[default]
+    ToGateway,
+    /// Calls the gateway places to the next hop.
+    FromGateway,
 }
 
 /// How SRTP is offered toward a gateway.

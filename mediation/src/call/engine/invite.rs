@@ -12,12 +12,18 @@ use super::super::report::Report;
 use super::super::session_timer::{self, LegSession, UasAnswer};
 use super::timers::Timer;
 use super::{Engine, PortAllocator, Target};
-use crate::config::{AddressList, GatewayTransport, IpFamily, SrtpMode, SrtpOfferStyle};
+use crate::config::numbers;
+use crate::config::{
+    AddressList, GatewayTransport, IpFamily, NumberKind, RuleDirection, SrtpMode, SrtpOfferStyle,
+};
 use crate::peer::{ConnId, Peer, PeerIdentity, Signalling};
 use crate::sdp::{self, Proto};
 use crate::sip::outgoing::{Outgoing, ReceivedRequest};
 use crate::sip::uri::is_safe_user;
 use crate::sip::{Message, Uri, ALLOW};
+
+/// Where a call was forwarded from: passed on only where a gateway's `forward_history` says so.
+const HISTORY: [&str; 2] = ["History-Info", "Diversion"];
 
 impl<P: PortAllocator> Engine<P> {
     /// Unanswered calls that came in on `conn`, or over UDP, from any flow of the same
@@ -334,6 +340,15 @@ impl<P: PortAllocator> Engine<P> {
                 .filter(|h| self.cfg.passes(h.name()))
                 .map(|h| h.raw().to_string())
                 .collect(),
+            history: msg
+                .headers()
+                .iter()
+                .filter(|h| {
+                    HISTORY.iter().any(|n| n.eq_ignore_ascii_case(h.name()))
+                        && !self.cfg.passes(h.name())
+                })
+                .map(|h| h.raw().to_string())
+                .collect(),
         };
         let (b, invite_b) = self.b_leg(direction, &gateway, &offer, b_port, &callee, true);
         let (local_tag, sdp_session, rng) =
@@ -486,18 +501,40 @@ impl<P: PortAllocator> Engine<P> {
         );
         let local = self.local_for(&target.peer, target.tls_identity.is_some(), ours);
         let transport = self.uri_transport(&target.peer, target.tls_identity.is_some());
+        // The trunk's number rules, on the way to the gateway or from it.
+        let trunk = self.gateway_config(gateway);
+        let rule_direction = match direction {
+            Direction::FromGateway => RuleDirection::FromGateway,
+            Direction::FromNextHop => RuleDirection::ToGateway,
+        };
+        let number = |kind, n: &str| match trunk {
+            Some(g) => numbers::translate(g, kind, rule_direction, n),
+            None => n.to_string(),
+        };
+        let (user, caller) = (
+            number(NumberKind::Called, &callee.user),
+            number(NumberKind::Calling, &callee.caller),
+        );
+        if (&user, &caller) != (&callee.user, &callee.caller) {
+            tracing::info!(
+                gateway,
+                called = %user,
+                calling = %caller,
+                "numbers translated by the trunk's rules"
+            );
+        }
+        let history = trunk.is_some_and(|g| g.forward_history);
         let local_tag = self.token(10);
         let host = AddressList::sip_host(ours);
         let (call_id, branch) = (format!("{}@{host}", self.token(20)), self.branch());
         let b = BLeg {
             conn: self.conn_to(&target),
             call_id,
-            from: format!("<sip:{}@{host}>;tag={local_tag}", callee.caller),
+            from: format!("<sip:{caller}@{host}>;tag={local_tag}"),
             local_tag,
             remote_tag: None,
             uri: format!(
-                "sip:{}@{};transport={transport}{}",
-                callee.user,
+                "sip:{user}@{};transport={transport}{}",
                 target.address,
                 if callee.phone && self.user_phone_toward(&target.peer) {
                     ";user=phone"
@@ -506,7 +543,7 @@ impl<P: PortAllocator> Engine<P> {
                 }
             ),
             branch,
-            to: format!("<sip:{}@{}>", callee.user, target.address),
+            to: format!("<sip:{user}@{}>", target.address),
             remote_target: None,
             route_set: Vec::new(),
             local_cseq: 1,
@@ -545,7 +582,8 @@ impl<P: PortAllocator> Engine<P> {
                 .header("Session-Expires", interval.to_string())
                 .header("Min-SE", session_timer::MIN_SE.to_string());
         }
-        for field in &callee.passed {
+        let history = callee.history.iter().filter(|_| history);
+        for field in callee.passed.iter().chain(history) {
             invite = invite.raw_header(field.clone());
         }
         (b, invite.sdp(body).encode())

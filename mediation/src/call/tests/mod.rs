@@ -8,6 +8,7 @@ mod encryption;
 mod headers;
 mod ipv6;
 mod limits;
+mod numbers;
 mod reoffer;
 mod routing;
 mod sdp_dialects;

@@ -6,8 +6,9 @@
 //! This file holds the engine's state and the dispatch: which flow an event belongs to. The
 //! flows are one file each under `engine/`: a new call (`invite`), the callee's answers
 //! (`answer`), failover (`failover`), a re-offer answered on its leg (`reoffer_answer`) or
-//! carried across the call (`reoffer_relay`), session refreshes, OPTIONS probes and how calls
-//! end (`teardown`); `timers` is the one table of named wake-ups.
+//! carried across the call (`reoffer_relay`), INFO, NOTIFY, MESSAGE and OPTIONS carried across
+//! the call (`in_dialog_relay`), session refreshes, OPTIONS probes and how calls end
+//! (`teardown`); `timers` is the one table of named wake-ups.
 //!
 //! Transports are streams (TCP, TLS), so there are no retransmission timers (RFC 3261 §17.1.1.2:
 //! timer A is not used on reliable transports); the answer timeout bounds every INVITE. UDP
@@ -27,12 +28,13 @@ use super::legs::{Call, Phase};
 use super::policy::Decision;
 use super::report::Report;
 use crate::peer::{ConnId, Peer, PeerIdentity};
-use crate::sip::outgoing::{branch, token, ReceivedRequest};
+use crate::sip::outgoing::{branch, token, unsupported, ReceivedRequest};
 use crate::sip::{Message, Method, View, ALLOW};
 use timers::{Timer, Timers};
 
 mod answer;
 mod failover;
+mod in_dialog_relay;
 mod invite;
 mod leg_peer;
 mod local;
@@ -224,6 +226,7 @@ impl<P: PortAllocator> Engine<P> {
                 | Timer::Ack(id)
                 | Timer::Linger(id)
                 | Timer::Relay(id)
+                | Timer::InDialog(id)
                 | Timer::Session(id) => *id,
             };
             let span = self.span_of(id);
@@ -255,6 +258,7 @@ impl<P: PortAllocator> Engine<P> {
                 }
                 (Timer::Linger(_), Phase::Abandoned) => self.remove(id),
                 (Timer::Relay(_), _) => self.relay_timed_out(now, id),
+                (Timer::InDialog(_), _) => self.in_dialog_timed_out(now, id),
                 (Timer::Session(_), Phase::Answered | Phase::Confirmed) => {
                     self.run_session_timers(now, id)
                 }
@@ -287,6 +291,34 @@ impl<P: PortAllocator> Engine<P> {
             m = m.header("Warning", format!("399 mediation \"{w}\""));
         }
         self.send(conn, m.encode());
+    }
+
+    /// Answers `420 Bad Extension` when `msg` requires extensions we do not implement, with
+    /// `Unsupported` naming exactly those (RFC 3261 §8.2.2.3; never for ACK or CANCEL, which
+    /// must not be refused for it); true when it did.
+    fn refused_extensions(&mut self, conn: ConnId, msg: &Message) -> bool {
+        if matches!(msg.method(), None | Some(Method::Ack | Method::Cancel)) {
+            return false;
+        }
+        let unsupported = unsupported(&msg.view().require);
+        if unsupported.is_empty() {
+            return false;
+        }
+        let Some(r) = ReceivedRequest::of(msg) else {
+            return false;
+        };
+        tracing::info!(
+            method = msg.method().map(Method::as_str),
+            ?unsupported,
+            "the request requires extensions we do not implement: 420"
+        );
+        let tag = self.token(10);
+        let reply = r
+            .respond(420, "Bad Extension", &tag)
+            .header("Unsupported", unsupported.join(", "))
+            .encode();
+        self.send(conn, reply);
+        true
     }
 
     /// A fresh random token of `len` characters (tags, Call-IDs).
@@ -365,15 +397,23 @@ impl<P: PortAllocator> Engine<P> {
             }
             (_, None) => self.reply(conn, &msg, 481, "Call/Transaction Does Not Exist", None),
             (Method::Invite | Method::Update, Some(id)) => {
-                let side = self.side_of(id, s);
-                self.on_reoffer(now, conn, &msg, id, side);
+                if !self.refused_extensions(conn, &msg) {
+                    let side = self.side_of(id, s);
+                    self.on_reoffer(now, conn, &msg, id, side);
+                }
             }
-            (_, Some(_)) => self.reply(
+            (Method::Info | Method::Notify | Method::Message | Method::Options, Some(id)) => {
+                if !self.refused_extensions(conn, &msg) {
+                    let side = self.side_of(id, s);
+                    self.relay_in_dialog(now, conn, &msg, id, side);
+                }
+            }
+            (method, Some(_)) => self.reply(
                 conn,
                 &msg,
                 501,
                 "Not Implemented",
-                Some("in-dialog requests other than re-INVITE, UPDATE and BYE are not handled yet"),
+                Some(&format!("{method} inside a call is not handled")),
             ),
         }
     }
@@ -383,18 +423,6 @@ impl<P: PortAllocator> Engine<P> {
             return;
         };
         let s = msg.view();
-        if s.cseq.method == Method::Options {
-            let gateway = self
-                .probes
-                .iter()
-                .find(|(_, p)| p.pending.as_ref().is_some_and(|(id, _)| *id == s.call_id))
-                .map(|(name, _)| name.clone());
-            if let Some(name) = gateway {
-                // Any answer but a server failure shows the gateway is there and working.
-                self.probe_result(&name, code < 500, &format!("OPTIONS answered {code}"));
-            }
-            return;
-        }
         if let Some(id) = self.find(s, false) {
             if !self.is_leg_peer(id, self.side_of(id, s), conn) {
                 let span = self.span_of(id);
@@ -407,6 +435,23 @@ impl<P: PortAllocator> Engine<P> {
                 );
                 return;
             }
+        }
+        if let Some(id) = self.in_dialog_of(s) {
+            let span = self.span_of(id);
+            let _entered = span.enter();
+            return self.on_in_dialog_response(id, &msg);
+        }
+        if s.cseq.method == Method::Options {
+            let gateway = self
+                .probes
+                .iter()
+                .find(|(_, p)| p.pending.as_ref().is_some_and(|(id, _)| *id == s.call_id))
+                .map(|(name, _)| name.clone());
+            if let Some(name) = gateway {
+                // Any answer but a server failure shows the gateway is there and working.
+                self.probe_result(&name, code < 500, &format!("OPTIONS answered {code}"));
+            }
+            return;
         }
         if let Some(id) = self.relayed_of(s) {
             let span = self.span_of(id);
@@ -501,6 +546,8 @@ impl<P: PortAllocator> Engine<P> {
     }
 
     fn remove(&mut self, id: u64) {
+        // Requests still waiting for the far party are over with the call (RFC 3261 §15.1.2).
+        self.end_in_dialog(id);
         let Some(call) = self.calls.remove(&id) else {
             return;
         };

@@ -196,6 +196,9 @@ pub(super) struct BLeg {
     pub early_tags: Vec<String>,
     /// The fork whose early SDP set up the media.
     pub early_tag: Option<String>,
+    /// The early dialog our requests go to before the answer: its To tag and Contact (the
+    /// media's fork, else the latest).
+    pub early_dialog: Option<(String, Option<String>)>,
 }
 
 impl BLeg {
@@ -257,6 +260,20 @@ pub(super) struct RelayedOffer {
     pub sdp: (String, u64),
 }
 
+/// A request of one party (INFO, NOTIFY, MESSAGE, OPTIONS) carried to the other as ours,
+/// waiting for the other party's final response.
+#[derive(Debug)]
+pub(super) struct RelayedRequest {
+    /// The leg it came on (ours went on the other).
+    pub side: Side,
+    /// The request, to answer, and where it came from.
+    pub request: (ReceivedRequest, ConnId),
+    /// Our request on the other leg: its CSeq number and method.
+    pub cseq: (u32, crate::sip::Method),
+    /// When it gets `408` if still unanswered.
+    pub deadline: Instant,
+}
+
 /// One call.
 pub(super) struct Call {
     /// Internal id (logs, media).
@@ -291,6 +308,8 @@ pub(super) struct Call {
     pub answered: Option<Instant>,
     /// A party's re-offer carried to the other party, waiting for its answer.
     pub relayed: Option<RelayedOffer>,
+    /// Requests carried across the call, waiting for the far party's answers.
+    pub in_dialog: Vec<RelayedRequest>,
     /// Draws the branches of the call's own requests (seeded from the engine's generator).
     pub rng: StdRng,
     /// Where each leg's peer (caller's, callee's) last asked for RTP, as the relay knows it.
@@ -440,19 +459,18 @@ impl Call {
         self.b_new_request(method).encode()
     }
 
-    /// A new request within the B dialog, its CSeq taken, for more headers to be added.
+    /// A new request within the B dialog (before the answer, its early dialog), its CSeq
+    /// taken, for more headers to be added.
     pub(super) fn b_new_request(&mut self, method: &str) -> Outgoing {
         self.b.local_cseq += 1;
         let cseq = self.b.local_cseq;
         let branch = branch(&mut self.rng);
         let b = &self.b;
-        b_dialog_request(
-            b,
-            method,
-            cseq,
-            (b.remote_tag.as_deref(), b.remote_target.as_deref()),
-            branch,
-        )
+        let dialog = match (&b.remote_tag, &b.early_dialog) {
+            (None, Some((tag, target))) => (Some(tag.as_str()), target.as_deref()),
+            _ => (b.remote_tag.as_deref(), b.remote_target.as_deref()),
+        };
+        b_dialog_request(b, method, cseq, dialog, branch)
     }
 
     /// ACK for the 2xx to our INVITE with CSeq number `cseq` (its own transaction).

@@ -11,8 +11,22 @@ use super::trace::Redacted;
 use super::Header;
 use super::Message;
 
-/// The methods we handle (UPDATE: session refreshes and re-offers, RFC 3311).
-pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
+/// The methods we handle (UPDATE: session refreshes and re-offers, RFC 3311; INFO, NOTIFY,
+/// MESSAGE and OPTIONS inside a call are carried to the other party).
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, NOTIFY, MESSAGE";
+
+/// The SIP extensions (option tags) we implement: a request that requires any other gets
+/// `420 Bad Extension` (RFC 3261 §8.2.2.3).
+pub(crate) const SUPPORTED: &[&str] = &["timer"];
+
+/// The option tags of `require` we do not implement (the `Unsupported` of a 420), as written.
+pub(crate) fn unsupported(require: &[String]) -> Vec<&str> {
+    require
+        .iter()
+        .map(String::as_str)
+        .filter(|tag| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag)))
+        .collect()
+}
 
 /// What we call ourselves in `Server` and `User-Agent`.
 pub(crate) const SERVER: &str = concat!("mediation/", env!("CARGO_PKG_VERSION"));
@@ -45,14 +59,15 @@ pub(crate) const MANAGED_HEADERS: &[&str] = &[
     "User-Agent",
 ];
 
-/// A message being written: start line, headers in order, optional SDP body. `Debug` shows
-/// the body with its keys redacted.
+/// A message being written: start line, headers in order, optional body (SDP, or a body
+/// carried from the other leg). `Debug` shows the body with its keys redacted.
 #[derive(Clone)]
 pub struct Outgoing {
     start: String,
     /// (name, value); a name of "" holds a whole field passed through as received.
     headers: Vec<(&'static str, String)>,
-    body: Option<String>,
+    /// The body and its Content-Type.
+    body: Option<(Option<String>, Bytes)>,
 }
 
 impl Outgoing {
@@ -108,30 +123,39 @@ impl Outgoing {
 
     /// Sets an `application/sdp` body.
     pub(crate) fn sdp(mut self, body: String) -> Self {
-        self.body = Some(body);
+        self.body = Some((Some("application/sdp".into()), Bytes::from(body)));
+        self
+    }
+
+    /// Sets a body carried from the other leg, with its Content-Type as received (none, and
+    /// no body, when it is empty).
+    pub(crate) fn body(mut self, content_type: Option<&str>, body: Bytes) -> Self {
+        self.body = (!body.is_empty()).then(|| (content_type.map(str::to_string), body));
         self
     }
 
     /// The bytes on the wire.
     pub fn encode(&self) -> Bytes {
-        let mut out = String::with_capacity(512 + self.body.as_ref().map_or(0, String::len));
-        out.push_str(&self.start);
-        out.push_str("\r\n");
+        let body_len = self.body.as_ref().map_or(0, |(_, b)| b.len());
+        let mut out = Vec::with_capacity(512 + body_len);
+        out.extend_from_slice(self.start.as_bytes());
+        out.extend_from_slice(b"\r\n");
         for (n, v) in &self.headers {
             if !n.is_empty() {
-                out.push_str(n);
-                out.push_str(": ");
+                out.extend_from_slice(n.as_bytes());
+                out.extend_from_slice(b": ");
             }
-            out.push_str(v);
-            out.push_str("\r\n");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        match &self.body {
-            Some(body) => {
-                out.push_str("Content-Type: application/sdp\r\n");
-                out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-                out.push_str(body);
-            }
-            None => out.push_str("Content-Length: 0\r\n\r\n"),
+        if let Some((Some(content_type), _)) = &self.body {
+            out.extend_from_slice(b"Content-Type: ");
+            out.extend_from_slice(content_type.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("Content-Length: {body_len}\r\n\r\n").as_bytes());
+        if let Some((_, body)) = &self.body {
+            out.extend_from_slice(body);
         }
         Bytes::from(out)
     }
@@ -142,10 +166,7 @@ impl std::fmt::Debug for Outgoing {
         f.debug_struct("Outgoing")
             .field("start", &self.start)
             .field("headers", &self.headers)
-            .field(
-                "body",
-                &self.body.as_deref().map(|b| Redacted(b.as_bytes())),
-            )
+            .field("body", &self.body.as_ref().map(|(_, b)| Redacted(b)))
             .finish()
     }
 }
@@ -263,6 +284,38 @@ mod tests {
         assert!(text.ends_with("Content-Length: 5\r\n\r\nv=0\r\n"));
         let parsed = crate::sip::parse(&m).unwrap();
         assert_eq!(parsed.body().as_ref(), b"v=0\r\n");
+    }
+
+    #[test]
+    fn a_carried_body_keeps_its_content_type_and_bytes() {
+        let body = bytes::Bytes::from_static(b"Signal=5\r\nDuration=160\r\n\x00\xff");
+        let m = Outgoing::request("INFO", "sip:a@b")
+            .header("Via", "SIP/2.0/TCP h:5060;branch=z9hG4bK1")
+            .header("Max-Forwards", "70")
+            .header("From", "<sip:a@b>;tag=1")
+            .header("To", "<sip:c@d>;tag=2")
+            .header("Call-ID", "x")
+            .header("CSeq", "2 INFO")
+            .body(Some("application/dtmf-relay"), body.clone())
+            .encode();
+        let parsed = crate::sip::parse(&m).unwrap();
+        assert_eq!(parsed.body(), &body);
+        assert_eq!(
+            parsed.view().content_type.as_deref(),
+            Some("application/dtmf-relay")
+        );
+        let empty = Outgoing::request("INFO", "sip:a@b")
+            .body(Some("application/dtmf-relay"), bytes::Bytes::new())
+            .encode();
+        assert!(empty.ends_with(b"\r\nContent-Length: 0\r\n\r\n"));
+        assert!(!empty.windows(12).any(|w| w == b"Content-Type"));
+    }
+
+    #[test]
+    fn unsupported_names_every_required_tag_but_timer() {
+        let require = ["foo".to_string(), "Timer".into(), "100rel".into()];
+        assert_eq!(unsupported(&require), ["foo", "100rel"]);
+        assert!(unsupported(&["timer".to_string()]).is_empty());
     }
 
     #[test]

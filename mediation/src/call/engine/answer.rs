@@ -57,7 +57,13 @@ impl<P: PortAllocator> Engine<P> {
                     );
                     return;
                 }
-                call.b.early_tags.push(tag);
+                call.b.early_tags.push(tag.clone());
+            }
+            // Requests we carry to the callee before its answer go to this fork, unless another
+            // fork's early media is playing.
+            if call.b.early_tag.as_ref().is_none_or(|t| *t == tag) {
+                let contact = s.contacts.first().map(|c| c.uri_text.clone());
+                call.b.early_dialog = Some((tag, contact));
             }
         }
         let b_conn = call.b.conn;

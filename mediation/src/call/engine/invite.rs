@@ -154,6 +154,16 @@ impl<P: PortAllocator> Engine<P> {
                 }
             },
         };
+        // An extension the caller requires and we do not implement (RFC 3261 §8.2.2.3).
+        if self.refused_extensions(conn, msg) {
+            self.reports.push_back(Report::Call {
+                direction,
+                gateway,
+                media: None,
+                result: "refused".to_string(),
+            });
+            return;
+        }
         let timer_answer = session_timer::as_uas(
             session_timer::SessionExpires::of(msg.view()),
             msg.view().supports("timer"),
@@ -400,6 +410,7 @@ impl<P: PortAllocator> Engine<P> {
             callee,
             alternates,
             relayed: None,
+            in_dialog: Vec::new(),
             rng,
             media_remotes: [None; 2],
             answered: None,
@@ -565,6 +576,7 @@ impl<P: PortAllocator> Engine<P> {
             last_sdp: body.clone(),
             early_tags: Vec::new(),
             early_tag: None,
+            early_dialog: None,
         };
         let mut invite = Outgoing::request("INVITE", &b.uri)
             .header("Via", format!("{};branch={}", b.local.via, b.branch))

@@ -20,6 +20,9 @@ pub(super) enum Timer {
     Linger(u64),
     /// The far party has not answered the re-offer we relayed to it: 408, and the call ends.
     Relay(u64),
+    /// The earliest of the requests we carried across the call (INFO, NOTIFY, MESSAGE,
+    /// OPTIONS) is unanswered: 408 for each one due; the call goes on.
+    InDialog(u64),
     /// A leg's session timer (RFC 4028): a refresh of ours is due, or a session expired.
     Session(u64),
     /// A gateway's OPTIONS probe counts as unanswered (judged before the next one is sent).
@@ -30,13 +33,14 @@ pub(super) enum Timer {
 
 impl Timer {
     /// Every timer a call may have.
-    fn of_call(id: u64) -> [Timer; 6] {
+    fn of_call(id: u64) -> [Timer; 7] {
         [
             Timer::Answer(id),
             Timer::Failover(id),
             Timer::Ack(id),
             Timer::Linger(id),
             Timer::Relay(id),
+            Timer::InDialog(id),
             Timer::Session(id),
         ]
     }

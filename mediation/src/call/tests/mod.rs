@@ -6,6 +6,7 @@
 mod early_media;
 mod encryption;
 mod headers;
+mod in_dialog;
 mod ipv6;
 mod limits;
 mod numbers;

@@ -99,8 +99,13 @@ impl Dialog {
 
     /// A new request (BYE, ...) with the next CSeq; returns it and that CSeq.
     pub(crate) fn request(&mut self, method: &str) -> (Vec<u8>, u32) {
+        self.request_with_body(method, None)
+    }
+
+    /// As [`Dialog::request`], carrying `body` (an INFO's DTMF).
+    pub(crate) fn request_with_body(&mut self, method: &str, body: Body<'_>) -> (Vec<u8>, u32) {
         self.local_cseq += 1;
-        (self.build(method, self.local_cseq, None), self.local_cseq)
+        (self.build(method, self.local_cseq, body), self.local_cseq)
     }
 }
 

@@ -1,5 +1,5 @@
 //! What both ends do the same way inside a call: wait for the next message of the call, answer
-//! requests that do not change it (OPTIONS, INFO), answer in-dialog offers (re-INVITE, UPDATE)
+//! requests that do not change it (OPTIONS, INFO, MESSAGE, NOTIFY), answer in-dialog offers (re-INVITE, UPDATE)
 //! as a gateway does ([`Reoffers`], rules in [`crate::reoffer`]), and hang up with BYE and wait
 //! for its answer.
 
@@ -28,13 +28,13 @@ pub(crate) async fn next_message(
     }
 }
 
-/// Answers an in-dialog or early request that is not BYE: 200 to OPTIONS/INFO (and a stray
-/// ACK needs nothing), 488 to a re-INVITE/UPDATE before the call is up (an established call
-/// answers them with [`Reoffers`]), 481 otherwise.
+/// Answers an in-dialog or early request that is not BYE: 200 to OPTIONS, INFO, MESSAGE and
+/// NOTIFY (and a stray ACK needs nothing), 488 to a re-INVITE/UPDATE before the call is up (an
+/// established call answers them with [`Reoffers`]), 481 otherwise.
 pub(crate) fn answer_request(conn: &SipConnection, m: &SipMsg) {
     let code = match m.method() {
         Some("ACK") | None => return,
-        Some("OPTIONS") | Some("INFO") => 200,
+        Some("OPTIONS" | "INFO" | "MESSAGE" | "NOTIFY") => 200,
         Some("INVITE") | Some("UPDATE") => 488,
         Some(_) => 481,
     };

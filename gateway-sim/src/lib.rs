@@ -29,6 +29,7 @@ mod dialog;
 mod error;
 mod hold;
 mod in_dialog;
+mod info;
 pub mod lab_config;
 mod negotiate;
 mod options;

@@ -140,6 +140,10 @@ struct CallArgs {
     /// Resume it (re-INVITE, a=sendrecv) this many seconds after the ACK.
     #[arg(long, value_name = "SECS", value_parser = seconds, requires = "hold_at")]
     resume_at: Option<Duration>,
+    /// Send an INFO with DTMF digit 5 (`application/dtmf-relay`) this many seconds after the
+    /// ACK; anything but a 2xx to it fails the call.
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    info_at: Option<Duration>,
     #[command(flatten)]
     common: Common,
 }
@@ -248,6 +252,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         progress: std::io::stderr().is_terminal(),
         hold_at: args.hold_at,
         resume_at: args.resume_at,
+        info_at: args.info_at,
         rekey: args.common.rekey,
         lync: args.lync,
         report_keys: args.common.report_keys,

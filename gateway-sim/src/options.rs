@@ -215,6 +215,9 @@ pub struct CallOptions {
     pub hold_at: Option<Duration>,
     /// Resume it (re-INVITE with `a=sendrecv`) this long after the ACK.
     pub resume_at: Option<Duration>,
+    /// Send an INFO with a DTMF digit (`application/dtmf-relay`) this long after the ACK;
+    /// anything but a 2xx to it fails the call.
+    pub info_at: Option<Duration>,
     /// Answer a re-offer with a fresh SRTP key of ours (else ours is kept).
     pub rekey: bool,
     /// Offer SRTP as Lync does: `RTP/AVP` with `a=crypto` (lifetime and MKI on every key) and
@@ -244,6 +247,7 @@ impl CallOptions {
             progress: false,
             hold_at: None,
             resume_at: None,
+            info_at: None,
             rekey: false,
             lync: false,
             report_keys: false,

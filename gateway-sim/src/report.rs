@@ -83,6 +83,8 @@ pub struct CallReport {
     pub(crate) reoffers_refused: u64,
     /// Re-INVITEs we sent (`--hold-at`, `--resume-at`) and their answers, in order.
     pub reinvites: Vec<Reinvite>,
+    /// The final status of the INFO we sent (`--info-at`), `null` if none was answered.
+    pub info_status: Option<u16>,
     /// RTP packets we sent while the call was on hold.
     pub packets_sent_while_held: u64,
     /// Packets received while the call was on hold.
@@ -142,6 +144,7 @@ impl CallReport {
             reoffers_answered: 0,
             reoffers_refused: 0,
             reinvites: Vec::new(),
+            info_status: None,
             packets_sent_while_held: 0,
             packets_received_while_held: 0,
             packets_received_after_resume: 0,

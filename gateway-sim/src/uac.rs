@@ -16,6 +16,7 @@ use crate::dialog::{self, Dialog, USER_AGENT};
 use crate::error::SimError;
 use crate::hold::HoldDriver;
 use crate::in_dialog::{answer_request, hang_up, next_message, Reoffers};
+use crate::info::InfoDriver;
 use crate::negotiate::{check_answer, make_offer};
 use crate::options::{CallOptions, Transport};
 use crate::progress::Progress;
@@ -365,14 +366,19 @@ async fn run_call(
         dialog::contact(transport, local),
     );
     let mut holds = HoldDriver::new(Instant::now(), opts.hold_at, opts.resume_at);
+    let mut info = InfoDriver::new(Instant::now(), opts.info_at);
     let until = sleep(opts.duration);
     tokio::pin!(until);
     let we_hang_up = loop {
         let due = holds.next_due();
+        let info_due = info.next_due();
         tokio::select! {
             _ = &mut until => break true,
             _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 holds.fire(conn, &mut dialog, &reoffers, report);
+            }
+            _ = sleep_until(info_due.unwrap_or_else(Instant::now)), if info_due.is_some() => {
+                info.fire(conn, &mut dialog, report);
             }
             event = events.recv() => match event {
                 Some(Event::Message(m)) => {
@@ -382,7 +388,7 @@ async fn run_call(
                     }
                     if m.method().is_some() {
                         reoffers.on_request(conn, &m, &media, report);
-                    } else {
+                    } else if !info.on_response(&m, report) {
                         holds.on_response(conn, &dialog, &m, &mut reoffers, &media, report);
                     }
                 }
@@ -398,6 +404,7 @@ async fn run_call(
         }
     };
     holds.finish(report);
+    info.finish(report);
     if we_hang_up {
         media.stop_sending();
         tokio::time::sleep(LAST_PACKET_SETTLE).await;

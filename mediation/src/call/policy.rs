@@ -21,6 +21,18 @@ pub enum GatewaySignalling {
     VerifiedMtls,
 }
 
+impl GatewaySignalling {
+    /// `VerifiedMtls` when the peer proved itself over MTLS, `Tcp` (plain, TCP or UDP)
+    /// otherwise.
+    fn of(verified_mtls: bool) -> Self {
+        if verified_mtls {
+            GatewaySignalling::VerifiedMtls
+        } else {
+            GatewaySignalling::Tcp
+        }
+    }
+}
+
 /// What the peer's SDP says about SRTP on the audio stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PeerSrtp {
@@ -253,12 +265,7 @@ impl Facts {
 pub fn decide(f: &Facts) -> Decision {
     let table = match f.toward {
         Toward::Gateway(mode) => {
-            let signalling = if f.verified_mtls {
-                GatewaySignalling::VerifiedMtls
-            } else {
-                GatewaySignalling::Tcp
-            };
-            gateway_leg(signalling, mode, f.peer_srtp)
+            gateway_leg(GatewaySignalling::of(f.verified_mtls), mode, f.peer_srtp)
         }
         Toward::NextHop(level) => next_hop_leg(level, f.peer_srtp),
     };
@@ -284,14 +291,7 @@ pub fn decide(f: &Facts) -> Decision {
 /// when the trunk allows SRTP; toward the next hop unless it is `not-supported`.
 pub fn offers_srtp(toward: Toward, verified_mtls: bool) -> bool {
     match toward {
-        Toward::Gateway(mode) => offer_srtp_to_gateway(
-            if verified_mtls {
-                GatewaySignalling::VerifiedMtls
-            } else {
-                GatewaySignalling::Tcp
-            },
-            mode,
-        ),
+        Toward::Gateway(mode) => offer_srtp_to_gateway(GatewaySignalling::of(verified_mtls), mode),
         Toward::NextHop(level) => offer_srtp_to_next_hop(level),
     }
 }
